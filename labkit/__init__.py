@@ -1,0 +1,86 @@
+"""labkit: the plumbing every course activity shares.
+
+Activities keep their model code in plain sight and import everything else from here:
+data loading with offline fallbacks (`labkit.data`), run directories and run.json
+(`labkit.runs`), the common command line (`labkit.cli`), the training session that ties them
+together (`labkit.session`) and a reader that turns TensorBoard logs into pandas
+(`labkit.tblogs`).
+
+Importing labkit also turns down TensorFlow's C++ INFO/WARNING chatter, because students
+otherwise meet a wall of CUDA and oneDNN notices before their first epoch. Pass --verbose to
+any activity, or set LAB_VERBOSE=1, to see it again.
+"""
+
+import importlib.abc
+import importlib.util
+import os
+import re
+import sys
+import tempfile
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _wants_verbose() -> bool:
+    return os.environ.get("LAB_VERBOSE") == "1" or "--verbose" in sys.argv
+
+
+# Lines TensorFlow prints on every start-up that tell a student nothing actionable. They come
+# from C++ before absl logging is configured, so TF_CPP_MIN_LOG_LEVEL cannot silence them.
+_STARTUP_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog|[IW]\d{4} |"
+    r"To enable the following instructions|This TensorFlow binary is optimized)"
+)
+
+
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Runs the first `import tensorflow` with C-level stderr captured, then replays every
+    captured line that is not start-up noise. A failing import replays everything."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)  # one shot: later imports are ordinary
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        self._inner = spec.loader
+        spec.loader = self
+        return spec
+
+    def create_module(self, spec):
+        return self._inner.create_module(spec)
+
+    def exec_module(self, module):
+        sys.stderr.flush()
+        saved = os.dup(2)
+        with tempfile.TemporaryFile(mode="w+b") as captured:
+            os.dup2(captured.fileno(), 2)
+            failed = True
+            try:
+                self._inner.exec_module(module)
+                failed = False
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
+                captured.seek(0)
+                text = captured.read().decode("utf-8", "replace")
+                kept = [line for line in text.splitlines() if failed or not _STARTUP_NOISE.match(line)]
+                if kept:
+                    sys.stderr.write("\n".join(kept) + "\n")
+
+
+if not _wants_verbose():
+    # Must happen before TensorFlow is imported anywhere in the process. Level 3 also drops
+    # C++ ERROR lines such as "failed call to cuInit" on machines without a GPU; Python
+    # exceptions still carry the real errors, and --verbose brings every line back.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" not in sys.modules:
+        sys.meta_path.insert(0, _QuietTensorFlowImport())
+
+
+class LabError(Exception):
+    """A problem the student can fix; reported as one line and exit code 2."""
+
+    exit_code = 2

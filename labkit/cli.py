@@ -1,0 +1,113 @@
+"""The command line every train_mnist.py shares.
+
+    --epochs N  --learning-rate LR  --batch-size N  --dataset {mnist,fashion_mnist,digits}
+    --logdir DIR  --seed N  --quick  --verbose
+
+Bad values end the program with one line on stderr and exit code 2, before anything is
+written. `--quick` (or LAB_QUICK=1, handy in notebooks) runs the same code on a small slice for
+at most two epochs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+
+from labkit import LabError
+from labkit.data import DATASETS
+from labkit.runs import check_writable, runs_root
+
+QUICK_ENV = "LAB_QUICK"
+QUICK_MAX_EPOCHS = 2
+QUICK_MAX_STEPS_PER_EPOCH = 25
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse prints the whole usage block on an error; students need the one line that matters."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got '{text}'")
+    return value
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+
+
+def quick_requested(flag: bool = False) -> bool:
+    return flag or os.environ.get(QUICK_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def build_parser(description: str, *, epochs: int, learning_rate: float, batch_size: int,
+                 steps_per_epoch: int | None = None, datasets=DATASETS) -> OneLineParser:
+    """The shared flags, with this activity's defaults. Add activity flags to the result."""
+    parser = OneLineParser(description=description.strip().splitlines()[0],
+                           epilog="Defaults follow the lesson; see this folder's README.md.")
+    parser.add_argument("--epochs", type=_positive_int, default=epochs,
+                        help=f"passes of training (default {epochs})")
+    parser.add_argument("--learning-rate", type=_positive_float, default=learning_rate,
+                        help=f"optimizer step size (default {learning_rate:g})")
+    parser.add_argument("--batch-size", type=_positive_int, default=batch_size,
+                        help=f"images per gradient step (default {batch_size})")
+    parser.add_argument("--steps-per-epoch", type=_positive_int, default=steps_per_epoch,
+                        help="gradient steps between evaluations (default: one full pass"
+                             + (f"; here {steps_per_epoch}" if steps_per_epoch else "") + ")")
+    parser.add_argument("--dataset", choices=datasets, default=None,
+                        help="data to train on (default: MNIST, falling back to scikit-learn "
+                             "digits with a notice when MNIST is not available offline)")
+    parser.add_argument("--logdir", default=None,
+                        help="root folder for runs (default: $LAB_RUNS_DIR or runs/ in the repo)")
+    parser.add_argument("--seed", type=_whole, default=42, help="random seed (default 42)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"small slice, at most {QUICK_MAX_EPOCHS} epochs: finishes in "
+                             f"seconds (also {QUICK_ENV}=1)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's own INFO/WARNING logs")
+    return parser
+
+
+def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """Parse and validate; exits 2 with one line on any bad value. Nothing is written here."""
+    args = parser.parse_args(argv)
+    args.quick = quick_requested(args.quick)
+    if args.quick:
+        args.epochs = min(args.epochs, QUICK_MAX_EPOCHS)
+        if args.steps_per_epoch:
+            args.steps_per_epoch = min(args.steps_per_epoch, QUICK_MAX_STEPS_PER_EPOCH)
+    try:
+        args.runs_root = runs_root(args.logdir)
+        check_writable(args.runs_root)
+    except LabError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    return args
+
+
+def fail(error: LabError, prog: str | None = None) -> "NoReturn":  # noqa: F821
+    """Report a LabError the way argparse reports bad flags."""
+    prog = prog or os.path.basename(sys.argv[0])
+    print(f"{prog}: error: {error}", file=sys.stderr)
+    raise SystemExit(error.exit_code)

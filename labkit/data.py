@@ -1,0 +1,446 @@
+"""Course datasets that work offline, with the source of every load on record.
+
+`load_dataset("mnist")` looks for the data in this order and stops at the first source that
+holds a valid copy:
+
+1. the Keras cache (`$KERAS_HOME/datasets`, else `~/.keras/datasets`);
+2. a classroom mirror folder named by `$LAB_DATA_MIRROR` (same layout as the cache:
+   `mnist.npz` or `mnist/*.gz`, and `fashion-mnist/*.gz`);
+3. system dataset packages: Debian/Ubuntu's `dataset-fashion-mnist` in
+   `/usr/share/datasets/fashion-mnist/` (override with `$LAB_SYSTEM_DATA_DIR`);
+4. a download through `keras.datasets` (skipped when `LAB_OFFLINE=1`).
+
+Sources 2 and 3 also seed the Keras cache, so plain `keras.datasets.fashion_mnist.load_data()`
+works offline afterwards. A corrupt or truncated file is reported in one line and skipped; it is
+never deleted.
+
+`digits` is scikit-learn's bundled set of 1,797 real handwritten digits (8x8), upscaled to the
+MNIST frame. When the default run of an MNIST activity cannot get MNIST, it falls back to these
+digits, says so, and records it as a substitute.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import socket
+import sys
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from labkit import LabError
+
+DATASETS = ("mnist", "fashion_mnist", "digits")
+DEFAULT_DATASET = "mnist"
+
+MIRROR_ENV = "LAB_DATA_MIRROR"
+SYSTEM_DIR_ENV = "LAB_SYSTEM_DATA_DIR"
+OFFLINE_ENV = "LAB_OFFLINE"
+DEFAULT_SYSTEM_DIR = "/usr/share/datasets"
+
+# Keras checks mnist.npz against this digest before it will use the file.
+MNIST_NPZ_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
+
+IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte.gz",
+    "y_train": "train-labels-idx1-ubyte.gz",
+    "x_test": "t10k-images-idx3-ubyte.gz",
+    "y_test": "t10k-labels-idx1-ubyte.gz",
+}
+
+# Digests of the *decompressed* Fashion-MNIST idx files. Distributions re-gzip the files (the
+# Debian package does), so the .gz bytes differ between sources while the data must not.
+FASHION_IDX_SHA256 = {
+    "x_train": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "y_train": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "x_test": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "y_test": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+
+CLASS_NAMES = {
+    "mnist": tuple(str(d) for d in range(10)),
+    "digits": tuple(str(d) for d in range(10)),
+    "fashion_mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+}
+
+# MNIST and Fashion-MNIST keep their last 5,000 training images for validation, as the
+# Keras examples do; the official test set stays untouched until the end of a run.
+VALIDATION_SIZE = 5000
+# scikit-learn's digits have no official split: a fixed shuffle (independent of the run seed,
+# so that every run is scored on the same images) gives 1,257 / 180 / 360.
+DIGITS_SPLIT = (1257, 180, 360)
+QUICK_SLICE = {"train": 2000, "validation": 500, "test": 1000}
+
+FETCH_HINT = (
+    "run `python scripts/fetch_data.py` on a machine with internet, or point "
+    f"{MIRROR_ENV} at a classroom mirror folder"
+)
+INSTALL_HINTS = {
+    "mnist": FETCH_HINT + " (it needs mnist.npz or the four idx .gz files)",
+    "fashion_mnist": FETCH_HINT + ", or on Debian/Ubuntu `sudo apt-get install dataset-fashion-mnist`",
+}
+
+
+class DataUnavailable(LabError):
+    """The dataset the student asked for is in none of the sources."""
+
+
+class CorruptDataFile(LabError):
+    """A dataset file exists but is truncated, not what it claims, or fails its hash."""
+
+
+@dataclass
+class Dataset:
+    """One dataset split three ways, images float32 in [0, 1] shaped (n, 28, 28, 1)."""
+
+    name: str
+    source: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    substitute_for: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return CLASS_NAMES[self.name]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.x_train), "validation": len(self.x_val), "test": len(self.x_test)}
+
+    def describe(self) -> dict:
+        """What run.json records about the data a run saw."""
+        return {
+            "name": self.name,
+            "source": self.source,
+            "substitute_for": self.substitute_for,
+            "sizes": self.sizes(),
+            "notes": list(self.notes),
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Where the files live
+
+
+def keras_cache_dir() -> Path:
+    """The folder keras.utils.get_file uses for datasets."""
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return Path(home) / "datasets"
+
+
+def mirror_dir() -> Path | None:
+    value = os.environ.get(MIRROR_ENV)
+    return Path(value) if value else None
+
+
+def system_dir() -> Path:
+    return Path(os.environ.get(SYSTEM_DIR_ENV) or DEFAULT_SYSTEM_DIR)
+
+
+def _folder_name(name: str) -> str:
+    return name.replace("_", "-")  # fashion_mnist -> fashion-mnist, as Keras names its folder
+
+
+# ---------------------------------------------------------------------------------------------
+# Readers. Each returns (x_train, y_train, x_test, y_test) as uint8 arrays, None when the
+# files are simply absent, and raises CorruptDataFile when they are present but unusable.
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_mnist_npz(path: Path):
+    if not path.is_file():
+        return None
+    actual = _sha256(path)
+    if actual != MNIST_NPZ_SHA256:
+        raise CorruptDataFile(
+            f"{path} is not the real mnist.npz (sha256 {actual[:12]}..., expected "
+            f"{MNIST_NPZ_SHA256[:12]}...); it was left in place, replace it with a good copy"
+        )
+    try:
+        with np.load(path) as archive:
+            return tuple(archive[key] for key in ("x_train", "y_train", "x_test", "y_test"))
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as error:
+        raise CorruptDataFile(f"{path} cannot be read as an npz archive ({error})") from None
+
+
+def _read_idx_member(path: Path, expected_dims: int, expected_sha256: str | None) -> np.ndarray:
+    try:
+        with gzip.open(path, "rb") as handle:
+            payload = handle.read()
+    except (OSError, EOFError, gzip.BadGzipFile) as error:
+        raise CorruptDataFile(f"{path} is truncated or not gzip ({error})") from None
+    if expected_sha256 and hashlib.sha256(payload).hexdigest() != expected_sha256:
+        raise CorruptDataFile(f"{path} decompresses to the wrong bytes (sha256 mismatch)")
+    header_size = 4 + 4 * expected_dims
+    if len(payload) < header_size or payload[:2] != b"\x00\x00" or payload[3] != expected_dims:
+        raise CorruptDataFile(f"{path} does not start with an idx header of {expected_dims} dimension(s)")
+    dims = [int.from_bytes(payload[4 + 4 * i: 8 + 4 * i], "big") for i in range(expected_dims)]
+    expected_bytes = header_size + int(np.prod(dims))
+    if len(payload) != expected_bytes:
+        raise CorruptDataFile(f"{path} holds {len(payload)} bytes, its header promises {expected_bytes}")
+    return np.frombuffer(payload, dtype=np.uint8, offset=header_size).reshape(dims)
+
+
+def read_idx_folder(folder: Path, expected_sha256: dict | None = None):
+    present = {key: (folder / fname).is_file() for key, fname in IDX_FILES.items()}
+    if not any(present.values()):
+        return None
+    if not all(present.values()):
+        missing = ", ".join(IDX_FILES[key] for key, ok in present.items() if not ok)
+        raise CorruptDataFile(f"{folder} is incomplete: missing {missing}")
+    arrays = {}
+    for key, fname in IDX_FILES.items():
+        dims = 3 if key.startswith("x") else 1
+        arrays[key] = _read_idx_member(folder / fname, dims, (expected_sha256 or {}).get(key))
+    _check_shapes(folder, arrays)
+    return arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"]
+
+
+def _check_shapes(where: Path, arrays: dict) -> None:
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.shape[1:] != (28, 28) or len(x) != len(y) or (len(y) and y.max() > 9):
+            raise CorruptDataFile(f"{where}: {split} images {x.shape} and labels {y.shape} do not match")
+
+
+def _reader_for(name: str):
+    """How to read one folder (cache, mirror, system) for this dataset."""
+    if name == "mnist":
+        def read(folder: Path):
+            arrays = read_mnist_npz(folder / "mnist.npz")
+            return arrays if arrays is not None else read_idx_folder(folder / "mnist")
+        return read
+    return lambda folder: read_idx_folder(folder / _folder_name(name), FASHION_IDX_SHA256)
+
+
+def _files_to_seed(name: str, folder: Path) -> list[Path]:
+    if name == "mnist" and (folder / "mnist.npz").is_file():
+        return [folder / "mnist.npz"]
+    sub = folder / _folder_name(name)
+    return [sub / fname for fname in IDX_FILES.values() if (sub / fname).is_file()]
+
+
+def seed_keras_cache(name: str, folder: Path) -> list[Path]:
+    """Copy a verified copy of `name` from `folder` into the Keras cache, if it is not there yet.
+
+    Returns the files it wrote. Failing to write (read-only home, full disk) is not fatal: the
+    data still loads from `folder`, so the run goes on.
+    """
+    cache = keras_cache_dir()
+    written = []
+    try:
+        for src in _files_to_seed(name, folder):
+            dest = cache / src.relative_to(folder)
+            if dest.exists():
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(dest.name + ".partial")
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dest)  # never leave a half-copied file under the real name
+            written.append(dest)
+    except OSError:
+        return written
+    return written
+
+
+def _download(name: str) -> None:
+    """Let keras.datasets fetch the files into the Keras cache (it verifies mnist.npz itself)."""
+    from tensorflow import keras  # imported late: only this source needs TensorFlow
+
+    loader = {"mnist": keras.datasets.mnist, "fashion_mnist": keras.datasets.fashion_mnist}[name]
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(20)  # an offline classroom should fail fast, not hang
+    try:
+        loader.load_data()
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+# ---------------------------------------------------------------------------------------------
+# The chain
+
+
+@dataclass
+class Found:
+    arrays: tuple
+    source: str
+    notes: list[str]
+
+
+def find_raw(name: str, *, allow_download: bool = True, seed_cache: bool = True) -> Found:
+    """Walk the source chain for `name` ("mnist" or "fashion_mnist")."""
+    read = _reader_for(name)
+    notes: list[str] = []
+    places = [("keras-cache", keras_cache_dir())]
+    if mirror_dir() is not None:
+        places.append((f"mirror (${MIRROR_ENV})", mirror_dir()))
+    if name == "fashion_mnist":
+        places.append(("system package dataset-fashion-mnist", system_dir()))
+
+    for label, folder in places:
+        try:
+            arrays = read(folder)
+        except CorruptDataFile as error:
+            notes.append(f"skipped a bad file: {error}")
+            continue
+        if arrays is None:
+            continue
+        if seed_cache and label != "keras-cache":
+            for path in seed_keras_cache(name, folder):
+                notes.append(f"copied {path.name} into the Keras cache at {path.parent}")
+        return Found(arrays, f"{label}: {folder}", notes)
+
+    if allow_download and os.environ.get(OFFLINE_ENV) != "1":
+        try:
+            _download(name)
+            arrays = read(keras_cache_dir())
+        except Exception as error:  # no network is the normal case in a classroom
+            notes.append(f"download failed: {type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''}")
+        else:
+            if arrays is not None:
+                return Found(arrays, f"download via keras.datasets into {keras_cache_dir()}", notes)
+    raise DataUnavailable(
+        f"dataset '{name}' is not available offline here; {INSTALL_HINTS[name]}"
+        + (f" [{'; '.join(notes)}]" if notes else "")
+    )
+
+
+def offline_availability() -> dict[str, str | None]:
+    """For each course dataset, the source it would load from now, without the network.
+
+    Used by scripts/test_stack.py. It never downloads and never writes to the cache.
+    """
+    report: dict[str, str | None] = {}
+    for name in DATASETS:
+        if name == "digits":
+            report[name] = _digits_source()
+            continue
+        try:
+            report[name] = find_raw(name, allow_download=False, seed_cache=False).source
+        except LabError:
+            report[name] = None
+    return report
+
+
+def _digits_source() -> str | None:
+    try:
+        import sklearn
+    except ImportError:
+        return None
+    return f"scikit-learn {sklearn.__version__} bundled load_digits()"
+
+
+# ---------------------------------------------------------------------------------------------
+# From raw arrays to a Dataset
+
+
+def _to_images(x: np.ndarray) -> np.ndarray:
+    return (x.astype("float32") / 255.0)[..., np.newaxis]
+
+
+def upscale_digits(images_8x8: np.ndarray) -> np.ndarray:
+    """Put scikit-learn's 8x8 digits (values 0..16) into MNIST's frame.
+
+    MNIST centres each digit in a 20x20 box inside a 28x28 canvas, so the 8x8 images are
+    stretched to 20x20 (bilinear) and padded by 4 pixels on every side.
+    """
+    from scipy.ndimage import zoom
+
+    scaled = np.clip(zoom(images_8x8.astype("float32") / 16.0, (1, 2.5, 2.5), order=1), 0.0, 1.0)
+    return np.pad(scaled, ((0, 0), (4, 4), (4, 4)))[..., np.newaxis].astype("float32")
+
+
+def _load_digits() -> Dataset:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = upscale_digits(bunch.images)
+    labels = bunch.target.astype("uint8")
+    order = np.random.default_rng(0).permutation(len(labels))
+    n_train, n_val, _ = DIGITS_SPLIT
+    train, val, test = np.split(order, [n_train, n_train + n_val])
+    return Dataset("digits", _digits_source() or "scikit-learn", images[train], labels[train],
+                   images[val], labels[val], images[test], labels[test])
+
+
+def _from_raw(name: str, found: Found) -> Dataset:
+    x_train, y_train, x_test, y_test = found.arrays
+    split = len(x_train) - VALIDATION_SIZE
+    return Dataset(name, found.source,
+                   _to_images(x_train[:split]), y_train[:split].astype("uint8"),
+                   _to_images(x_train[split:]), y_train[split:].astype("uint8"),
+                   _to_images(x_test), y_test.astype("uint8"), notes=list(found.notes))
+
+
+def quick_slice(dataset: Dataset) -> Dataset:
+    """The same data, cut to a small slice so that a quick run finishes in seconds."""
+    n_train, n_val, n_test = QUICK_SLICE["train"], QUICK_SLICE["validation"], QUICK_SLICE["test"]
+    return Dataset(dataset.name, dataset.source,
+                   dataset.x_train[:n_train], dataset.y_train[:n_train],
+                   dataset.x_val[:n_val], dataset.y_val[:n_val],
+                   dataset.x_test[:n_test], dataset.y_test[:n_test],
+                   substitute_for=dataset.substitute_for, notes=dataset.notes)
+
+
+def load_dataset(name: str | None = None, *, quick: bool = False, announce=print) -> Dataset:
+    """Load a course dataset.
+
+    `name=None` means "the default, MNIST, with a labelled fallback to digits"; naming a dataset
+    explicitly means "exactly this one, or a DataUnavailable error that says how to get it".
+    """
+    explicit = name is not None
+    name = name or DEFAULT_DATASET
+    if name not in DATASETS:
+        raise LabError(f"unknown dataset '{name}'; choose one of {', '.join(DATASETS)}")
+
+    if name == "digits":
+        dataset = _load_digits()
+    else:
+        try:
+            dataset = _from_raw(name, find_raw(name))
+        except DataUnavailable as error:
+            if explicit:
+                raise
+            dataset = _load_digits()
+            dataset.substitute_for = name
+            dataset.notes.append(str(error))
+            announce(
+                "MNIST is not available here, so this run uses a labelled substitute: "
+                "scikit-learn's 1,797 real handwritten digits, upscaled to 28x28 "
+                "(run scripts/fetch_data.py to get MNIST)."
+            )
+    for note in dataset.notes:
+        if not note.startswith("dataset '"):
+            announce(f"data: {note}")
+    return quick_slice(dataset) if quick else dataset
+
+
+def main(argv=None) -> int:  # pragma: no cover - convenience: `python -m labkit.data`
+    for name, source in offline_availability().items():
+        print(f"{name:14s} {source or 'not available offline'}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

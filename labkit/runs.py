@@ -1,0 +1,174 @@
+"""Run directories and run.json.
+
+Every run gets a fresh folder `runs/lesson_N/<activity>/<run-name>`; the name carries the key
+hyperparameters and a timestamp, and a counter keeps it unique when two runs start in the same
+second. Folders are claimed with an atomic `mkdir`, so a run can never write into, or mix its
+events with, an earlier run.
+
+`run.json` sits beside the event files. It is rewritten atomically (write, then rename) at the
+start, after every epoch and at the end, so a crash or Ctrl-C always leaves a readable file whose
+`status` says how the run ended.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+from labkit import REPO_ROOT, LabError
+
+RUNS_DIR_ENV = "LAB_RUNS_DIR"
+RUN_JSON = "run.json"
+STATUSES = ("running", "finished", "interrupted", "failed")
+
+
+def runs_root(logdir: str | os.PathLike | None = None) -> Path:
+    """--logdir wins, then $LAB_RUNS_DIR, then `runs/` at the top of the repository."""
+    chosen = logdir or os.environ.get(RUNS_DIR_ENV) or os.path.join(REPO_ROOT, "runs")
+    return Path(chosen).expanduser().resolve()
+
+
+def check_writable(root: Path) -> None:
+    """Fail early, before anything is written, when `root` could never hold a run."""
+    probe = root
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise LabError(f"logdir {root} cannot be created: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise LabError(f"logdir {root} is not writable (no write permission on {probe})")
+
+
+def _format_value(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value).replace(os.sep, "-").replace(" ", "")
+
+
+def run_name(hparams: dict, when: datetime | None = None) -> str:
+    """e.g. `lr0.0001-bs100-ep10-digits-20261123-101500`. Keys are abbreviated, order kept."""
+    short = {"learning_rate": "lr", "batch_size": "bs", "epochs": "ep", "optimizer": "opt",
+             "steps_per_epoch": "spe", "dataset": "", "seed": "seed"}
+    parts = []
+    for key, value in hparams.items():
+        if value is None or key not in short:
+            continue
+        parts.append(f"{short[key]}{_format_value(value)}")
+    stamp = (when or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    return "-".join(parts + [stamp])
+
+
+def create_run_dir(root: Path, lesson: str, activity: str, hparams: dict,
+                   tag: str | None = None) -> Path:
+    """Claim a brand-new folder for one run and return it."""
+    parent = root / lesson / activity
+    parent.mkdir(parents=True, exist_ok=True)
+    base = run_name(hparams)
+    if tag:
+        base = f"{tag}-{base}"
+    for attempt in range(1, 1000):
+        candidate = parent / (base if attempt == 1 else f"{base}-{attempt}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise LabError(f"could not find a free run folder name under {parent}")
+
+
+def library_versions() -> dict[str, str | None]:
+    versions = {"python": platform.python_version()}
+    for dist in ("tensorflow", "keras", "tensorboard", "numpy", "scikit-learn"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    return versions
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "item"):  # numpy scalars
+        return _json_safe(value.item())
+    return value
+
+
+class RunRecord:
+    """The contents of run.json, kept in memory and saved atomically on every change."""
+
+    def __init__(self, run_dir: Path, *, lesson: str, activity: str, hparams: dict,
+                 dataset: dict, quick: bool, argv: list[str] | None = None):
+        self.path = Path(run_dir) / RUN_JSON
+        self._started = time.monotonic()
+        self.data = {
+            "schema_version": 1,
+            "lesson": lesson,
+            "activity": activity,
+            "run_name": Path(run_dir).name,
+            "status": "running",
+            "quick": quick,
+            "hparams": dict(hparams),
+            "dataset": dataset,
+            "epochs_completed": 0,
+            "metrics": {"train": {}, "validation": {}, "test": {}},
+            "extra": {},
+            "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "finished_at": None,
+            "wall_time_s": 0.0,
+            "versions": library_versions(),
+            "command": [os.path.basename(sys.argv[0])] + list(argv if argv is not None else sys.argv[1:]),
+        }
+        self.save()
+
+    def save(self) -> None:
+        self.data["wall_time_s"] = round(time.monotonic() - self._started, 3)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(_json_safe(self.data), indent=2) + "\n")
+        os.replace(tmp, self.path)
+
+    def epoch_done(self, epoch: int, logs: dict) -> None:
+        self.data["epochs_completed"] = epoch + 1
+        for key, value in (logs or {}).items():
+            split, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+            if name == "learning_rate":
+                continue
+            self.data["metrics"][split][name] = float(value)
+        self.save()
+
+    def set_test_metrics(self, metrics: dict) -> None:
+        self.data["metrics"]["test"] = {k: float(v) for k, v in metrics.items()}
+        self.save()
+
+    def add_extra(self, key: str, value) -> None:
+        """Activity-specific results (a train/test gap, an edge-shift table, ...)."""
+        self.data["extra"][key] = value
+        self.save()
+
+    def finish(self, status: str) -> None:
+        assert status in STATUSES
+        self.data["status"] = status
+        self.data["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.save()
+
+
+def read_run(run_dir: str | os.PathLike) -> dict:
+    return json.loads((Path(run_dir) / RUN_JSON).read_text())
+
+
+def find_runs(root: str | os.PathLike) -> list[Path]:
+    """Every run folder (one holding run.json) at or below `root`, oldest name first."""
+    return sorted(p.parent for p in Path(root).rglob(RUN_JSON))

@@ -1,0 +1,14 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+@pytest.fixture
+def runs_dir(tmp_path):
+    """A private runs root per test, so no test ever sees another's runs."""
+    root = tmp_path / "runs"
+    root.mkdir()
+    return root
