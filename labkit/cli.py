@@ -31,7 +31,7 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -41,7 +41,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
+def positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -51,7 +51,7 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _whole(text: str) -> int:
+def whole_number(text: str) -> int:
     try:
         return int(text)
     except ValueError:
@@ -67,13 +67,13 @@ def build_parser(description: str, *, epochs: int, learning_rate: float, batch_s
     """The shared flags, with this activity's defaults. Add activity flags to the result."""
     parser = OneLineParser(description=description.strip().splitlines()[0],
                            epilog="Defaults follow the lesson; see this folder's README.md.")
-    parser.add_argument("--epochs", type=_positive_int, default=epochs,
+    parser.add_argument("--epochs", type=positive_int, default=epochs,
                         help=f"passes of training (default {epochs})")
-    parser.add_argument("--learning-rate", type=_positive_float, default=learning_rate,
+    parser.add_argument("--learning-rate", type=positive_float, default=learning_rate,
                         help=f"optimizer step size (default {learning_rate:g})")
-    parser.add_argument("--batch-size", type=_positive_int, default=batch_size,
+    parser.add_argument("--batch-size", type=positive_int, default=batch_size,
                         help=f"images per gradient step (default {batch_size})")
-    parser.add_argument("--steps-per-epoch", type=_positive_int, default=steps_per_epoch,
+    parser.add_argument("--steps-per-epoch", type=positive_int, default=steps_per_epoch,
                         help="gradient steps between evaluations (default: one full pass"
                              + (f"; here {steps_per_epoch}" if steps_per_epoch else "") + ")")
     parser.add_argument("--dataset", choices=datasets, default=None,
@@ -81,7 +81,7 @@ def build_parser(description: str, *, epochs: int, learning_rate: float, batch_s
                              "digits with a notice when MNIST is not available offline)")
     parser.add_argument("--logdir", default=None,
                         help="root folder for runs (default: $LAB_RUNS_DIR or runs/ in the repo)")
-    parser.add_argument("--seed", type=_whole, default=42, help="random seed (default 42)")
+    parser.add_argument("--seed", type=whole_number, default=42, help="random seed (default 42)")
     parser.add_argument("--quick", action="store_true",
                         help=f"small slice, at most {QUICK_MAX_EPOCHS} epochs: finishes in "
                              f"seconds (also {QUICK_ENV}=1)")

@@ -90,6 +90,10 @@ INSTALL_HINTS = {
 class DataUnavailable(LabError):
     """The dataset the student asked for is in none of the sources."""
 
+    def __init__(self, message: str, notes: list[str] | None = None):
+        super().__init__(message)
+        self.notes = list(notes or [])  # what went wrong on the way (bad files, failed download)
+
 
 class CorruptDataFile(LabError):
     """A dataset file exists but is truncated, not what it claims, or fails its hash."""
@@ -224,7 +228,7 @@ def _check_shapes(where: Path, arrays: dict) -> None:
             raise CorruptDataFile(f"{where}: {split} images {x.shape} and labels {y.shape} do not match")
 
 
-def _reader_for(name: str):
+def reader_for(name: str):
     """How to read one folder (cache, mirror, system) for this dataset."""
     if name == "mnist":
         def read(folder: Path):
@@ -234,7 +238,7 @@ def _reader_for(name: str):
     return lambda folder: read_idx_folder(folder / _folder_name(name), FASHION_IDX_SHA256)
 
 
-def _files_to_seed(name: str, folder: Path) -> list[Path]:
+def dataset_files(name: str, folder: Path) -> list[Path]:
     if name == "mnist" and (folder / "mnist.npz").is_file():
         return [folder / "mnist.npz"]
     sub = folder / _folder_name(name)
@@ -250,7 +254,7 @@ def seed_keras_cache(name: str, folder: Path) -> list[Path]:
     cache = keras_cache_dir()
     written = []
     try:
-        for src in _files_to_seed(name, folder):
+        for src in dataset_files(name, folder):
             dest = cache / src.relative_to(folder)
             if dest.exists():
                 continue
@@ -290,7 +294,7 @@ class Found:
 
 def find_raw(name: str, *, allow_download: bool = True, seed_cache: bool = True) -> Found:
     """Walk the source chain for `name` ("mnist" or "fashion_mnist")."""
-    read = _reader_for(name)
+    read = reader_for(name)
     notes: list[str] = []
     places = [("keras-cache", keras_cache_dir())]
     if mirror_dir() is not None:
@@ -322,7 +326,8 @@ def find_raw(name: str, *, allow_download: bool = True, seed_cache: bool = True)
                 return Found(arrays, f"download via keras.datasets into {keras_cache_dir()}", notes)
     raise DataUnavailable(
         f"dataset '{name}' is not available offline here; {INSTALL_HINTS[name]}"
-        + (f" [{'; '.join(notes)}]" if notes else "")
+        + (f" [{'; '.join(notes)}]" if notes else ""),
+        notes,
     )
 
 
@@ -424,15 +429,14 @@ def load_dataset(name: str | None = None, *, quick: bool = False, announce=print
                 raise
             dataset = _load_digits()
             dataset.substitute_for = name
-            dataset.notes.append(str(error))
+            dataset.notes.extend(error.notes)
             announce(
                 "MNIST is not available here, so this run uses a labelled substitute: "
                 "scikit-learn's 1,797 real handwritten digits, upscaled to 28x28 "
                 "(run scripts/fetch_data.py to get MNIST)."
             )
     for note in dataset.notes:
-        if not note.startswith("dataset '"):
-            announce(f"data: {note}")
+        announce(f"data: {note}")
     return quick_slice(dataset) if quick else dataset
 
 

@@ -13,7 +13,6 @@ interrupted, after closing the event writers so that the logs stay readable.
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import time
@@ -242,6 +241,3 @@ def run_main(train, parser_factory, argv=None) -> int:
         cli.fail(error, parser.prog)
     return session.exit_code if session is not None else 0
 
-
-if os.name == "nt":  # pragma: no cover - Windows consoles: make sure Ctrl-C reaches Python
-    signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -90,8 +90,10 @@ def execute_notebook(path: str | Path, runs_dir: Path, timeout: float = ACTIVITY
         "display_name": "lab test kernel", "language": "python"}))
     notebook = nbformat.read(path, as_version=4)
     saved = dict(os.environ)
-    os.environ.update(lab_env(runs_dir, LAB_QUICK="1", JUPYTER_PATH=str(kernels.parent.parent),
-                              MPLBACKEND="Agg"))
+    # MPLBACKEND must stay unset: ipykernel then selects the inline backend, whose PNG outputs
+    # the tests look for.
+    os.environ.update(lab_env(runs_dir, LAB_QUICK="1", JUPYTER_PATH=str(kernels.parent.parent)))
+    os.environ.pop("MPLBACKEND", None)
     try:
         client = nbclient.NotebookClient(notebook, timeout=timeout, kernel_name="lab-test",
                                          resources={"metadata": {"path": str(path.parent)}})

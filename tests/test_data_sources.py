@@ -1,0 +1,285 @@
+"""The data source chain: cache, mirror, system package, download, fallback, corrupt files.
+
+Unit tests build tiny but well-formed idx/npz files in temporary folders to exercise each link
+of the chain; the tests at the bottom use the real datasets.
+"""
+
+import gzip
+import hashlib
+import io
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from labkit import LabError, data
+from labkit.data import CorruptDataFile, DataUnavailable, find_raw, load_dataset
+
+IDX_NAMES = data.IDX_FILES
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def small_arrays(seed=0, n_train=12, n_test=4):
+    rng = np.random.default_rng(seed)
+    return {"x_train": rng.integers(0, 255, (n_train, 28, 28)), "y_train": rng.integers(0, 10, n_train),
+            "x_test": rng.integers(0, 255, (n_test, 28, 28)), "y_test": rng.integers(0, 10, n_test)}
+
+
+def write_idx_folder(folder, arrays=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = arrays or small_arrays()
+    for key, fname in IDX_NAMES.items():
+        (folder / fname).write_bytes(gzip.compress(idx_bytes(arrays[key])))
+    return arrays
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """Empty cache, no mirror, empty system folder, no network: each test adds one source."""
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    monkeypatch.delenv(data.MIRROR_ENV, raising=False)
+    monkeypatch.setenv(data.SYSTEM_DIR_ENV, str(tmp_path / "system"))
+    monkeypatch.setenv(data.OFFLINE_ENV, "1")
+    # Tiny fakes cannot match the real Fashion-MNIST digests; the digest check has its own test.
+    monkeypatch.setattr(data, "FASHION_IDX_SHA256", {})
+    return tmp_path
+
+
+def test_keras_cache_is_the_first_source(isolated, monkeypatch):
+    arrays = write_idx_folder(data.keras_cache_dir() / "mnist")
+    write_idx_folder(isolated / "mirror" / "mnist", small_arrays(seed=1))
+    monkeypatch.setenv(data.MIRROR_ENV, str(isolated / "mirror"))
+    found = find_raw("mnist")
+    assert found.source == f"keras-cache: {data.keras_cache_dir()}"
+    np.testing.assert_array_equal(found.arrays[0], arrays["x_train"])
+
+
+def test_mirror_is_used_and_seeds_the_cache(isolated, monkeypatch):
+    arrays = write_idx_folder(isolated / "mirror" / "fashion-mnist")
+    monkeypatch.setenv(data.MIRROR_ENV, str(isolated / "mirror"))
+    found = find_raw("fashion_mnist")
+    assert found.source.startswith("mirror ($LAB_DATA_MIRROR)")
+    np.testing.assert_array_equal(found.arrays[1], arrays["y_train"])
+    seeded = data.keras_cache_dir() / "fashion-mnist"
+    assert sorted(p.name for p in seeded.iterdir()) == sorted(IDX_NAMES.values())
+    assert find_raw("fashion_mnist").source.startswith("keras-cache")
+
+
+def test_system_package_folder_serves_fashion_mnist(isolated):
+    write_idx_folder(isolated / "system" / "fashion-mnist")
+    found = find_raw("fashion_mnist")
+    assert found.source == f"system package dataset-fashion-mnist: {isolated / 'system'}"
+    assert any("copied" in note for note in found.notes)
+
+
+def test_system_package_is_not_a_source_for_mnist(isolated):
+    write_idx_folder(isolated / "system" / "mnist")
+    with pytest.raises(DataUnavailable):
+        find_raw("mnist")
+
+
+def test_download_is_the_last_source_and_lands_in_the_cache(isolated, monkeypatch):
+    monkeypatch.delenv(data.OFFLINE_ENV)
+    calls = []
+
+    def fake_keras_download(name):
+        calls.append(name)
+        write_idx_folder(data.keras_cache_dir() / "mnist")
+
+    monkeypatch.setattr(data, "_download", fake_keras_download)
+    found = find_raw("mnist")
+    assert calls == ["mnist"]
+    assert found.source.startswith("download via keras.datasets")
+
+
+def test_offline_mode_never_attempts_a_download(isolated, monkeypatch):
+    monkeypatch.setattr(data, "_download", lambda name: pytest.fail("tried the network"))
+    with pytest.raises(DataUnavailable):
+        find_raw("mnist")
+
+
+def test_failed_download_is_reported_not_raised(isolated, monkeypatch):
+    monkeypatch.delenv(data.OFFLINE_ENV)
+
+    def no_network(name):
+        raise OSError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(data, "_download", no_network)
+    with pytest.raises(DataUnavailable, match="download failed: OSError"):
+        find_raw("mnist")
+
+
+def test_mnist_npz_is_read_when_its_hash_matches(isolated, monkeypatch):
+    arrays = small_arrays()
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: v.astype(np.uint8) for k, v in arrays.items()})
+    path = data.keras_cache_dir() / "mnist.npz"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(buffer.getvalue())
+    monkeypatch.setattr(data, "MNIST_NPZ_SHA256", hashlib.sha256(buffer.getvalue()).hexdigest())
+    found = find_raw("mnist")
+    np.testing.assert_array_equal(found.arrays[2], arrays["x_test"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Corrupt files: a clear one-line reason, never a traceback, never deleted.
+
+
+def test_npz_with_wrong_hash_is_skipped_and_kept(isolated):
+    path = data.keras_cache_dir() / "mnist.npz"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"PK\x03\x04 this is not the real file")
+    with pytest.raises(DataUnavailable) as error:
+        find_raw("mnist")
+    assert "is not the real mnist.npz (sha256" in str(error.value)
+    assert path.read_bytes().startswith(b"PK"), "a corrupt file must never be deleted silently"
+
+
+def test_npz_that_is_not_a_zip_is_reported(isolated, monkeypatch):
+    path = data.keras_cache_dir() / "mnist.npz"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"truncated")
+    monkeypatch.setattr(data, "MNIST_NPZ_SHA256", hashlib.sha256(b"truncated").hexdigest())
+    with pytest.raises(CorruptDataFile, match="cannot be read as an npz archive"):
+        data.read_mnist_npz(path)
+
+
+def test_truncated_gz_is_reported(isolated):
+    folder = data.keras_cache_dir() / "mnist"
+    write_idx_folder(folder)
+    target = folder / IDX_NAMES["x_train"]
+    target.write_bytes(target.read_bytes()[:100])
+    with pytest.raises(CorruptDataFile, match="is truncated or not gzip"):
+        data.read_idx_folder(folder)
+    assert target.exists()
+
+
+def test_idx_payload_shorter_than_its_header_promises(isolated):
+    folder = data.keras_cache_dir() / "mnist"
+    write_idx_folder(folder)
+    target = folder / IDX_NAMES["x_test"]
+    target.write_bytes(gzip.compress(gzip.decompress(target.read_bytes())[:-28]))
+    with pytest.raises(CorruptDataFile, match="its header promises"):
+        data.read_idx_folder(folder)
+
+
+def test_incomplete_idx_folder_names_the_missing_file(isolated):
+    folder = data.keras_cache_dir() / "mnist"
+    write_idx_folder(folder)
+    (folder / IDX_NAMES["y_test"]).unlink()
+    with pytest.raises(CorruptDataFile, match="missing t10k-labels-idx1-ubyte.gz"):
+        data.read_idx_folder(folder)
+
+
+def test_fashion_digest_mismatch_is_caught(isolated, monkeypatch):
+    monkeypatch.setattr(data, "FASHION_IDX_SHA256", {"x_train": "0" * 64})
+    folder = data.keras_cache_dir() / "fashion-mnist"
+    write_idx_folder(folder)
+    with pytest.raises(CorruptDataFile, match="decompresses to the wrong bytes"):
+        data.read_idx_folder(folder, data.FASHION_IDX_SHA256)
+
+
+def test_corrupt_cache_falls_through_to_a_good_mirror(isolated, monkeypatch):
+    bad = data.keras_cache_dir() / "mnist" / IDX_NAMES["x_train"]
+    write_idx_folder(bad.parent)
+    bad.write_bytes(b"not gzip")
+    write_idx_folder(isolated / "mirror" / "mnist")
+    monkeypatch.setenv(data.MIRROR_ENV, str(isolated / "mirror"))
+    found = find_raw("mnist")
+    assert found.source.startswith("mirror")
+    assert any("skipped a bad file" in note and str(bad) in note for note in found.notes)
+    assert bad.read_bytes() == b"not gzip"  # still there, untouched: we said so, we did not delete
+
+
+# ---------------------------------------------------------------------------------------------
+# Fallback and explicit requests
+
+
+def test_default_request_falls_back_to_labelled_digits(isolated):
+    said = []
+    dataset = load_dataset(None, announce=said.append)
+    assert dataset.name == "digits" and dataset.substitute_for == "mnist"
+    assert len(said) == 1 and "labelled substitute" in said[0]
+    assert dataset.sizes() == {"train": 1257, "validation": 180, "test": 360}
+    assert dataset.x_train.shape[1:] == (28, 28, 1) and dataset.x_train.dtype == np.float32
+    assert 0.0 <= dataset.x_train.min() and dataset.x_train.max() <= 1.0
+    assert dataset.describe()["substitute_for"] == "mnist"
+
+
+def test_explicit_request_never_substitutes_and_says_how_to_get_it(isolated):
+    with pytest.raises(DataUnavailable) as error:
+        load_dataset("fashion_mnist", announce=lambda message: None)
+    message = str(error.value)
+    for hint in ("scripts/fetch_data.py", "LAB_DATA_MIRROR", "apt-get install dataset-fashion-mnist"):
+        assert hint in message
+
+
+def test_unknown_dataset_is_a_lab_error():
+    with pytest.raises(LabError, match="unknown dataset 'cifar'"):
+        load_dataset("cifar")
+
+
+def test_upscaled_digits_sit_in_mnists_frame():
+    from sklearn.datasets import load_digits
+
+    images = data.upscale_digits(load_digits().images[:50])
+    assert images.shape == (50, 28, 28, 1)
+    # MNIST keeps a 4-pixel blank margin around a 20x20 digit; so do the upscaled digits.
+    assert images[:, :4].max() == 0 and images[:, -4:].max() == 0
+    assert images[:, :, :4].max() == 0 and images[:, :, -4:].max() == 0
+    assert images[:, 4:24, 4:24].max() > 0.9
+
+
+def test_quick_slice_keeps_the_source_and_cuts_every_split(isolated):
+    quick = load_dataset("digits", quick=True)
+    assert quick.sizes() == {"train": 1257, "validation": 180, "test": 360}  # digits are already small
+    assert quick.source.startswith("scikit-learn")
+
+
+# ---------------------------------------------------------------------------------------------
+# Real Fashion-MNIST from Debian's package (CI installs it; .ci/run says so).
+
+SYSTEM_FASHION = data.Path(data.DEFAULT_SYSTEM_DIR) / "fashion-mnist"
+
+
+def require_system_fashion():
+    if SYSTEM_FASHION.is_dir():
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{SYSTEM_FASHION} is missing: .ci/run should have installed dataset-fashion-mnist")
+    pytest.skip("dataset-fashion-mnist is not installed here (sudo apt-get install dataset-fashion-mnist)")
+
+
+def test_real_fashion_mnist_from_the_system_package_seeds_keras(tmp_path, monkeypatch):
+    require_system_fashion()
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    monkeypatch.delenv(data.SYSTEM_DIR_ENV, raising=False)
+    monkeypatch.delenv(data.MIRROR_ENV, raising=False)
+    monkeypatch.setenv(data.OFFLINE_ENV, "1")
+    dataset = load_dataset("fashion_mnist", announce=lambda message: None)
+    assert dataset.sizes() == {"train": 55000, "validation": 5000, "test": 10000}
+    assert dataset.source.startswith("system package dataset-fashion-mnist")
+    assert dataset.class_names[9] == "Ankle boot"
+    # The promise of the guide: after seeding, plain Keras loads it offline too. A fresh process,
+    # because Keras reads KERAS_HOME once, when it is first imported.
+    check = ("from tensorflow import keras; (x, y), (t, _) = keras.datasets.fashion_mnist.load_data(); "
+             "print(x.shape, t.shape, y[-5000:].sum())")
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "KERAS_HOME": str(tmp_path / "keras_home")})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[-2] == f"(60000, 28, 28) (10000, 28, 28) {int(dataset.y_val.sum())}"
+
+
+def test_offline_availability_reports_sources_without_writing(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    monkeypatch.setenv(data.OFFLINE_ENV, "1")
+    report = data.offline_availability()
+    assert set(report) == {"mnist", "fashion_mnist", "digits"}
+    assert report["digits"].startswith("scikit-learn")
+    assert not (tmp_path / "keras_home").exists(), "a report must not seed the cache"
