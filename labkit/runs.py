@@ -67,10 +67,8 @@ def run_name(hparams: dict, when: datetime | None = None) -> str:
     return "-".join(parts + [stamp])
 
 
-def create_run_dir(root: Path, lesson: str, activity: str, hparams: dict,
-                   tag: str | None = None) -> Path:
-    """Claim a brand-new folder for one run and return it."""
-    parent = root / lesson / activity
+def create_run_dir(parent: Path, hparams: dict, tag: str | None = None) -> Path:
+    """Claim a brand-new folder for one run inside `parent` and return it."""
     parent.mkdir(parents=True, exist_ok=True)
     base = run_name(hparams)
     if tag:

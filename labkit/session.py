@@ -35,18 +35,20 @@ def tensorboard_command(logdir: Path) -> str:
 class TrainingSession:
     def __init__(self, script_file: str, args, *, tag: str | None = None,
                  extra_hparams: dict | None = None, dataset: lab_data.Dataset | None = None,
-                 quiet: bool = False):
+                 quiet: bool = False, parent_dir: Path | None = None):
         self.lesson, self.activity = activity_of(script_file)
         self.args = args
         self.tag = tag
         self.extra_hparams = dict(extra_hparams or {})
         self.data = dataset
         self.quiet = quiet
+        self.parent_dir = parent_dir  # None: <runs root>/<lesson>/<activity>
         self.run_dir: Path | None = None
         self.record: RunRecord | None = None
         self.history = None
         self.status: str | None = None
         self._tensorboard = None
+        self.open_writers = []  # summary writers of our own callbacks, closed on Ctrl-C too
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -72,8 +74,8 @@ class TrainingSession:
         tf.config.experimental.enable_op_determinism()
 
         tag = "-".join(t for t in ("quick" if self.args.quick else None, self.tag) if t) or None
-        self.run_dir = create_run_dir(self.args.runs_root, self.lesson, self.activity,
-                                      self.hparams(), tag=tag)
+        parent = Path(self.parent_dir or self.args.runs_root / self.lesson / self.activity)
+        self.run_dir = create_run_dir(parent, self.hparams(), tag=tag)
         self.record = RunRecord(self.run_dir, lesson=self.lesson, activity=self.activity,
                                 hparams=self.hparams(), dataset=self.data.describe(),
                                 quick=self.args.quick)
@@ -122,8 +124,8 @@ class TrainingSession:
                 + (", ".join(parts) or "no metrics recorded"))
 
     def _close_event_writers(self) -> None:
-        writers = getattr(self._tensorboard, "_writers", {}) if self._tensorboard else {}
-        for writer in list(writers.values()):
+        keras_writers = getattr(self._tensorboard, "_writers", {}) if self._tensorboard else {}
+        for writer in list(keras_writers.values()) + self.open_writers:
             try:
                 writer.close()
             except Exception:  # a writer that cannot flush must not hide the interrupt itself
@@ -174,7 +176,7 @@ class TrainingSession:
         if self.args.quick and steps is None:
             from labkit.cli import QUICK_MAX_STEPS_PER_EPOCH
             steps = min(QUICK_MAX_STEPS_PER_EPOCH, -(-len(x_train) // self.args.batch_size))
-        step_validation = ([StepValidation(self.run_dir / "validation", x_val, y_val, validate_every_steps)]
+        step_validation = ([StepValidation(self, x_val, y_val, validate_every_steps)]
                            if validate_every_steps else [])
         self.history = model.fit(
             self.dataset_pipeline(x_train, y_train, repeat=steps is not None),
@@ -203,7 +205,7 @@ class TrainingSession:
         return metrics
 
 
-def StepValidation(log_dir, x_val, y_val, every, sample=500):
+def StepValidation(session, x_val, y_val, every, sample=500):
     """A Keras callback that scores the first `sample` validation images every `every` steps."""
     import keras
     import numpy as np
@@ -211,7 +213,8 @@ def StepValidation(log_dir, x_val, y_val, every, sample=500):
 
     class _StepValidation(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            self.writer = tf.summary.create_file_writer(str(log_dir))
+            self.writer = tf.summary.create_file_writer(str(session.run_dir / "validation"))
+            session.open_writers.append(self.writer)
             self.step = 0
 
         def on_train_batch_end(self, batch, logs=None):

@@ -54,3 +54,124 @@ def test_exercise_a_notebook_executes(runs_dir):
     assert notebook_has_image(notebook)
     record = run_json(only_run(runs_dir))
     assert record["status"] == "finished" and record["quick"] is True
+
+
+# ---------------------------------------------------------------------------------------------
+# Activity 2: explore a trained network
+
+ACTIVITY_2 = "lesson_1/activity_2/train_mnist.py"
+RECORDED = REPO / "lesson_1" / "activity_2" / "recorded_runs"
+
+
+def test_activity_2_sweep_trains_sibling_runs(runs_dir):
+    from labkit.tblogs import read_scalars, steps_of
+
+    result = run_script(ACTIVITY_2, "--quick", "--sweep", "1e-3@2000,1e-1@100", runs_dir=runs_dir)
+    assert result.returncode == 0, result.stderr
+    parent = runs_dir / "lesson_1" / "activity_2"
+    runs = sorted(parent.iterdir())
+    assert len(runs) == 2
+    records = {run_json(run)["hparams"]["learning_rate"]: (run, run_json(run)) for run in runs}
+    assert set(records) == {1e-3, 0.1}
+    # 2,000 steps -> 10 evaluations of 200, capped by quick mode at 2 x 25; 100 steps -> 2 x 10.
+    assert records[1e-3][1]["hparams"]["steps_per_epoch"] == 25
+    assert records[0.1][1]["hparams"]["steps_per_epoch"] == 10
+    for run, record in records.values():
+        assert_epoch_curves(run, epochs=2)
+        assert record["status"] == "finished"
+    assert records[1e-3][1]["metrics"]["validation"]["accuracy"] >= 0.75
+    scalars = read_scalars(parent)
+    assert steps_of(scalars, "validation", "accuracy_by_step", run=records[0.1][0].name) == [10, 20]
+
+
+def test_activity_2_single_variant_from_steps(runs_dir):
+    result = run_script(ACTIVITY_2, "--learning-rate", "0.1", "--steps", "20", "--dataset", "digits",
+                        runs_dir=runs_dir)
+    assert result.returncode == 0, result.stderr
+    record = run_json(only_run(runs_dir))
+    assert record["hparams"]["learning_rate"] == 0.1
+    assert (record["hparams"]["epochs"], record["hparams"]["steps_per_epoch"]) == (10, 2)
+
+
+@pytest.mark.parametrize("sweep, message", [
+    ("1e-3", "expected LEARNING_RATE@STEPS"),
+    ("0@2000", "the learning rate must be above 0"),
+    ("1e-3@5", "steps at least 10"),
+])
+def test_activity_2_bad_sweep_exits_2(runs_dir, sweep, message):
+    result = run_script(ACTIVITY_2, "--sweep", sweep, runs_dir=runs_dir)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
+    assert not any(runs_dir.iterdir())
+
+
+def test_recorded_runs_are_complete_and_small():
+    from labkit.tblogs import read_scalars, steps_of
+
+    runs = sorted(p.parent for p in RECORDED.glob("*/run.json"))
+    rates = sorted(run_json(run)["hparams"]["learning_rate"] for run in runs)
+    assert rates == [1e-4, 1e-3, 0.1]
+    total = sum(p.stat().st_size for p in RECORDED.rglob("*") if p.is_file())
+    assert total < 2_000_000, f"recorded runs weigh {total} bytes"
+    scalars = read_scalars(RECORDED)
+    for run in runs:
+        record = run_json(run)
+        assert record["status"] == "finished" and record["quick"] is False
+        assert_epoch_curves(run, epochs=10)
+        steps = record["hparams"]["epochs"] * record["hparams"]["steps_per_epoch"]
+        assert steps_of(scalars, "validation", "accuracy_by_step", run=run.name) == list(range(10, steps + 1, 10))
+    by_rate = {run_json(run)["hparams"]["learning_rate"]: run_json(run) for run in runs}
+    # The lesson's claims, checked on the shipped curves: lr 1e-4 learns, lr 0.1 does not.
+    assert by_rate[1e-4]["metrics"]["validation"]["accuracy"] >= 0.95
+    assert by_rate[0.1]["metrics"]["validation"]["accuracy"] <= 0.3
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_real_tensorboard_serves_the_recorded_runs(tmp_path):
+    """The instructor's demo: `tensorboard --logdir recorded_runs` works with no training."""
+    import json as jsonlib
+    import urllib.request
+    from pathlib import Path
+
+    port = free_port()
+    tensorboard = Path(sys.executable).with_name("tensorboard")
+    server = subprocess.Popen([str(tensorboard), "--logdir", str(RECORDED), "--host", "127.0.0.1",
+                               "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              env=lab_env(tmp_path))
+    try:
+        deadline, tags = time.monotonic() + 90, {}
+        while time.monotonic() < deadline:
+            assert server.poll() is None, server.stdout.read().decode()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/data/plugin/scalars/tags", timeout=5) as reply:
+                    tags = jsonlib.load(reply)
+            except OSError:
+                pass
+            if sum(1 for run in tags if run.endswith("/validation")) == 3:
+                break
+            time.sleep(1)
+        validation_runs = [run for run in tags if run.endswith("/validation")]
+        assert len(validation_runs) == 3, tags
+        for run in validation_runs:
+            assert {"epoch_accuracy", "accuracy_by_step"} <= set(tags[run])
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def test_activity_2_notebook_plots_recorded_and_new_runs(runs_dir):
+    notebook = execute_notebook("lesson_1/activity_2/activity_2.ipynb", runs_dir)
+    text = notebook_text_outputs(notebook)
+    assert "runs read back from the event files: 3" in text
+    assert notebook_has_image(notebook)
+    assert len([p for p in runs_dir.rglob("run.json")]) == 3

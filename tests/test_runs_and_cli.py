@@ -26,20 +26,19 @@ def test_run_name_carries_hyperparameters_and_time():
 
 
 def test_two_runs_in_the_same_second_get_distinct_folders(tmp_path, monkeypatch):
-    frozen = datetime(2026, 11, 23, 9, 5, 7)
     monkeypatch.setattr(runs, "run_name", lambda hparams, when=None: "same-name-20261123-090507")
-    first = runs.create_run_dir(tmp_path, "lesson_1", "exercise_a", {})
-    second = runs.create_run_dir(tmp_path, "lesson_1", "exercise_a", {})
-    third = runs.create_run_dir(tmp_path, "lesson_1", "exercise_a", {})
-    assert frozen and len({first, second, third}) == 3
+    first = runs.create_run_dir(tmp_path / "lesson_1" / "exercise_a", {})
+    second = runs.create_run_dir(tmp_path / "lesson_1" / "exercise_a", {})
+    third = runs.create_run_dir(tmp_path / "lesson_1" / "exercise_a", {})
+    assert len({first, second, third}) == 3
     assert [p.name for p in (first, second, third)] == [
         "same-name-20261123-090507", "same-name-20261123-090507-2", "same-name-20261123-090507-3"]
 
 
 def test_an_existing_run_folder_is_never_reused(tmp_path):
-    first = runs.create_run_dir(tmp_path, "lesson_1", "exercise_a", {"epochs": 1})
+    first = runs.create_run_dir(tmp_path / "lesson_1" / "exercise_a", {"epochs": 1})
     (first / "marker").write_text("earlier run")
-    second = runs.create_run_dir(tmp_path, "lesson_1", "exercise_a", {"epochs": 1})
+    second = runs.create_run_dir(tmp_path / "lesson_1" / "exercise_a", {"epochs": 1})
     assert second != first and not (second / "marker").exists()
     assert (first / "marker").read_text() == "earlier run"
 

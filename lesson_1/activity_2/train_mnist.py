@@ -10,6 +10,8 @@ TensorBoard (or the notebook here) can lay their curves over each other.
     python lesson_1/activity_2/train_mnist.py --sweep 1e-4@2000,1e-3@2000,1e-1@100
     # the pre-recorded runs that ship with the course (no training needed):
     tensorboard --logdir lesson_1/activity_2/recorded_runs
+    # how they were made (delete the folder's runs first to replace them, not add to them):
+    python lesson_1/activity_2/train_mnist.py --sweep --record
 
 Every variant is cut into EVALUATIONS equal "epochs", so all runs have the same number of points
 on the epoch axis; the `accuracy_by_step` curve puts them on a common step axis instead.
@@ -18,6 +20,7 @@ on the epoch axis; the `accuracy_by_step` curve puts them on a common step axis 
 import argparse
 import copy
 import math
+from pathlib import Path
 
 import labkit  # noqa: F401  (first: it quiets TensorFlow's C++ start-up logs)
 
@@ -30,6 +33,7 @@ LESSON_STEPS = 2000
 EVALUATIONS = 10  # validation points per run, whatever its length
 DEFAULT_SWEEP = "1e-4@2000,1e-3@2000,1e-1@100"
 VALIDATE_EVERY_STEPS = 10
+RECORDED_RUNS = Path(__file__).resolve().parent / "recorded_runs"
 
 
 def parse_variant(text):
@@ -62,6 +66,9 @@ def make_parser():
     parser.add_argument("--sweep", nargs="?", const=DEFAULT_SWEEP, type=parse_sweep, default=None,
                         metavar="LR@STEPS,...",
                         help=f"train several variants as sibling runs (default set: {DEFAULT_SWEEP})")
+    parser.add_argument("--record", action="store_true",
+                        help=f"write the runs into {RECORDED_RUNS.name}/, the pre-recorded runs "
+                             "that ship with the course, instead of the runs root")
     return parser
 
 
@@ -88,6 +95,8 @@ def train_one(args, dataset=None, **session_options):
 
 def train(args, **session_options):
     """Train one variant, or every variant of --sweep; returns the last session."""
+    if args.record:
+        session_options.setdefault("parent_dir", RECORDED_RUNS)
     if args.sweep:
         variants = args.sweep
     elif args.steps:
