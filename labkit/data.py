@@ -245,27 +245,35 @@ def dataset_files(name: str, folder: Path) -> list[Path]:
     return [sub / fname for fname in IDX_FILES.values() if (sub / fname).is_file()]
 
 
+def copy_dataset_files(name: str, source: Path, target: Path) -> list[Path]:
+    """Copy `name`'s files from `source` to `target` (same layout), keeping files already there.
+
+    Each file is written under a temporary name and renamed, so an interrupted copy never
+    leaves a truncated file under the real name. Returns the files written.
+    """
+    written = []
+    for src in dataset_files(name, source):
+        dest = target / src.relative_to(source)
+        if dest.exists():
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".partial")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+        written.append(dest)
+    return written
+
+
 def seed_keras_cache(name: str, folder: Path) -> list[Path]:
     """Copy a verified copy of `name` from `folder` into the Keras cache, if it is not there yet.
 
-    Returns the files it wrote. Failing to write (read-only home, full disk) is not fatal: the
-    data still loads from `folder`, so the run goes on.
+    Failing to write (read-only home, full disk) is not fatal: the data still loads from
+    `folder`, so the run goes on.
     """
-    cache = keras_cache_dir()
-    written = []
     try:
-        for src in dataset_files(name, folder):
-            dest = cache / src.relative_to(folder)
-            if dest.exists():
-                continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_name(dest.name + ".partial")
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, dest)  # never leave a half-copied file under the real name
-            written.append(dest)
+        return copy_dataset_files(name, folder, keras_cache_dir())
     except OSError:
-        return written
-    return written
+        return []
 
 
 def _download(name: str) -> None:

@@ -16,14 +16,13 @@ Exit codes: 0 all datasets ready, 1 some missing (each with a hint), 2 bad usage
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
 import labkit  # noqa: F401  (quiets TensorFlow if a download needs it)
 from labkit import LabError
-from labkit.data import (DataUnavailable, dataset_files, reader_for, find_raw, keras_cache_dir,
-                         seed_keras_cache)
+from labkit.data import (DataUnavailable, copy_dataset_files, dataset_files, find_raw,
+                         keras_cache_dir, reader_for)
 
 FETCHABLE = ("mnist", "fashion_mnist")
 
@@ -49,47 +48,23 @@ def fetch(names, *, allow_download: bool) -> int:
     return 1 if missing else 0
 
 
-def export(names, target: Path) -> int:
-    cache, missing = keras_cache_dir(), 0
-    for name in names:
-        try:
-            files = verified_files(name, cache)
-        except LabError as error:
-            print(f"SKIP    {name}: {error}")
-            missing += 1
-            continue
-        if not files:
-            print(f"MISSING {name}: not in the Keras cache at {cache}; run this script without --export first")
-            missing += 1
-            continue
-        for src in files:
-            dest = target / src.relative_to(cache)
-            if dest.exists():
-                print(f"KEPT    {dest} (already there)")
-                continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dest)
-            print(f"COPIED  {dest}")
-    print(f"Students can use it with: LAB_DATA_MIRROR={target}")
-    return 1 if missing else 0
-
-
-def import_from(names, source: Path) -> int:
+def transfer(names, source: Path, target: Path, *, when_missing: str) -> int:
+    """Copy each verified dataset from `source` to `target`; 1 if any was missing or corrupt."""
     missing = 0
     for name in names:
         try:
-            files = verified_files(name, source)
+            present = verified_files(name, source)
         except LabError as error:
             print(f"SKIP    {name}: {error}")
             missing += 1
             continue
-        if not files:
-            print(f"MISSING {name}: nothing for it in {source}")
+        if not present:
+            print(f"MISSING {name}: {when_missing}")
             missing += 1
             continue
-        written = seed_keras_cache(name, source)
-        print(f"OK      {name}: " + (", ".join(str(p) for p in written) if written
-                                     else f"already in the Keras cache at {keras_cache_dir()}"))
+        written = copy_dataset_files(name, source, target)
+        print(f"OK      {name}: " + (f"copied {len(written)} file(s) to {target}" if written
+                                     else f"already in {target}"))
     return 1 if missing else 0
 
 
@@ -110,10 +85,14 @@ def main(argv=None) -> int:
     if args.export is not None and args.export.exists() and not args.export.is_dir():
         parser.exit(2, f"{parser.prog}: error: --export target {args.export} is a file\n")
 
+    cache = keras_cache_dir()
     if args.export is not None:
-        return export(names, args.export)
+        status = transfer(names, cache, args.export,
+                          when_missing=f"not in the Keras cache at {cache}; run this script without --export first")
+        print(f"Students can use it with: LAB_DATA_MIRROR={args.export}")
+        return status
     if args.import_dir is not None:
-        return import_from(names, args.import_dir)
+        return transfer(names, args.import_dir, cache, when_missing=f"nothing for it in {args.import_dir}")
     return fetch(names, allow_download=not args.check)
 
 
