@@ -319,8 +319,10 @@ def find_raw(name: str, *, allow_download: bool = True, seed_cache: bool = True)
         if arrays is None:
             continue
         if seed_cache and label != "keras-cache":
-            for path in seed_keras_cache(name, folder):
-                notes.append(f"copied {path.name} into the Keras cache at {path.parent}")
+            written = seed_keras_cache(name, folder)
+            if written:
+                notes.append(f"copied {len(written)} file(s) into the Keras cache at "
+                             f"{written[0].parent}, so keras.datasets finds them offline from now on")
         return Found(arrays, f"{label}: {folder}", notes)
 
     if allow_download and os.environ.get(OFFLINE_ENV) != "1":
