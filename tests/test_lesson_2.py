@@ -1,0 +1,422 @@
+"""Lesson 2: the NumPy network, Keras hello world and the anatomy of a model.
+
+The seed figures, the y = 3x fit and the gradient checks are pure computations and run at full
+length. Everything that trains or executes a notebook is marked slow and runs in quick mode on
+real data (the digits substitute where MNIST is not on the machine).
+"""
+
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from labtest import (REPO, assert_epoch_curves, assert_finished_above, execute_notebook, lab_env,
+                     notebook_has_image, notebook_text_outputs, only_run, run_dirs, run_json, run_script)
+
+NUMPY_SCRIPT = "lesson_2/numpy_from_scratch/train_mnist.py"
+HELLO_SCRIPT = "lesson_2/hello_keras/train_mnist.py"
+ANATOMY_SCRIPT = "lesson_2/anatomy/train_mnist.py"
+
+slow = pytest.mark.slow
+
+
+def runs_by_tag(parent, quick=True):
+    """Sibling runs of one activity, keyed by the tag that starts their folder name."""
+    prefix = "quick-" if quick else ""
+    found = {}
+    for run in sorted(p for p in parent.iterdir() if p.is_dir()):
+        assert run.name.startswith(prefix), run.name
+        found[run.name[len(prefix):].split("-")[0]] = run
+    return found
+
+
+def assert_one_line_exit_2(parser_factory, argv, message, capsys):
+    from labkit import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.parse(parser_factory(), argv)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert len(error.strip().splitlines()) == 1 and message in error, error
+
+
+# ---------------------------------------------------------------------------------------------
+# NumPy from scratch: the lesson's own numbers
+
+
+def test_seed_2_3_1_forward_pass_matches_the_lessons_figures():
+    from lesson_2.numpy_from_scratch.train_mnist import forward_2_3_1
+
+    net = forward_2_3_1()
+    np.testing.assert_allclose(net["hidden_pre_activation"], [1.0, 1.3, 0.8], atol=0.005)
+    np.testing.assert_allclose(net["hidden"], [0.73, 0.79, 0.69], atol=0.005)
+    assert net["output"] == pytest.approx(1.235, abs=0.005)
+    assert net["squared_error"] == pytest.approx(1.52, abs=0.005)
+
+
+def test_seed_output_of_1_235_comes_from_rounding_the_hidden_values_first():
+    from lesson_2.numpy_from_scratch.train_mnist import SEED_HIDDEN_TO_OUTPUT, forward_2_3_1
+
+    net = forward_2_3_1()
+    assert round(net["output"], 3) == 1.233  # full precision
+    assert np.round(net["hidden"], 2) @ SEED_HIDDEN_TO_OUTPUT == pytest.approx(1.235, abs=1e-9)
+    assert round(float(net["hidden"][1]), 2) == 0.79  # the lesson also prints 0.78 for sigmoid(1.3)
+
+
+def test_finite_differences_fit_y_equals_3x_as_in_the_lesson():
+    from lesson_2.numpy_from_scratch.train_mnist import fit_line_by_finite_differences
+
+    w, b, losses = fit_line_by_finite_differences(w=2.269, b=1.01, nudge=1e-4, learning_rate=0.01, epochs=1000)
+    assert abs(w - 2.9993) < 1e-2 and abs(b - 0.0048) < 1e-2  # the lesson's printout
+    assert abs(w - 3) < 1e-2 and abs(b) < 1e-2  # the line it was fitting
+    assert len(losses) == 1000 and losses[-1] < losses[0] / 1000
+
+
+def test_finite_difference_gradient_is_a_slope_and_leaves_the_weights_alone():
+    from lesson_2.numpy_from_scratch.train_mnist import finite_difference_gradient
+
+    params = {"a": np.array([1.0, -2.0]), "c": np.array([[0.5]])}
+    loss = lambda p: float((p["a"] ** 2).sum() + 3 * p["c"].sum())  # noqa: E731
+    gradient = finite_difference_gradient(loss, params, nudge=1e-6, central=True)
+    np.testing.assert_allclose(gradient["a"], [2.0, -4.0], atol=1e-6)
+    np.testing.assert_allclose(gradient["c"], [[3.0]], atol=1e-6)
+    np.testing.assert_array_equal(params["a"], [1.0, -2.0])
+
+
+@pytest.fixture(scope="module")
+def eight_digits():
+    from labkit.data import load_dataset
+    from lesson_2.hello_keras.train_mnist import flatten_images
+
+    data = load_dataset("digits", announce=lambda message: None)
+    return flatten_images(data.x_train[:8]), data.y_train[:8]
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "relu"])
+def test_backprop_matches_gradient_tape_and_finite_differences(eight_digits, activation):
+    from lesson_2.numpy_from_scratch.train_mnist import gradient_check
+
+    check = gradient_check(*eight_digits, activation=activation)
+    assert set(check["vs_gradient_tape"]) == {"W1", "b1", "W2", "b2"}
+    assert check["max_vs_gradient_tape"] < 1e-5, check
+    assert check["max_vs_finite_differences"] < 1e-5, check
+
+
+def test_gradient_check_catches_a_wrong_derivative(eight_digits, monkeypatch):
+    from lesson_2.numpy_from_scratch import train_mnist
+
+    sigmoid, _ = train_mnist.ACTIVATIONS["sigmoid"]
+    # A classic slip: using the sigmoid itself where its derivative belongs.
+    monkeypatch.setitem(train_mnist.ACTIVATIONS, "sigmoid", (sigmoid, lambda z, a: a))
+    check = train_mnist.gradient_check(*eight_digits, activation="sigmoid")
+    assert check["vs_gradient_tape"]["W1"] > 1e-2
+    assert check["vs_finite_differences"]["W1"] > 1e-2
+    assert check["vs_gradient_tape"]["W2"] < 1e-10  # the layer above the slip is still right
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "relu"])
+def test_numpy_mlp_descends_its_gradient_to_memorise_eight_images(eight_digits, activation):
+    from lesson_2.numpy_from_scratch.train_mnist import init_mlp, mlp_gradients, mlp_loss
+
+    images, labels = eight_digits
+    params = init_mlp(784, 16, 10, np.random.default_rng(0))
+    before = mlp_loss(params, images, labels, activation)
+    for _ in range(200):
+        _, gradients, _ = mlp_gradients(params, images, labels, activation)
+        for name in params:
+            params[name] -= 0.1 * gradients[name]
+    assert mlp_loss(params, images, labels, activation) < before / 10
+
+
+def test_numpy_steps_per_epoch_match_what_keras_is_given():
+    import argparse
+
+    from lesson_2.numpy_from_scratch.train_mnist import steps_per_epoch
+
+    def args(quick, steps=None):
+        return argparse.Namespace(quick=quick, steps_per_epoch=steps, batch_size=32)
+
+    assert steps_per_epoch(args(False), 1257) == 40  # one full pass, the last batch partial
+    assert steps_per_epoch(args(True), 1257) == 25  # quick mode caps it, as TrainingSession.fit does
+    assert steps_per_epoch(args(False, 7), 1257) == 7
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--activation", "tanh"], "choose one of sigmoid, relu"),
+    (["--hidden-units", "0"], "must be at least 1"),
+    (["--hidden-units", "many"], "expected a whole number"),
+])
+def test_numpy_script_rejects_bad_flags(argv, message, capsys):
+    from lesson_2.numpy_from_scratch.train_mnist import make_parser
+
+    assert_one_line_exit_2(make_parser, argv, message, capsys)
+
+
+# ---------------------------------------------------------------------------------------------
+# Hello world and anatomy: the models themselves
+
+
+def test_hello_world_model_is_the_lessons():
+    from lesson_2.hello_keras.train_mnist import build_model, compile_model, make_parser
+
+    model = compile_model(build_model())
+    assert [layer.units for layer in model.layers] == [512, 10]
+    assert [layer.activation.__name__ for layer in model.layers] == ["relu", "softmax"]
+    assert model.count_params() == 784 * 512 + 512 + 512 * 10 + 10
+    assert type(model.optimizer).__name__ == "RMSprop"
+    defaults = make_parser().parse_args([])
+    assert (defaults.epochs, defaults.batch_size, defaults.learning_rate) == (5, 128, 1e-3)
+
+
+def test_sequential_and_functional_models_are_equivalent():
+    import keras
+
+    from lesson_2.anatomy.train_mnist import build_functional, build_sequential, compare_apis
+
+    images = np.random.default_rng(0).random((16, 784), dtype=np.float32)
+    check = compare_apis(images)
+    assert check["sequential_parameters"] == check["functional_parameters"] == 784 * 32 + 32 + 32 * 10 + 10
+    assert check["max_output_difference"] == 0.0
+    # The comparison is not vacuous: with their own initial weights the two disagree.
+    keras.utils.set_random_seed(1)
+    sequential, functional = build_sequential(), build_functional()
+    assert np.abs(sequential.predict(images, verbose=0) - functional.predict(images, verbose=0)).max() > 1e-3
+    assert [type(layer).__name__ for layer in sequential.layers] == \
+        [type(layer).__name__ for layer in functional.layers if type(layer).__name__ != "InputLayer"]
+
+
+def test_mismatched_layers_give_keras_shape_errors():
+    from lesson_2.anatomy.train_mnist import shape_errors
+
+    images = np.zeros((4, 28, 28, 1), dtype=np.float32)
+    cases = {case["mistake"]: case["error"] for case in shape_errors(images)}
+    assert "expected min_ndim=4, found ndim=2" in cases["Conv2D stacked on a Dense layer"]
+    assert "Expected shape (None, 784)" in cases["unflattened images into a (784,) model"]
+    assert "\x1b[" not in "".join(cases.values())  # terminal colour codes stripped for the notebook
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--optimizers", "sgd,lbfgs"], "comma-separated list from sgd, rmsprop, adam"),
+    (["--optimizers", ","], "comma-separated list"),
+    (["--optimizers", "adam,adam"], "each optimizer once"),
+    (["--learning-rate", "0"], "must be a finite number above 0"),
+])
+def test_anatomy_script_rejects_bad_flags(argv, message, capsys):
+    from lesson_2.anatomy.train_mnist import make_parser
+
+    assert_one_line_exit_2(make_parser, argv, message, capsys)
+
+
+def test_anatomy_optimizers_flag_keeps_the_order_given(capsys):
+    from labkit import cli
+    from lesson_2.anatomy.train_mnist import make_parser
+
+    assert cli.parse(make_parser(), ["--optimizers", "Adam, sgd"]).optimizers == ("adam", "sgd")
+    assert cli.parse(make_parser(), []).optimizers == ("sgd", "rmsprop", "adam")
+
+
+@pytest.fixture(scope="module")
+def quick_digits():
+    from labkit.data import load_dataset
+
+    return load_dataset("digits", quick=True, announce=lambda message: None)
+
+
+@slow
+def test_every_right_loss_pairing_beats_ignoring_the_image(quick_digits):
+    from lesson_2.anatomy.train_mnist import loss_table
+
+    table = loss_table(quick_digits).set_index("loss")
+    assert list(table.index) == ["binary_crossentropy", "sparse_categorical_crossentropy",
+                                 "categorical_crossentropy", "mse"]
+    for loss in ("binary_crossentropy", "sparse_categorical_crossentropy", "categorical_crossentropy"):
+        assert table.loc[loss, "validation"] > table.loc[loss, "ignoring the image"] + 0.25, table.loc[loss]
+    assert table.loc["mse", "metric"] == "mae"
+    assert table.loc["mse", "validation"] < table.loc["mse", "ignoring the image"] / 2
+
+
+@slow
+def test_wrong_loss_pairings_show_what_the_lesson_says(quick_digits):
+    from lesson_2.anatomy.train_mnist import wrong_pairings
+
+    integer_labels, one_hot_labels, softmax_one_unit, regression = wrong_pairings(quick_digits).itertuples()
+    for row in (integer_labels, one_hot_labels):
+        assert row.fails and row.symptom.startswith("ValueError") and "rank" in row.symptom, row
+    assert "target.shape=(None,), output.shape=(None, 10)" in integer_labels.symptom
+    assert "target.shape=(None, 10), output.shape=(None, 10)" in one_hot_labels.symptom
+
+    assert softmax_one_unit.pairing.startswith("yes/no task") and not softmax_one_unit.fails
+    assert "predictions from 1.000 to 1.000" in softmax_one_unit.symptom
+    accuracies = softmax_one_unit.symptom.split("accuracy ")[1].split(";")[0].split(", ")
+    assert len(accuracies) == 3 and len(set(accuracies)) == 1, "a one-unit softmax cannot change its answer"
+    assert "only a warning: You are using a softmax over axis -1" in softmax_one_unit.symptom
+
+    assert regression.pairing.startswith("regression target") and not regression.fails
+    assert "loss by epoch 0.000, 0.000, 0.000" in regression.symptom
+
+
+# ---------------------------------------------------------------------------------------------
+# The scripts, run as a student runs them
+
+
+@slow
+def test_numpy_script_quick_run_writes_numpy_and_keras_twin_runs(runs_dir):
+    from labkit.tblogs import read_scalars, steps_of
+
+    result = run_script(NUMPY_SCRIPT, "--quick", runs_dir=runs_dir)
+    assert result.returncode == 0, result.stderr
+    parent = runs_dir / "lesson_2" / "numpy_from_scratch"
+    runs = runs_by_tag(parent)
+    assert set(runs) == {"numpy", "keras"}
+    for run in runs.values():
+        assert_epoch_curves(run, epochs=2)
+        assert steps_of(read_scalars(run), "test", "test_accuracy") == [1]
+        # Chance is 10%; 2 x 25 SGD steps on digits reliably pass 60%.
+        record = assert_finished_above(run, {"validation.accuracy": 0.6, "test.accuracy": 0.6})
+        assert record["hparams"]["hidden_units"] == 64 and record["hparams"]["activation"] == "relu"
+        assert record["epochs_completed"] == 2 and record["quick"] is True
+    numpy_record, keras_record = run_json(runs["numpy"]), run_json(runs["keras"])
+
+    extra = numpy_record["extra"]
+    assert extra["gradient_check"]["max_vs_gradient_tape"] < 1e-5
+    assert extra["gradient_check"]["max_vs_finite_differences"] < 1e-5
+    assert abs(extra["line_fit"]["w"] - 3) < 1e-2 and abs(extra["line_fit"]["b"]) < 1e-2
+    assert extra["seed_2_3_1"]["hidden_pre_activation"] == [1.0, 1.3, 0.8]
+    assert [row["weights"] for row in extra["gradient_timing"]] == [805, 1600, 3190]
+    assert len(extra["speed"]["epoch_seconds"]) == 2
+    compared = keras_record["extra"]["compared_with_numpy"]
+    assert compared["numpy_run"] == runs["numpy"].name
+    assert compared["numpy_test_accuracy"] == numpy_record["metrics"]["test"]["accuracy"]
+    assert "Same network (64 relu units), same start" in result.stdout
+    assert "numpy" in result.stdout.split("Same network")[1] and "keras" in result.stdout.split("Same network")[1]
+
+
+@slow
+def test_numpy_script_ctrl_c_leaves_a_readable_interrupted_run_and_skips_keras(runs_dir):
+    from labkit.tblogs import read_scalars, steps_of
+
+    # Long enough to be mid-training when the signal lands; each NumPy epoch takes milliseconds.
+    process = subprocess.Popen([sys.executable, str(REPO / NUMPY_SCRIPT), "--dataset", "digits",
+                                "--epochs", "100000"], cwd=REPO, env=lab_env(runs_dir),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            assert line or process.poll() is None, process.stderr.read()
+            if line.startswith("Epoch 3/"):
+                break
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr
+    run = only_run(runs_dir)  # no Keras twin after an interrupted NumPy run
+    assert run.name.startswith("numpy-")
+    record = run_json(run)
+    assert record["status"] == "interrupted"
+    completed = record["epochs_completed"]
+    assert completed >= 3
+    scalars = read_scalars(run)
+    for split in ("train", "validation"):
+        steps = steps_of(scalars, split, "epoch_accuracy")
+        # The signal may land between an epoch's TensorBoard points and its run.json update.
+        assert steps == list(range(len(steps))) and len(steps) in (completed, completed + 1), steps
+    assert "Interrupted after" in stdout
+
+
+@slow
+def test_hello_keras_quick_run_records_test_accuracy_and_overfitting_gap(runs_dir):
+    result = run_script(HELLO_SCRIPT, "--quick", runs_dir=runs_dir)
+    assert result.returncode == 0, result.stderr
+    run = only_run(runs_dir)
+    assert run.parent == runs_dir / "lesson_2" / "hello_keras"
+    assert_epoch_curves(run, epochs=2)
+    # Chance is 10%; 2 x 10 RMSprop steps of the 512-unit network pass 80% on digits.
+    record = assert_finished_above(run, {"validation.accuracy": 0.8, "test.accuracy": 0.8})
+    assert (record["hparams"]["batch_size"], record["hparams"]["learning_rate"]) == (128, 1e-3)
+    gap = record["extra"]["overfitting"]
+    assert gap["test_accuracy"] == pytest.approx(record["metrics"]["test"]["accuracy"])
+    assert gap["gap"] == pytest.approx(gap["train_accuracy"] - gap["test_accuracy"])
+    assert gap["train_accuracy"] >= 0.8
+    if record["dataset"]["name"] == "digits":
+        assert record["dataset"]["substitute_for"] == "mnist"
+    assert "Overfitting: train accuracy" in result.stdout
+
+
+@slow
+def test_anatomy_quick_run_trains_three_optimizers_into_sibling_runs(runs_dir):
+    from labkit.tblogs import curve, read_scalars
+
+    result = run_script(ANATOMY_SCRIPT, "--quick", runs_dir=runs_dir)
+    assert result.returncode == 0, result.stderr
+    parent = runs_dir / "lesson_2" / "anatomy"
+    runs = runs_by_tag(parent)
+    assert set(runs) == {"sgd", "rmsprop", "adam"}
+    # Chance is 10%. At the shared learning rate of 0.01, 2 x 10 steps take the adaptive optimizers
+    # past 60%, and plain SGD, the slow one, past 20%.
+    floors = {"sgd": 0.2, "rmsprop": 0.6, "adam": 0.6}
+    for name, run in runs.items():
+        assert_epoch_curves(run, epochs=2)
+        record = assert_finished_above(run, {"validation.accuracy": floors[name], "test.accuracy": floors[name]})
+        assert record["hparams"]["optimizer"] == name and record["hparams"]["learning_rate"] == 0.01
+    overlay = curve(read_scalars(parent), "validation", "epoch_accuracy")
+    assert overlay.shape == (2, 3) and list(overlay.index) == [0, 1]
+    assert "Sequential and Functional: 25,450 and 25,450 parameters" in result.stdout
+
+
+@slow
+@pytest.mark.parametrize("script, argv", [
+    (NUMPY_SCRIPT, ["--activation", "tanh"]),
+    (ANATOMY_SCRIPT, ["--optimizers", "sgd,lbfgs"]),
+])
+def test_scripts_exit_2_on_bad_flags_and_write_nothing(runs_dir, script, argv):
+    result = run_script(script, *argv, runs_dir=runs_dir)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not any(runs_dir.iterdir())
+
+
+# ---------------------------------------------------------------------------------------------
+# Notebooks
+
+
+@slow
+def test_numpy_from_scratch_notebook_executes(runs_dir):
+    notebook = execute_notebook("lesson_2/numpy_from_scratch/numpy_from_scratch.ipynb", runs_dir)
+    text = notebook_text_outputs(notebook)
+    assert "output 1.2332, squared error 1.5208" in text
+    assert "w = 2.99934" in text
+    assert "backprop agrees with GradientTape and with finite differences" in text
+    assert "times_slower" in text and "test_accuracy" in text
+    assert notebook_has_image(notebook)
+    runs = runs_by_tag(runs_dir / "lesson_2" / "numpy_from_scratch")
+    assert set(runs) == {"numpy", "keras"}
+    assert all(run_json(run)["status"] == "finished" for run in runs.values())
+
+
+@slow
+def test_hello_keras_notebook_executes(runs_dir):
+    notebook = execute_notebook("lesson_2/hello_keras/hello_keras.ipynb", runs_dir)
+    text = notebook_text_outputs(notebook)
+    assert "of 10 predictions match their labels" in text
+    assert "probability" in text and "gap" in text
+    assert notebook_has_image(notebook)
+    record = run_json(only_run(runs_dir))
+    assert record["status"] == "finished" and record["quick"] is True
+
+
+@slow
+def test_anatomy_notebook_executes(runs_dir):
+    notebook = execute_notebook("lesson_2/anatomy/anatomy.ipynb", runs_dir)
+    text = notebook_text_outputs(notebook)
+    assert "identical outputs once they share weights" in text
+    assert "sparse_categorical_crossentropy" in text
+    assert "expected min_ndim=4, found ndim=2" in text
+    assert "All three in TensorBoard" in text
+    assert notebook_has_image(notebook)
+    assert len(run_dirs(runs_dir)) == 3
