@@ -1524,15 +1524,19 @@ def render_table(rows: List[Check], color: bool, quiet: bool, strict: bool, widt
     if shown:
         lines.append("%-4s  %-*s  %-*s  %s" % ("", id_width, "CHECK", found_width, "FOUND", "REQUIRED"))
     for row in shown:
-        # Paths and package names contain hyphens; breaking there makes them unreadable.
-        found = textwrap.wrap(row.found, found_width, break_on_hyphens=False) or [""]
-        required = textwrap.wrap(row.required, required_width, break_on_hyphens=False) or [""]
-        for index in range(max(len(found), len(required))):
-            status = paint("%-4s" % row.status, row.status) if index == 0 else "    "
-            left = found[index] if index < len(found) else ""
-            right = required[index] if index < len(required) else ""
-            lines.append(("%s  %-*s  %-*s  %s" % (status, id_width, row.id if index == 0 else "",
+        # Paths must stay whole, to be copied: a word wider than its column overflows onto the
+        # REQUIRED column, which then continues on the next line.
+        found = textwrap.wrap(row.found, found_width, break_on_hyphens=False, break_long_words=False) or [""]
+        required = textwrap.wrap(row.required, required_width, break_on_hyphens=False,
+                                 break_long_words=False) or [""]
+        first = True
+        while found or required:
+            left = found.pop(0) if found else ""
+            right = required.pop(0) if required and len(left) <= found_width else ""
+            status = paint("%-4s" % row.status, row.status) if first else "    "
+            lines.append(("%s  %-*s  %-*s  %s" % (status, id_width, row.id if first else "",
                                                  found_width, left, right)).rstrip())
+            first = False
         if row.hint and row.status != OK:
             indent = " " * (6 + id_width + 2)
             lines += textwrap.wrap("fix: " + row.hint, width, initial_indent=indent,

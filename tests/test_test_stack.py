@@ -883,6 +883,15 @@ def test_colour_only_on_a_terminal_and_never_with_no_color():
     assert "\033[31mFAIL" in doctor.render_table(rows, True, False, False)
 
 
+def test_long_paths_stay_whole_in_the_table():
+    path = "/home/student/projects/keras-course-lab/.venv/lib/python3.11/site-packages/tensorflow"
+    rows = [doctor.Check("tf.import", "OK", "TensorFlow 2.21.0 imported in 3.9 s from " + path,
+                         "imports within 120 s")]
+    text = doctor.render_table(rows, False, False, False, width=80)
+    assert path in text.splitlines()[2]
+    assert "imports within 120 s" in text.splitlines()[1]
+
+
 @pytest.mark.parametrize("args", [["--bogus"], ["--timeout", "-3"], ["--timeout", "soon"]])
 def test_usage_errors_exit_2(world, args, capsys):
     assert doctor.main(args, world=world) == 2
