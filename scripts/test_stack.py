@@ -641,10 +641,10 @@ def run_tf_probe() -> dict:
     report["keras"] = _probe_section(_probe_keras, tf)
     report["build"] = _probe_section(_probe_build, tf)
     report["gpus"] = _probe_section(_probe_gpus, tf)
+    data_thread.join()  # before the smoke test, whose CPU timing it would disturb
+    report["datasets"] = datasets
     if report["gpus"].get("devices"):
         report["smoke"] = _probe_section(_probe_smoke, tf)
-    data_thread.join()
-    report["datasets"] = datasets
     return report
 
 
@@ -1422,7 +1422,7 @@ def run_checks(world: World, options: Options) -> List[Check]:
         return _value(results, "probe")
 
     rows += guarded("python", lambda: check_python(
-        sys.version_info, world.executable, 8 * struct_size(), world.in_virtualenv,
+        sys.version_info, world.executable, pointer_bits(), world.in_virtualenv,
         _value(results, "packages"), tf_specifier))
     rows += guarded("pkg", lambda: check_packages(requirements, _value(results, "packages"), requirements_problem))
     rows += guarded("pip_check", lambda: check_pip(_value(results, "pip_check"), world.executable))
@@ -1461,10 +1461,11 @@ def run_checks(world: World, options: Options) -> List[Check]:
     return rows
 
 
-def struct_size() -> int:
+def pointer_bits() -> int:
+    """64 on a 64-bit Python, the only kind TensorFlow is built for."""
     import struct
 
-    return struct.calcsize("P")
+    return 8 * struct.calcsize("P")
 
 
 def counts_as_failure(check: Check, strict: bool) -> bool:

@@ -1017,3 +1017,21 @@ def test_a_venv_without_tensorflow_gets_fail_rows_with_install_hints(tmp_path):
     assert verdict.endswith("Several packages are missing or too old; one command installs them all: from the "
                             "repository root, run: pip install -r requirements.txt. Then run this again.")
     assert "Traceback" not in table.stdout + table.stderr
+
+
+@pytest.mark.slow
+def test_the_smoke_operation_code_runs_against_real_tensorflow():
+    # No GPU here: TensorFlow's soft placement runs the "/GPU:0" matmul on the CPU, which is
+    # exactly what the smoke layer must catch, and it exercises the real probe code.
+    code = ("import json, sys; sys.path.insert(0, %r); import test_stack, tensorflow as tf; "
+            "print(json.dumps(test_stack._probe_smoke(tf, size=64, repeats=2)))" % str(SCRIPT.parent))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    smoke = json.loads(done.stdout.strip().splitlines()[-1])
+    assert smoke["gpu_result_device"].endswith("device:CPU:0")
+    assert smoke["max_relative_difference"] < 1e-5 and smoke["size"] == 64
+    rows = doctor.diagnose_gpu(doctor.GpuFacts(
+        ONE_GPU_SMI, healthy_probe(gpus=ONE_TF_GPU, smoke=smoke), ["nvidia-cudnn-cu12 9.3.0.75"], None, {},
+        "Linux", False, False))
+    assert (rows[-1].id, rows[-1].status) == ("gpu.smoke", "FAIL")
+    assert rows[-1].found == "the matmul pinned to /GPU:0 ran on " + smoke["gpu_result_device"]
