@@ -1390,7 +1390,6 @@ def gather(world: World, options: Options) -> dict:
     results = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(tasks)) as pool:
         futures = {key: pool.submit(task) for key, task in tasks.items()}
-        results["packages"] = _Failed(RuntimeError("not read"))
         try:
             results["packages"] = world.packages()  # meanwhile, in this thread
         except Exception as error:
