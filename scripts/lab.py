@@ -38,8 +38,16 @@ def requirements_digest() -> str:
     return digest.hexdigest()
 
 
-def run(command: list, **kwargs) -> int:
-    return subprocess.call([str(part) for part in command], cwd=REPO, **kwargs)
+def venv_bin() -> Path:
+    return venv_python().parent
+
+
+def run(command: list) -> int:
+    # Children see the venv's bin folder first on PATH, as if the venv were activated, so that
+    # `tensorboard` and `jupyter` resolve to this environment's copies.
+    env = dict(os.environ, PATH=os.pathsep.join([str(venv_bin()), os.environ.get("PATH", "")]),
+               VIRTUAL_ENV=str(VENV))
+    return subprocess.call([str(part) for part in command], cwd=REPO, env=env)
 
 
 def ensure_venv() -> Path:
@@ -69,7 +77,11 @@ def start(extra: list[str]) -> int:
         say("the environment check found a problem (FAIL rows above); fix it, then run this again")
         return 1
     say("training the Lesson 1 network (Exercise A)")
-    return run([python, MAIN_ACTIVITY, *extra])
+    status = run([python, MAIN_ACTIVITY, *extra])
+    if status == 0 and os.environ.get("VIRTUAL_ENV") != str(VENV):
+        activate = (r".venv\Scripts\activate" if os.name == "nt" else "source .venv/bin/activate")
+        say(f"tensorboard is installed in .venv: run `{activate}` first, then the command above")
+    return status
 
 
 def test(extra: list[str]) -> int:

@@ -57,3 +57,16 @@ def test_requirements_have_lower_bounds():
     for needed in ("tensorflow", "tensorboard", "numpy", "pandas", "matplotlib", "scikit-learn",
                    "notebook", "ipykernel", "pytest", "nbclient"):
         assert needed in names
+
+
+@pytest.mark.slow
+def test_command_one_checks_the_machine_trains_and_prints_the_tensorboard_command(runs_dir):
+    """README's command one, in quick mode, on the venv that command two already built."""
+    from labtest import only_run, run_json, run_script
+
+    result = run_script("scripts/lab.py", "start", "--quick", runs_dir=runs_dir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Verdict: READY" in result.stdout
+    run = only_run(runs_dir)
+    assert run_json(run)["status"] == "finished"
+    assert f'tensorboard --logdir "{run}"' in result.stdout
