@@ -48,18 +48,18 @@ OPTIMIZERS = ("sgd", "rmsprop", "adam")
 # Models: one network, two ways to write it
 
 
-def build_sequential(input_dim=784, hidden_units=HIDDEN_UNITS, num_classes=10):
+def build_sequential(input_dim=784, hidden_units=HIDDEN_UNITS, output_units=10, output_activation="softmax"):
     return keras.Sequential([
         keras.Input(shape=(input_dim,)),
         keras.layers.Dense(hidden_units, activation="relu"),
-        keras.layers.Dense(num_classes, activation="softmax"),
+        keras.layers.Dense(output_units, activation=output_activation),
     ], name="sequential_api")
 
 
-def build_functional(input_dim=784, hidden_units=HIDDEN_UNITS, num_classes=10):
+def build_functional(input_dim=784, hidden_units=HIDDEN_UNITS, output_units=10, output_activation="softmax"):
     inputs = keras.Input(shape=(input_dim,))
     hidden = keras.layers.Dense(hidden_units, activation="relu")(inputs)
-    outputs = keras.layers.Dense(num_classes, activation="softmax")(hidden)
+    outputs = keras.layers.Dense(output_units, activation=output_activation)(hidden)
     return keras.Model(inputs=inputs, outputs=outputs, name="functional_api")
 
 
@@ -77,15 +77,6 @@ def compare_apis(images, seed=0) -> dict:
 
 # ----------------------------------------------------------------------------------------------
 # Losses: which one goes with which task
-
-
-def small_mlp(output_units, output_activation, input_dim=784, hidden_units=HIDDEN_UNITS):
-    """The same body for every task; only the last layer and the loss change."""
-    return keras.Sequential([
-        keras.Input(shape=(input_dim,)),
-        keras.layers.Dense(hidden_units, activation="relu"),
-        keras.layers.Dense(output_units, activation=output_activation),
-    ])
 
 
 def ink_percent(images):
@@ -129,13 +120,15 @@ def fit_quietly(model, loss, metric, x, y, epochs, batch_size=BATCH_SIZE, seed=0
 
 
 def loss_table(data, epochs=5) -> pd.DataFrame:
-    """Train one small model per row of LOSS_PAIRINGS and score it on the validation split."""
+    """Train one small model per row of LOSS_PAIRINGS and score it on the validation split.
+
+    Every row uses the same body (Dense 32, ReLU); only the last layer and the loss change."""
     x_train, x_val = flatten_images(data.x_train), flatten_images(data.x_val)
     train_targets = task_targets(data.y_train, data.x_train, data.num_classes)
     val_targets = task_targets(data.y_val, data.x_val, data.num_classes)
     rows = []
     for task, kind, (units, activation), loss, metric in LOSS_PAIRINGS:
-        model = small_mlp(units, activation)
+        model = build_sequential(output_units=units, output_activation=activation)
         fit_quietly(model, loss, metric, x_train, train_targets[kind], epochs)
         score = model.evaluate(x_val, val_targets[kind], verbose=0, return_dict=True)[metric]
         rows.append({"task": task, "last layer": f"Dense({units}, {activation or 'linear'})",
@@ -160,7 +153,7 @@ def wrong_pairings(data, epochs=3) -> pd.DataFrame:
     ]
     rows = []
     for pairing, (units, activation), loss, metric, y in attempts:
-        model = small_mlp(units, activation)
+        model = build_sequential(output_units=units, output_activation=activation)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
@@ -273,7 +266,7 @@ def train(args, **session_options):
                             f"{check['functional_parameters']:,} parameters, largest output difference "
                             f"{check['max_output_difference']:g} with the same weights")
             keras.utils.set_random_seed(args.seed)  # the same starting weights for every optimizer
-            model = build_sequential(hidden_units=HIDDEN_UNITS, num_classes=data.num_classes)
+            model = build_sequential(output_units=data.num_classes)
             model.compile(optimizer=make_optimizer(name, args.learning_rate),
                           loss="sparse_categorical_crossentropy", metrics=["accuracy"])
             session.model = model
