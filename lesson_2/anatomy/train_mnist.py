@@ -96,7 +96,7 @@ def task_targets(labels, images, num_classes=10) -> dict:
 
 # task, target format, last layer (units, activation), loss, metric
 LOSS_PAIRINGS = [
-    ("binary: is the digit 5 or more?", "binary", (1, "sigmoid"), "binary_crossentropy", "accuracy"),
+    ("yes/no: is the label 5 or more?", "binary", (1, "sigmoid"), "binary_crossentropy", "accuracy"),
     ("10 classes, integer labels", "integer", (10, "softmax"), "sparse_categorical_crossentropy", "accuracy"),
     ("10 classes, one-hot labels (to_categorical)", "one_hot", (10, "softmax"), "categorical_crossentropy", "accuracy"),
     ("regression: ink on the canvas, %", "ink", (1, None), "mse", "mae"),

@@ -456,7 +456,8 @@ def train(args, **session_options):
             "numpy_run": numpy_session.run_dir.name,
             "numpy_test_accuracy": numpy_test["accuracy"],
             "numpy_median_epoch_seconds": numpy_speed["median_epoch_seconds"],
-            "keras_over_numpy_epoch_time": keras_speed["median_epoch_seconds"] / numpy_speed["median_epoch_seconds"],
+            "keras_over_numpy_epoch_time": (statistics.median(timer.seconds)
+                                            / max(numpy_speed["median_epoch_seconds"], 1e-4)),
         })
         keras_session.say(f"\nSame network ({args.hidden_units} {args.activation} units), same start, "
                           f"same SGD (lr {args.learning_rate:g}, batch {args.batch_size}):\n"
