@@ -1,31 +1,13 @@
-"""Write Lesson 2's three notebooks, without outputs (CI executes them).
-
-The cells live here so that a change to a notebook is a reviewable diff of Python strings, not
-of .ipynb JSON. Run from the repository root after editing:
+"""Lesson 2's three notebooks, as cells (see labkit/notebooks.py). After editing, run:
 
     python lesson_2/make_notebooks.py
 """
 
 from pathlib import Path
 
-import nbformat
+from labkit.notebooks import write_notebooks
 
 LESSON = Path(__file__).resolve().parent
-REPO = LESSON.parent
-
-
-def write_notebook(path: Path, cells: list[tuple[str, str]]) -> Path:
-    notebook = nbformat.v4.new_notebook()
-    notebook.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
-    notebook.metadata["language_info"] = {"name": "python"}
-    for number, (kind, source) in enumerate(cells):
-        source = source.strip("\n")
-        cell = nbformat.v4.new_markdown_cell(source) if kind == "md" else nbformat.v4.new_code_cell(source)
-        cell.id = f"{path.stem}-{number:02d}"  # stable ids: regenerating gives no spurious diff
-        notebook.cells.append(cell)
-    nbformat.validate(notebook)
-    nbformat.write(notebook, path)
-    return path
 
 NUMPY_FROM_SCRATCH = [
     ("md", """
@@ -390,11 +372,12 @@ one step size, not a verdict on the optimizers.
 ]
 
 
+NOTEBOOKS = {"numpy_from_scratch": NUMPY_FROM_SCRATCH, "hello_keras": HELLO_KERAS, "anatomy": ANATOMY}
+
+
 def main() -> int:
-    for folder, cells in (("numpy_from_scratch", NUMPY_FROM_SCRATCH), ("hello_keras", HELLO_KERAS),
-                          ("anatomy", ANATOMY)):
-        path = write_notebook(LESSON / folder / f"{folder}.ipynb", cells)
-        print(f"wrote {path.relative_to(REPO)}")
+    for path in write_notebooks(LESSON, NOTEBOOKS):
+        print(f"wrote {path.relative_to(LESSON.parent)}")
     return 0
 
 

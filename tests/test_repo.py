@@ -70,3 +70,33 @@ def test_command_one_checks_the_machine_trains_and_prints_the_tensorboard_comman
     run = only_run(runs_dir)
     assert run_json(run)["status"] == "finished"
     assert f'tensorboard --logdir "{run}"' in result.stdout
+
+
+GENERATORS = sorted(REPO.glob("lesson_*/make_notebooks.py"))
+
+
+def generated_notebooks():
+    import importlib
+
+    for generator in GENERATORS:
+        module = importlib.import_module(f"{generator.parent.name}.make_notebooks")
+        for folder, cells in module.NOTEBOOKS.items():
+            yield generator.parent / folder / f"{folder}.ipynb", folder, cells
+
+
+def test_every_notebook_has_a_generator():
+    assert sorted(path for path, _, _ in generated_notebooks()) == NOTEBOOKS
+
+
+@pytest.mark.parametrize("path, name, cells", list(generated_notebooks()),
+                         ids=lambda value: value.name if isinstance(value, Path) else "")
+def test_committed_notebook_matches_its_generator(path, name, cells):
+    import nbformat
+
+    from labkit.notebooks import build_notebook
+
+    committed = nbformat.read(path, as_version=4)
+    expected = build_notebook(name, cells)
+    assert [(c.cell_type, c.source) for c in committed.cells] == \
+        [(c.cell_type, c.source) for c in expected.cells], \
+        f"{path.name} differs from {path.parent.parent.name}/make_notebooks.py: regenerate it"
