@@ -192,11 +192,15 @@ class TrainingSession:
 
     def evaluate(self, model, *, x_test=None, y_test=None) -> dict:
         """Score on the held-out test set; logged to run.json and to `<run>/test` in TensorBoard."""
-        import tensorflow as tf
-
         x_test = self.data.x_test if x_test is None else x_test
         y_test = self.data.y_test if y_test is None else y_test
         metrics = model.evaluate(x_test, y_test, batch_size=256, verbose=0, return_dict=True)
+        return self.record_test_metrics(metrics)
+
+    def record_test_metrics(self, metrics: dict) -> dict:
+        """Put final test metrics in run.json and in `<run>/test`, for any kind of model."""
+        import tensorflow as tf
+
         self.record.set_test_metrics(metrics)
         step = max(self.record.data["epochs_completed"] - 1, 0)
         with tf.summary.create_file_writer(str(self.run_dir / "test")).as_default():

@@ -119,3 +119,49 @@ def notebook_text_outputs(notebook) -> str:
 def notebook_has_image(notebook) -> bool:
     return any("image/png" in output.get("data", {})
                for cell in notebook.cells for output in cell.get("outputs", []))
+
+
+def interrupt_run(script: str | Path, *args: str, runs_dir: Path, after_epochs: int = 2,
+                  timeout: float = 120) -> subprocess.CompletedProcess:
+    """Start a real run, wait until its run.json counts `after_epochs` epochs, press Ctrl-C."""
+    import signal
+    import time
+
+    command = [sys.executable, str(REPO / script), *args]
+    process = subprocess.Popen(command, cwd=REPO, env=lab_env(runs_dir), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = run_dirs(runs_dir)
+            if found and run_json(found[0]).get("epochs_completed", 0) >= after_epochs:
+                break
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"the run never completed {after_epochs} epochs")
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def assert_interrupted_but_readable(result: subprocess.CompletedProcess, run_dir: Path,
+                                    after_epochs: int, tag: str = "epoch_loss") -> dict:
+    """Exit 130, no traceback, run.json says interrupted, and the curves so far read back whole."""
+    from labkit.tblogs import read_scalars, steps_of
+
+    assert result.returncode == 130, result.stderr
+    assert "Traceback" not in result.stderr and "Interrupted after" in result.stdout
+    record = run_json(run_dir)
+    assert record["status"] == "interrupted"
+    completed = record["epochs_completed"]
+    assert completed >= after_epochs
+    scalars = read_scalars(run_dir)
+    for split in ("train", "validation"):
+        steps = steps_of(scalars, split, tag)
+        # The signal may land between an epoch's TensorBoard points and its run.json update.
+        assert steps == list(range(len(steps))) and len(steps) in (completed, completed + 1), steps
+    return record

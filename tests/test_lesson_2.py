@@ -5,16 +5,12 @@ length. Everything that trains or executes a notebook is marked slow and runs in
 real data (the digits substitute where MNIST is not on the machine).
 """
 
-import signal
-import subprocess
-import sys
-import time
-
 import numpy as np
 import pytest
 
-from labtest import (REPO, assert_epoch_curves, assert_finished_above, execute_notebook, lab_env,
-                     notebook_has_image, notebook_text_outputs, only_run, run_dirs, run_json, run_script)
+from labtest import (assert_epoch_curves, assert_finished_above, assert_interrupted_but_readable,
+                     execute_notebook, interrupt_run, notebook_has_image, notebook_text_outputs,
+                     only_run, run_dirs, run_json, run_script)
 
 NUMPY_SCRIPT = "lesson_2/numpy_from_scratch/train_mnist.py"
 HELLO_SCRIPT = "lesson_2/hello_keras/train_mnist.py"
@@ -296,37 +292,12 @@ def test_numpy_script_quick_run_writes_numpy_and_keras_twin_runs(runs_dir):
 
 @slow
 def test_numpy_script_ctrl_c_leaves_a_readable_interrupted_run_and_skips_keras(runs_dir):
-    from labkit.tblogs import read_scalars, steps_of
-
     # Long enough to be mid-training when the signal lands; each NumPy epoch takes milliseconds.
-    process = subprocess.Popen([sys.executable, str(REPO / NUMPY_SCRIPT), "--dataset", "digits",
-                                "--epochs", "100000"], cwd=REPO, env=lab_env(runs_dir),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            assert line or process.poll() is None, process.stderr.read()
-            if line.startswith("Epoch 3/"):
-                break
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 130, stderr
+    result = interrupt_run(NUMPY_SCRIPT, "--dataset", "digits", "--epochs", "100000",
+                           runs_dir=runs_dir, after_epochs=3)
     run = only_run(runs_dir)  # no Keras twin after an interrupted NumPy run
     assert run.name.startswith("numpy-")
-    record = run_json(run)
-    assert record["status"] == "interrupted"
-    completed = record["epochs_completed"]
-    assert completed >= 3
-    scalars = read_scalars(run)
-    for split in ("train", "validation"):
-        steps = steps_of(scalars, split, "epoch_accuracy")
-        # The signal may land between an epoch's TensorBoard points and its run.json update.
-        assert steps == list(range(len(steps))) and len(steps) in (completed, completed + 1), steps
-    assert "Interrupted after" in stdout
+    assert_interrupted_but_readable(result, run, after_epochs=3, tag="epoch_accuracy")
 
 
 @slow

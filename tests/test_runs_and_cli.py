@@ -1,17 +1,13 @@
 """Run folders, run.json, the shared command line, bad input and Ctrl-C."""
 
 import json
-import signal
-import subprocess
-import sys
-import time
 from datetime import datetime
 
 import pytest
 
 from labkit import LabError, runs
-from labkit.tblogs import read_scalars, steps_of
-from labtest import REPO, files_under, lab_env, run_dirs, run_json, run_script
+from labtest import (REPO, assert_interrupted_but_readable, files_under, interrupt_run, run_dirs,
+                     run_json, run_script)
 
 EXERCISE_A = "lesson_1/exercise_a/train_mnist.py"
 
@@ -160,34 +156,7 @@ def test_same_seed_same_numbers(runs_dir):
 @pytest.mark.slow
 def test_ctrl_c_leaves_readable_logs_and_marks_the_run_interrupted(runs_dir):
     # Many tiny epochs: the run cannot finish before the signal arrives.
-    process = subprocess.Popen(
-        [sys.executable, str(REPO / EXERCISE_A), "--dataset", "digits", "--epochs", "1000",
-         "--steps-per-epoch", "3"],
-        cwd=REPO, env=lab_env(runs_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            found = run_dirs(runs_dir)
-            if found and json.loads((found[0] / "run.json").read_text())["epochs_completed"] >= 2:
-                break
-            assert process.poll() is None, process.communicate()
-            time.sleep(0.2)
-        else:
-            pytest.fail("the run never completed two epochs")
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 130, stderr
-    assert "Traceback" not in stderr
-    assert "Interrupted after" in stdout
+    result = interrupt_run(EXERCISE_A, "--dataset", "digits", "--epochs", "1000",
+                           "--steps-per-epoch", "3", runs_dir=runs_dir, after_epochs=2)
     (run,) = run_dirs(runs_dir)
-    record = run_json(run)
-    assert record["status"] == "interrupted"
-    completed = record["epochs_completed"]
-    scalars = read_scalars(run)
-    logged = steps_of(scalars, "train", "epoch_loss")
-    # TensorBoard may log the epoch that was ending when the signal landed before run.json does.
-    assert logged == list(range(len(logged))) and len(logged) in (completed, completed + 1)
-    assert completed >= 2
+    assert_interrupted_but_readable(result, run, after_epochs=2)

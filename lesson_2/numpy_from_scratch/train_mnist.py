@@ -321,12 +321,7 @@ def train_numpy_mlp(session, params, activation=ACTIVATION) -> list[float]:
 def log_numpy_test_metrics(session, params, activation=ACTIVATION) -> dict:
     """What session.evaluate does for a Keras model: run.json plus `<run>/test` in TensorBoard."""
     metrics = evaluate_mlp(params, flatten_images(session.data.x_test), session.data.y_test, activation)
-    session.record.set_test_metrics(metrics)
-    step = max(session.record.data["epochs_completed"] - 1, 0)
-    with tf.summary.create_file_writer(str(session.run_dir / "test")).as_default():
-        for name, value in metrics.items():
-            tf.summary.scalar(f"test_{name}", value, step=step)
-    return metrics
+    return session.record_test_metrics(metrics)
 
 
 def keras_twin(params, activation=ACTIVATION, learning_rate=LEARNING_RATE):
