@@ -36,5 +36,6 @@ def write_notebooks(lesson_dir: Path, notebooks: dict[str, Cells]) -> list[Path]
     for folder, cells in notebooks.items():
         path = Path(lesson_dir) / folder / f"{folder}.ipynb"
         nbformat.write(build_notebook(folder, cells), path)
+        print(f"wrote {path}")
         written.append(path)
     return written

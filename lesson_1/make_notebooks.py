@@ -195,11 +195,5 @@ runs_table(last_session.run_dir.parent)
 NOTEBOOKS = {"exercise_a": EXERCISE_A, "activity_2": ACTIVITY_2}
 
 
-def main() -> int:
-    for path in write_notebooks(LESSON, NOTEBOOKS):
-        print(f"wrote {path.relative_to(LESSON.parent)}")
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    write_notebooks(LESSON, NOTEBOOKS)

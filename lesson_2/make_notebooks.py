@@ -375,11 +375,5 @@ one step size, not a verdict on the optimizers.
 NOTEBOOKS = {"numpy_from_scratch": NUMPY_FROM_SCRATCH, "hello_keras": HELLO_KERAS, "anatomy": ANATOMY}
 
 
-def main() -> int:
-    for path in write_notebooks(LESSON, NOTEBOOKS):
-        print(f"wrote {path.relative_to(LESSON.parent)}")
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    write_notebooks(LESSON, NOTEBOOKS)
