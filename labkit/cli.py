@@ -14,6 +14,7 @@ import argparse
 import math
 import os
 import sys
+from typing import NoReturn
 
 from labkit import LabError
 from labkit.data import DATASETS
@@ -106,7 +107,7 @@ def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
     return args
 
 
-def fail(error: LabError, prog: str | None = None) -> "NoReturn":  # noqa: F821
+def fail(error: LabError, prog: str | None = None) -> NoReturn:
     """Report a LabError the way argparse reports bad flags."""
     prog = prog or os.path.basename(sys.argv[0])
     print(f"{prog}: error: {error}", file=sys.stderr)

@@ -176,7 +176,7 @@ class TrainingSession:
         if self.args.quick and steps is None:
             from labkit.cli import QUICK_MAX_STEPS_PER_EPOCH
             steps = min(QUICK_MAX_STEPS_PER_EPOCH, -(-len(x_train) // self.args.batch_size))
-        step_validation = ([StepValidation(self, x_val, y_val, validate_every_steps)]
+        step_validation = ([step_validation_callback(self, x_val, y_val, validate_every_steps)]
                            if validate_every_steps else [])
         self.history = model.fit(
             self.dataset_pipeline(x_train, y_train, repeat=steps is not None),
@@ -209,13 +209,13 @@ class TrainingSession:
         return metrics
 
 
-def StepValidation(session, x_val, y_val, every, sample=500):
+def step_validation_callback(session, x_val, y_val, every, sample=500):
     """A Keras callback that scores the first `sample` validation images every `every` steps."""
     import keras
     import numpy as np
     import tensorflow as tf
 
-    class _StepValidation(keras.callbacks.Callback):
+    class StepValidation(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
             self.writer = tf.summary.create_file_writer(str(session.run_dir / "validation"))
             session.open_writers.append(self.writer)
@@ -233,7 +233,7 @@ def StepValidation(session, x_val, y_val, every, sample=500):
         def on_train_end(self, logs=None):
             self.writer.close()
 
-    return _StepValidation()
+    return StepValidation()
 
 
 def run_main(train, parser_factory, argv=None) -> int:
