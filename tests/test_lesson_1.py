@@ -124,6 +124,13 @@ def test_recorded_runs_are_complete_and_small():
     # The lesson's claims, checked on the shipped curves: lr 1e-4 learns, lr 0.1 does not.
     assert by_rate[1e-4]["metrics"]["validation"]["accuracy"] >= 0.95
     assert by_rate[0.1]["metrics"]["validation"]["accuracy"] <= 0.3
+    # ... and at lr 1e-4 accuracy passes 90% within 200 steps, then keeps rising to the end.
+    lesson_run = by_rate[1e-4]["run_name"]
+    by_step = scalars[(scalars.run == lesson_run) & (scalars.tag == "accuracy_by_step")]
+    first_above_90 = int(by_step[by_step.value >= 0.9].step.min())
+    assert first_above_90 <= 200
+    early, late = by_step[by_step.step <= 200].value.mean(), by_step[by_step.step > 1800].value.mean()
+    assert late > early + 0.03
 
 
 def free_port():
