@@ -451,19 +451,14 @@ class World:
         return _probe_section(_probe_datasets)
 
     def runs_dir_status(self) -> Tuple[Path, Optional[str], bool]:
-        """(runs root, why it is unusable or None, whether labkit.runs decided it)."""
+        """(runs root, why it is unusable or None, whether labkit is installed in this Python)."""
+        runs, installed = repository_runs_rules()
+        root = runs.runs_root(self.env.get("LAB_RUNS_DIR"))
         try:
-            from labkit import LabError
-            from labkit.runs import check_writable, runs_root
-        except Exception:
-            root = local_runs_root(self.env)
-            return root, local_runs_problem(root), False
-        root = runs_root()
-        try:
-            check_writable(root)
-        except LabError as error:
-            return root, str(error), True
-        return root, None, True
+            runs.check_writable(root)
+        except runs.LabError as error:
+            return root, str(error), installed
+        return root, None, installed
 
     def download_problem(self, timeout: float = 8.0) -> Optional[str]:
         """None when the Keras dataset server answers, else why not (only with --online)."""
@@ -493,23 +488,27 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def local_runs_root(env: Mapping) -> Path:
-    # Same rule as labkit.runs.runs_root, for when labkit itself cannot be imported.
-    chosen = env.get("LAB_RUNS_DIR") or str(REPO_ROOT / "runs")
-    return Path(chosen).expanduser().resolve()
+def repository_runs_rules():
+    """labkit.runs, the one definition of where runs go and when that folder is usable.
 
-
-def local_runs_problem(root: Path) -> Optional[str]:
-    # Same rule as labkit.runs.check_writable: the nearest existing ancestor must be a
-    # writable folder, because that is where the run folders would be created.
-    probe = root
-    while not probe.exists() and probe.parent != probe:
-        probe = probe.parent
-    if not probe.is_dir():
-        return "logdir %s cannot be created: %s is a file, not a folder" % (root, probe)
-    if not os.access(probe, os.W_OK | os.X_OK):
-        return "logdir %s is not writable (no write permission on %s)" % (root, probe)
-    return None
+    It needs only the standard library, so when labkit is not installed in this Python it is
+    read straight from this repository, and removed from sys.modules again so that the checks
+    after this one still see labkit as not installed. Returns (module, installed)."""
+    try:
+        from labkit import runs
+        return runs, True
+    except ImportError:
+        pass
+    before = set(sys.modules)
+    sys.path.insert(0, str(REPO_ROOT))
+    try:
+        from labkit import runs
+        return runs, False
+    finally:
+        sys.path.remove(str(REPO_ROOT))
+        for name in set(sys.modules) - before:
+            if name == "labkit" or name.startswith("labkit."):
+                del sys.modules[name]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1021,7 +1020,7 @@ def check_port(port: int, is_free: bool, instances: List[dict]) -> Check:
     return Check("tensorboard.port", WARN, found, required, hint)
 
 
-def check_runs_dir(root: Path, problem: Optional[str], from_env: bool, by_labkit: bool) -> Check:
+def check_runs_dir(root: Path, problem: Optional[str], from_env: bool, labkit_installed: bool) -> Check:
     required = "a writable runs folder"
     source = " (from LAB_RUNS_DIR)" if from_env else ""
     if problem:
@@ -1029,8 +1028,8 @@ def check_runs_dir(root: Path, problem: Optional[str], from_env: bool, by_labkit
                 if from_env else "make %s writable, or set LAB_RUNS_DIR to a folder you can write to" % root)
         return Check("runs_dir", FAIL, problem + source, required, hint)
     found = "%s is writable%s" % (root, source)
-    if not by_labkit:
-        found += " (checked without labkit, which does not import)"
+    if not labkit_installed:
+        found += " (labkit's rules read from the repository: labkit is not installed here)"
     return Check("runs_dir", OK, found, required)
 
 
@@ -1436,8 +1435,8 @@ def run_checks(world: World, options: Options) -> List[Check]:
         TENSORBOARD_PORT, world.port_is_free(TENSORBOARD_PORT), world.tensorboard_instances()))
 
     def runs_row() -> Check:
-        root, problem, by_labkit = world.runs_dir_status()
-        return check_runs_dir(root, problem, bool(env.get("LAB_RUNS_DIR")), by_labkit)
+        root, problem, labkit_installed = world.runs_dir_status()
+        return check_runs_dir(root, problem, bool(env.get("LAB_RUNS_DIR")), labkit_installed)
 
     rows += guarded("runs_dir", runs_row)
     rows += guarded("jupyter.kernel", lambda: check_jupyter_kernel(
