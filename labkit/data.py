@@ -26,7 +26,6 @@ import hashlib
 import os
 import shutil
 import socket
-import sys
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -448,13 +447,3 @@ def load_dataset(name: str | None = None, *, quick: bool = False, announce=print
     for note in dataset.notes:
         announce(f"data: {note}")
     return quick_slice(dataset) if quick else dataset
-
-
-def main(argv=None) -> int:  # pragma: no cover - convenience: `python -m labkit.data`
-    for name, source in offline_availability().items():
-        print(f"{name:14s} {source or 'not available offline'}")
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

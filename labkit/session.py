@@ -243,8 +243,7 @@ def run_main(train, parser_factory, argv=None) -> int:
     parser = parser_factory()
     args = cli.parse(parser, argv)
     try:
-        session = train(args)
+        return train(args).exit_code
     except LabError as error:
         cli.fail(error, parser.prog)
-    return session.exit_code if session is not None else 0
 

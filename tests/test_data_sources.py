@@ -236,10 +236,25 @@ def test_upscaled_digits_sit_in_mnists_frame():
     assert images[:, 4:24, 4:24].max() > 0.9
 
 
-def test_quick_slice_keeps_the_source_and_cuts_every_split(isolated):
+def test_quick_slice_cuts_every_split_and_keeps_the_provenance():
+    def images(n):
+        return np.zeros((n, 28, 28, 1), "float32")
+
+    def labels(n):
+        return np.arange(n, dtype="uint32") % 10
+
+    full = data.Dataset("fashion_mnist", "keras-cache: somewhere", images(3000), labels(3000),
+                        images(800), labels(800), images(1500), labels(1500),
+                        substitute_for=None, notes=["a note"])
+    quick = data.quick_slice(full)
+    assert quick.sizes() == data.QUICK_SLICE
+    assert (quick.name, quick.source, quick.notes) == (full.name, full.source, ["a note"])
+    np.testing.assert_array_equal(quick.y_train, full.y_train[:2000])
+
+
+def test_quick_slice_leaves_the_small_digits_whole(isolated):
     quick = load_dataset("digits", quick=True)
-    assert quick.sizes() == {"train": 1257, "validation": 180, "test": 360}  # digits are already small
-    assert quick.source.startswith("scikit-learn")
+    assert quick.sizes() == {"train": 1257, "validation": 180, "test": 360}
 
 
 # ---------------------------------------------------------------------------------------------
