@@ -22,6 +22,18 @@ from labkit import LabError, data as lab_data
 from labkit.runs import RunRecord, create_run_dir
 
 
+def steps_per_epoch(args, n_train: int) -> int:
+    """Gradient steps in one epoch: --steps-per-epoch if given, else one pass over `n_train`
+    examples, capped in quick mode. Models trained outside Keras use it to match Keras's count."""
+    if args.steps_per_epoch:
+        return args.steps_per_epoch
+    full_pass = -(-n_train // args.batch_size)
+    if args.quick:
+        from labkit.cli import QUICK_MAX_STEPS_PER_EPOCH
+        return min(QUICK_MAX_STEPS_PER_EPOCH, full_pass)
+    return full_pass
+
+
 def activity_of(script_file: str) -> tuple[str, str]:
     """`.../lesson_1/exercise_a/train_mnist.py` -> ("lesson_1", "exercise_a")."""
     folder = Path(script_file).resolve().parent
@@ -172,14 +184,14 @@ class TrainingSession:
         y_train = d.y_train if y_train is None else y_train
         x_val = d.x_val if x_val is None else x_val
         y_val = d.y_val if y_val is None else y_val
-        steps = self.args.steps_per_epoch
-        if self.args.quick and steps is None:
-            from labkit.cli import QUICK_MAX_STEPS_PER_EPOCH
-            steps = min(QUICK_MAX_STEPS_PER_EPOCH, -(-len(x_train) // self.args.batch_size))
+        # A plain run without --steps-per-epoch makes exact passes over the data; otherwise the
+        # pipeline repeats and Keras counts the steps.
+        exact_passes = self.args.steps_per_epoch is None and not self.args.quick
+        steps = None if exact_passes else steps_per_epoch(self.args, len(x_train))
         step_validation = ([step_validation_callback(self, x_val, y_val, validate_every_steps)]
                            if validate_every_steps else [])
         self.history = model.fit(
-            self.dataset_pipeline(x_train, y_train, repeat=steps is not None),
+            self.dataset_pipeline(x_train, y_train, repeat=not exact_passes),
             epochs=self.args.epochs,
             steps_per_epoch=steps,
             validation_data=(x_val, y_val),

@@ -130,7 +130,7 @@ def test_numpy_mlp_descends_its_gradient_to_memorise_eight_images(eight_digits, 
 def test_numpy_steps_per_epoch_match_what_keras_is_given():
     import argparse
 
-    from lesson_2.numpy_from_scratch.train_mnist import steps_per_epoch
+    from labkit.session import steps_per_epoch
 
     def args(quick, steps=None):
         return argparse.Namespace(quick=quick, steps_per_epoch=steps, batch_size=32)

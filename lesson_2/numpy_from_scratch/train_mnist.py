@@ -33,7 +33,7 @@ import tensorflow as tf
 from tensorflow import keras
 
 from labkit import cli
-from labkit.session import TrainingSession, run_main
+from labkit.session import TrainingSession, run_main, steps_per_epoch
 from lesson_2.hello_keras.train_mnist import build_model, flatten_images
 
 HIDDEN_UNITS = 64
@@ -250,14 +250,6 @@ def time_gradient_methods(x, labels, hidden_sizes=(1, 2, 4, 8, 16), activation=A
 
 # ----------------------------------------------------------------------------------------------
 # 5. Training on digits, in NumPy and in Keras
-
-
-def steps_per_epoch(args, n_train) -> int:
-    """The same count TrainingSession.fit gives Keras, so both twins take the same number of steps."""
-    if args.steps_per_epoch:
-        return args.steps_per_epoch
-    full_pass = -(-n_train // args.batch_size)
-    return min(cli.QUICK_MAX_STEPS_PER_EPOCH, full_pass) if args.quick else full_pass
 
 
 def minibatches(n, batch_size, rng):
