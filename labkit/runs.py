@@ -7,7 +7,9 @@ events with, an earlier run.
 
 `run.json` sits beside the event files. It is rewritten atomically (write, then rename) at the
 start, after every epoch and at the end, so a crash or Ctrl-C always leaves a readable file whose
-`status` says how the run ended.
+`status` says how the run ended. It also names the process that wrote it (pid, host, start
+time): a run whose process died without a word (SIGKILL, a segfault, a power cut) still says
+`running` on disk, and `read_run` reports it as `crashed` once that process is gone.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import math
 import os
 import platform
+import socket
 import sys
 import time
 from datetime import datetime, timezone
@@ -27,6 +30,8 @@ from labkit import REPO_ROOT, LabError
 RUNS_DIR_ENV = "LAB_RUNS_DIR"
 RUN_JSON = "run.json"
 STATUSES = ("running", "finished", "interrupted", "failed")
+# Never written: what `read_run` reports for a "running" run whose process is gone.
+CRASHED = "crashed"
 
 
 def runs_root(logdir: str | os.PathLike | None = None) -> Path:
@@ -129,14 +134,31 @@ class RunRecord:
             "wall_time_s": 0.0,
             "versions": library_versions(),
             "command": [os.path.basename(sys.argv[0])] + list(argv if argv is not None else sys.argv[1:]),
+            "process": this_process(),
         }
         self.save()
+
+    def _text(self) -> str:
+        return json.dumps(_json_safe(self.data), indent=2) + "\n"
 
     def save(self) -> None:
         self.data["wall_time_s"] = round(time.monotonic() - self._started, 3)
         tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(_json_safe(self.data), indent=2) + "\n")
-        os.replace(tmp, self.path)
+        try:
+            tmp.write_text(self._text())
+            os.replace(tmp, self.path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def save_in_place(self) -> None:
+        """Last resort when the disk is full: overwrite run.json where it stands, so that it
+        reuses the file's own space instead of needing room for a second copy. Not atomic, so
+        only for the final status of a run that is failing anyway."""
+        self.data["wall_time_s"] = round(time.monotonic() - self._started, 3)
+        with open(self.path, "r+", encoding="utf-8") as handle:
+            handle.write(self._text())
+            handle.truncate()
 
     def epoch_done(self, epoch: int, logs: dict) -> None:
         self.data["epochs_completed"] = epoch + 1
@@ -156,15 +178,59 @@ class RunRecord:
         self.data["extra"][key] = value
         self.save()
 
-    def finish(self, status: str) -> None:
+    def finish(self, status: str, error: str | None = None) -> None:
         assert status in STATUSES
         self.data["status"] = status
         self.data["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        self.save()
+        if error:
+            self.data["extra"]["error"] = error
+        try:
+            self.save()
+        except OSError:
+            if status == "running":
+                raise
+            self.save_in_place()
+
+
+def _process_start_time(pid: int) -> float | None:
+    try:
+        import psutil
+    except ImportError:  # the doctor reads runs in bare environments too
+        return None
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError):
+        return None
+
+
+def this_process() -> dict:
+    return {"pid": os.getpid(), "host": socket.gethostname(), "started": _process_start_time(os.getpid())}
+
+
+def process_is_alive(process: dict) -> bool | None:
+    """Whether the process that wrote a run.json still runs; None when this host cannot tell."""
+    if not process or process.get("host") != socket.gethostname() or not process.get("pid"):
+        return None
+    pid = int(process["pid"])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process with that pid: it exists
+        pass
+    recorded, actual = process.get("started"), _process_start_time(pid)
+    if recorded is not None and actual is not None and abs(recorded - actual) > 1.0:
+        return False  # the pid was reused by a newer process
+    return True
 
 
 def read_run(run_dir: str | os.PathLike) -> dict:
-    return json.loads((Path(run_dir) / RUN_JSON).read_text())
+    """run.json as a dict, with `status` corrected to "crashed" when a run says "running" but
+    the process that wrote it is gone (the file itself is left as it is)."""
+    record = json.loads((Path(run_dir) / RUN_JSON).read_text())
+    if record.get("status") == "running" and process_is_alive(record.get("process")) is False:
+        record["status"] = CRASHED
+    return record
 
 
 def find_runs(root: str | os.PathLike) -> list[Path]:

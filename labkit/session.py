@@ -5,33 +5,61 @@
         session.fit(model)
         session.evaluate(model)
 
-Entering the session loads the data (a LabError here means nothing was written yet), seeds
-every random generator, claims a fresh run folder and writes run.json. `fit` adds the TensorBoard,
-HParams and run.json callbacks. Leaving the session marks the run finished, failed or, on Ctrl-C,
-interrupted, after closing the event writers so that the logs stay readable.
+Entering the session works out the training plan, loads the data and checks the plan against
+it (a LabError there means nothing was written yet), then seeds every random generator, claims
+a fresh run folder and writes run.json. `fit` adds the TensorBoard, HParams and run.json
+callbacks. Leaving the session marks the run finished, failed or, on Ctrl-C or a kill,
+interrupted, after closing the event writers so that the logs stay readable. A disk that fills
+up mid-run ends it with one line naming the path and the cause.
 """
 
 from __future__ import annotations
 
+import argparse
+import errno
 import signal
 import sys
+import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from labkit import LabError, data as lab_data
+from labkit import LabError
+from labkit import data as lab_data
+from labkit.plan import TrainingPlan, training_plan
 from labkit.runs import RunRecord, create_run_dir
 
 
-def steps_per_epoch(args, n_train: int) -> int:
-    """Gradient steps in one epoch: --steps-per-epoch if given, else one pass over `n_train`
-    examples, capped in quick mode. Models trained outside Keras use it to match Keras's count."""
-    if args.steps_per_epoch:
-        return args.steps_per_epoch
-    full_pass = -(-n_train // args.batch_size)
-    if args.quick:
-        from labkit.cli import QUICK_MAX_STEPS_PER_EPOCH
-        return min(QUICK_MAX_STEPS_PER_EPOCH, full_pass)
-    return full_pass
+class RunWriteError(LabError):
+    """The run could not write its logs (full disk, read-only folder): not the student's flags."""
+
+    exit_code = 1
+
+
+class Terminated(BaseException):
+    """SIGTERM (a `kill`, a closing terminal) turned into an exception, like Ctrl-C is."""
+
+
+# OS errors that mean "the run's files cannot be written", whatever raised them.
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO}
+WRITE_MESSAGES = ("No space left on device", "Disk quota exceeded", "Read-only file system",
+                  "Permission denied", "File too large")
+
+
+def write_failure(error: BaseException, run_dir: Path | None) -> str | None:
+    """One line naming the path and the cause if `error` is a failure to write, else None.
+
+    Python raises OSError; TensorFlow's event writers raise its own error types whose message
+    carries the operating system's words."""
+    if isinstance(error, OSError) and error.errno in WRITE_ERRNOS:
+        path = error.filename or run_dir
+        return f"cannot write {path}: {error.strerror or error}"
+    message = str(error)
+    for cause in WRITE_MESSAGES:
+        if cause in message:
+            return f"cannot write the run's logs in {run_dir}: {cause}"
+    return None
 
 
 def activity_of(script_file: str) -> tuple[str, str]:
@@ -45,87 +73,132 @@ def tensorboard_command(logdir: Path) -> str:
 
 
 class TrainingSession:
-    def __init__(self, script_file: str, args, *, tag: str | None = None,
+    lesson: str
+    activity: str
+    args: argparse.Namespace
+    plan: TrainingPlan
+    data: lab_data.Dataset | None  # loaded on entry, unless the caller shares one
+    model: Any  # what this run trained: a Keras model, or the NumPy weights; set by the script
+    run_dir: Path | None
+    record: RunRecord | None
+    history: Any  # Keras's History of the last fit
+    epoch_seconds: list[float]  # wall time of each epoch of the last fit
+    status: str | None  # finished, failed or interrupted once the session has ended
+    exit_code: int  # 0, or 130 after Ctrl-C and 143 after SIGTERM
+
+    def __init__(self, script_file: str, args: argparse.Namespace, *, tag: str | None = None,
                  extra_hparams: dict | None = None, dataset: lab_data.Dataset | None = None,
                  quiet: bool = False, parent_dir: Path | None = None):
         self.lesson, self.activity = activity_of(script_file)
         self.args = args
+        self.plan = training_plan(args)
         self.tag = tag
         self.extra_hparams = dict(extra_hparams or {})
         self.data = dataset
         self.quiet = quiet
         self.parent_dir = parent_dir  # None: <runs root>/<lesson>/<activity>
-        self.run_dir: Path | None = None
-        self.record: RunRecord | None = None
+        self.model = None
+        self.run_dir = None
+        self.record = None
         self.history = None
-        self.status: str | None = None
+        self.epoch_seconds = []
+        self.status = None
+        self.exit_code = 0
         self._tensorboard = None
-        self.open_writers = []  # summary writers of our own callbacks, closed on Ctrl-C too
-
-    # -- lifecycle -------------------------------------------------------------------------
+        self._open_writers = []  # summary writers of our own callbacks, closed on Ctrl-C too
+        self._previous_sigterm = None
 
     def say(self, message: str) -> None:
         if not self.quiet:
             print(message, flush=True)
 
     def hparams(self) -> dict:
-        args = self.args
-        values = {"learning_rate": args.learning_rate, "batch_size": args.batch_size,
-                  "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch}
+        values = {"learning_rate": self.args.learning_rate, "batch_size": self.plan.batch_size,
+                  "epochs": self.plan.epochs, "steps_per_epoch": self.plan.steps_per_epoch}
         values.update(self.extra_hparams)
-        values.update({"dataset": self.data.name, "seed": args.seed})
+        values.update({"dataset": self.data.name, "seed": self.args.seed})
         return values
 
-    def __enter__(self) -> "TrainingSession":
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def __enter__(self) -> TrainingSession:
         if self.data is None:
-            self.data = lab_data.load_dataset(self.args.dataset, quick=self.args.quick, announce=self.say)
-        import keras  # tf.keras is Keras 3; importing it after the data keeps bad input fast
-        import tensorflow as tf
+            self.data = lab_data.load_dataset(self.args.dataset, limits=self.plan.slice, announce=self.say)
+        self.check_plan_fits_data()
+        from labkit.deferred import keras, tf
 
         keras.utils.set_random_seed(self.args.seed)
         tf.config.experimental.enable_op_determinism()
 
-        tag = "-".join(t for t in ("quick" if self.args.quick else None, self.tag) if t) or None
+        tag = "-".join(t for t in ("quick" if self.plan.quick else None, self.tag) if t) or None
         parent = Path(self.parent_dir or self.args.runs_root / self.lesson / self.activity)
-        self.run_dir = create_run_dir(parent, self.hparams(), tag=tag)
-        self.record = RunRecord(self.run_dir, lesson=self.lesson, activity=self.activity,
-                                hparams=self.hparams(), dataset=self.data.describe(),
-                                quick=self.args.quick)
+        try:
+            self.run_dir = create_run_dir(parent, self.hparams(), tag=tag)
+            self.record = RunRecord(self.run_dir, lesson=self.lesson, activity=self.activity,
+                                    hparams=self.hparams(), dataset=self.data.describe(),
+                                    quick=self.plan.quick)
+        except OSError as error:
+            raise RunWriteError(write_failure(error, self.run_dir or parent) or str(error)) from None
+        self._catch_sigterm()
         sizes = self.data.sizes()
         self.say(f"Run folder: {self.run_dir}")
         self.say(f"Data: {self.data.name} ({sizes['train']} train / {sizes['validation']} validation"
                  f" / {sizes['test']} test) from {self.data.source}")
-        self._started = time.monotonic()
         return self
 
+    def check_plan_fits_data(self) -> None:
+        n_train = len(self.data.x_train)
+        if self.plan.batch_size > n_train:
+            where = "the quick slice of " if self.plan.quick else ""
+            raise LabError(f"--batch-size {self.plan.batch_size} is larger than the {n_train:,} training "
+                           f"images of {where}{self.data.name}; use at most {n_train}")
+
+    def _catch_sigterm(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be set from the main thread
+
+        def terminated(signum, frame):
+            raise Terminated()
+
+        self._previous_sigterm = signal.signal(signal.SIGTERM, terminated)
+
+    def _release_sigterm(self) -> None:
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
+
     def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc_type is KeyboardInterrupt:
+        self._release_sigterm()
+        if exc_type in (KeyboardInterrupt, Terminated):
             previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
             try:
                 self._close_event_writers()
-                self.record.finish("interrupted")
-                self.status = "interrupted"
+                self._finish("interrupted")
             finally:
                 signal.signal(signal.SIGINT, previous)
+            self.exit_code = 143 if exc_type is Terminated else 130
             self.say(f"\nInterrupted after {self.record.data['epochs_completed']} epoch(s). "
                      f"The logs so far are readable: {tensorboard_command(self.run_dir)}")
             return True
         if exc_type is not None:
             self._close_event_writers()
-            self.record.add_extra("error", f"{exc_type.__name__}: {exc}")
-            self.record.finish("failed")
-            self.status = "failed"
+            self._finish("failed", f"{exc_type.__name__}: {exc}")
+            cause = write_failure(exc, self.run_dir)
+            if cause:
+                raise RunWriteError(cause) from None
             return False
-        self.record.finish("finished")
-        self.status = "finished"
+        self._finish("finished")
         self.say(self.summary_line())
         self.say(f"See it in TensorBoard:  {tensorboard_command(self.run_dir)}")
         self.say(f"Compare with earlier runs:  {tensorboard_command(self.run_dir.parent)}")
         return False
 
-    @property
-    def exit_code(self) -> int:
-        return 130 if self.status == "interrupted" else 0
+    def _finish(self, status: str, error: str | None = None) -> None:
+        self.status = status
+        try:
+            self.record.finish(status, error)
+        except OSError:
+            pass  # nowhere left to write; read_run will report the dead process as crashed
 
     def summary_line(self) -> str:
         metrics = self.record.data["metrics"]
@@ -137,40 +210,54 @@ class TrainingSession:
 
     def _close_event_writers(self) -> None:
         keras_writers = getattr(self._tensorboard, "_writers", {}) if self._tensorboard else {}
-        for writer in list(keras_writers.values()) + self.open_writers:
+        for writer in list(keras_writers.values()) + self._open_writers:
             try:
                 writer.close()
             except Exception:  # a writer that cannot flush must not hide the interrupt itself
                 pass
 
+    def open_writer(self, split: str):
+        """A summary writer for `<run>/<split>` that the session closes on Ctrl-C as well."""
+        from labkit.deferred import tf
+
+        writer = tf.summary.create_file_writer(str(self.run_dir / split))
+        self._open_writers.append(writer)
+        return writer
+
     # -- training --------------------------------------------------------------------------
 
     def callbacks(self) -> list:
-        import keras
         from tensorboard.plugins.hparams import api as hp
 
-        record = self.record
+        from labkit.deferred import keras
+
+        session = self
 
         class RecordEpochs(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.started = time.perf_counter()
+
             def on_epoch_end(self, epoch, logs=None):
-                record.epoch_done(epoch, logs)
+                session.epoch_seconds.append(time.perf_counter() - self.started)
+                session.record.epoch_done(epoch, logs)
 
         # update_freq stays "epoch": with an integer, Keras 3 drops the epoch summaries of any epoch
         # whose step count is not a multiple of it (its record_if closure sees the last batch).
         self._tensorboard = keras.callbacks.TensorBoard(log_dir=str(self.run_dir), update_freq="epoch")
         hparams = {k: v for k, v in self.hparams().items() if v is not None}
+        self.epoch_seconds = []
         return [self._tensorboard, hp.KerasCallback(str(self.run_dir), hparams, trial_id=self.run_dir.name),
                 RecordEpochs()]
 
-    def dataset_pipeline(self, x, y, *, repeat: bool):
-        """Shuffled mini-batches; repeated when an 'epoch' is a fixed number of steps."""
-        import tensorflow as tf
+    def dataset_pipeline(self, x, y):
+        """Shuffled mini-batches; repeated when the plan fixes the steps of an epoch."""
+        from labkit.deferred import tf
 
         pipeline = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(
             len(x), seed=self.args.seed, reshuffle_each_iteration=True)
-        if repeat:
+        if self.plan.repeat:
             pipeline = pipeline.repeat()
-        return pipeline.batch(self.args.batch_size).prefetch(tf.data.AUTOTUNE)
+        return pipeline.batch(self.plan.batch_size).prefetch(tf.data.AUTOTUNE)
 
     def fit(self, model, *, x_train=None, y_train=None, x_val=None, y_val=None,
             validate_every_steps=None, extra_callbacks=()):
@@ -184,18 +271,15 @@ class TrainingSession:
         y_train = d.y_train if y_train is None else y_train
         x_val = d.x_val if x_val is None else x_val
         y_val = d.y_val if y_val is None else y_val
-        # A plain run without --steps-per-epoch makes exact passes over the data; otherwise the
-        # pipeline repeats and Keras counts the steps.
-        exact_passes = self.args.steps_per_epoch is None and not self.args.quick
-        steps = None if exact_passes else steps_per_epoch(self.args, len(x_train))
+        steps = self.plan.steps_per_epoch_for(len(x_train)) if self.plan.repeat else None
         step_validation = ([step_validation_callback(self, x_val, y_val, validate_every_steps)]
                            if validate_every_steps else [])
         self.history = model.fit(
-            self.dataset_pipeline(x_train, y_train, repeat=not exact_passes),
-            epochs=self.args.epochs,
+            self.dataset_pipeline(x_train, y_train),
+            epochs=self.plan.epochs,
             steps_per_epoch=steps,
             validation_data=(x_val, y_val),
-            validation_batch_size=max(self.args.batch_size, 256),
+            validation_batch_size=max(self.plan.batch_size, 256),
             callbacks=self.callbacks() + step_validation + list(extra_callbacks),
             shuffle=False,  # the pipeline above already shuffles, reproducibly
             verbose=2 if not sys.stdout.isatty() else "auto",
@@ -211,26 +295,27 @@ class TrainingSession:
 
     def record_test_metrics(self, metrics: dict) -> dict:
         """Put final test metrics in run.json and in `<run>/test`, for any kind of model."""
-        import tensorflow as tf
+        from labkit.deferred import tf
 
         self.record.set_test_metrics(metrics)
         step = max(self.record.data["epochs_completed"] - 1, 0)
-        with tf.summary.create_file_writer(str(self.run_dir / "test")).as_default():
+        writer = self.open_writer("test")
+        with writer.as_default():
             for name, value in metrics.items():
                 tf.summary.scalar(f"test_{name}", value, step=step)
+        writer.close()
         return metrics
 
 
-def step_validation_callback(session, x_val, y_val, every, sample=500):
+def step_validation_callback(session: TrainingSession, x_val, y_val, every: int, sample: int = 500):
     """A Keras callback that scores the first `sample` validation images every `every` steps."""
-    import keras
     import numpy as np
-    import tensorflow as tf
+
+    from labkit.deferred import keras, tf
 
     class StepValidation(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            self.writer = tf.summary.create_file_writer(str(session.run_dir / "validation"))
-            session.open_writers.append(self.writer)
+            self.writer = session.open_writer("validation")
             self.step = 0
 
         def on_train_batch_end(self, batch, logs=None):
@@ -248,8 +333,48 @@ def step_validation_callback(session, x_val, y_val, every, sample=500):
     return StepValidation()
 
 
+@dataclass
+class RunSet:
+    """What an activity that trains several runs in one go returns: its sessions by name, in the
+    order they ran (a sweep's variants, one run per optimizer, a NumPy run and its Keras twin)."""
+
+    sessions: dict[str, TrainingSession] = field(default_factory=dict)
+    comparison: Any = None  # a table the activity built across its runs, if any
+
+    def __getitem__(self, name: str) -> TrainingSession:
+        return self.sessions[name]
+
+    def __len__(self) -> int:
+        return len(self.sessions)
+
+    def add(self, name: str, session: TrainingSession) -> TrainingSession:
+        self.sessions[name] = session
+        return session
+
+    @property
+    def last(self) -> TrainingSession | None:
+        return next(reversed(self.sessions.values()), None)
+
+    @property
+    def exit_code(self) -> int:
+        return max((s.exit_code for s in self.sessions.values()), default=0)
+
+    @property
+    def interrupted(self) -> bool:
+        return any(s.status == "interrupted" for s in self.sessions.values())
+
+    def metrics(self):
+        """Validation and test accuracy of every run, one row per run name."""
+        import pandas as pd
+
+        rows = {name: {"validation_accuracy": s.record.data["metrics"]["validation"].get("accuracy"),
+                       "test_accuracy": s.record.data["metrics"]["test"].get("accuracy")}
+                for name, s in self.sessions.items() if s.record is not None}
+        return pd.DataFrame.from_dict(rows, orient="index")
+
+
 def run_main(train, parser_factory, argv=None) -> int:
-    """The body of every script's main(): parse, train, turn LabErrors into exit code 2."""
+    """The body of every script's main(): parse, train, turn LabErrors into one line."""
     from labkit import cli
 
     parser = parser_factory()
@@ -258,4 +383,3 @@ def run_main(train, parser_factory, argv=None) -> int:
         return train(args).exit_code
     except LabError as error:
         cli.fail(error, parser.prog)
-
