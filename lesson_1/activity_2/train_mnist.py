@@ -22,12 +22,9 @@ import copy
 import math
 from pathlib import Path
 
-import labkit  # noqa: F401  (first: it quiets TensorFlow's C++ start-up logs)
-
 from labkit import cli
-from labkit.session import TrainingSession, run_main
-from lesson_1.exercise_a.train_mnist import (BATCH_SIZE, LEARNING_RATE, build_model,
-                                             compile_model)
+from labkit.session import RunSet, TrainingSession, run_main
+from lesson_1.exercise_a.train_mnist import BATCH_SIZE, LEARNING_RATE, build_model, compile_model
 
 LESSON_STEPS = 2000
 EVALUATIONS = 10  # validation points per run, whatever its length
@@ -73,19 +70,17 @@ def make_parser():
 
 
 def variant_args(args, learning_rate, steps):
-    """The shared arguments of one variant: `steps` become EVALUATIONS epochs of equal length."""
+    """The flags of one variant: `steps` become EVALUATIONS epochs of equal length (quick mode
+    then caps them like any other run's, in labkit.plan)."""
     variant = copy.copy(args)
     variant.learning_rate = learning_rate
     variant.steps_per_epoch = max(steps // EVALUATIONS, 1)
     variant.epochs = EVALUATIONS
-    if args.quick:
-        variant.epochs = min(variant.epochs, cli.QUICK_MAX_EPOCHS)
-        variant.steps_per_epoch = min(variant.steps_per_epoch, cli.QUICK_MAX_STEPS_PER_EPOCH)
     return variant
 
 
-def train_one(args, dataset=None, **session_options):
-    with TrainingSession(__file__, args, dataset=dataset, **session_options) as session:
+def train_one(args, *, dataset=None, quiet=False, parent_dir=None):
+    with TrainingSession(__file__, args, dataset=dataset, quiet=quiet, parent_dir=parent_dir) as session:
         model = compile_model(build_model(num_classes=session.data.num_classes), args.learning_rate)
         session.model = model
         session.fit(model, validate_every_steps=VALIDATE_EVERY_STEPS)
@@ -93,23 +88,24 @@ def train_one(args, dataset=None, **session_options):
     return session
 
 
-def train(args, **session_options):
-    """Train one variant, or every variant of --sweep; returns the last session."""
-    if args.record:
-        session_options.setdefault("parent_dir", RECORDED_RUNS)
+def train(args, *, dataset=None, quiet=False, parent_dir=None):
+    """Train one variant, or every variant of --sweep, as sibling runs; returns a RunSet keyed
+    by LEARNING_RATE@STEPS (or by the learning rate alone for a plain run)."""
+    if args.record and parent_dir is None:
+        parent_dir = RECORDED_RUNS
     if args.sweep:
-        variants = args.sweep
+        variants = [(f"{rate:g}@{steps}", variant_args(args, rate, steps)) for rate, steps in args.sweep]
     elif args.steps:
-        variants = [(args.learning_rate, args.steps)]
+        variants = [(f"{args.learning_rate:g}@{args.steps}", variant_args(args, args.learning_rate, args.steps))]
     else:
-        return train_one(args, **session_options)
-    session, dataset = None, None
-    for learning_rate, steps in variants:
-        session = train_one(variant_args(args, learning_rate, steps), dataset=dataset, **session_options)
+        variants = [(f"{args.learning_rate:g}", args)]
+    runs = RunSet()
+    for name, variant in variants:
+        session = runs.add(name, train_one(variant, dataset=dataset, quiet=quiet, parent_dir=parent_dir))
         if session.status == "interrupted":
             break  # Ctrl-C stops the whole sweep, not just the current variant
         dataset = session.data  # load (and announce) the data once per sweep
-    return session
+    return runs
 
 
 def main(argv=None):

@@ -12,11 +12,10 @@ so the trained network is scored again on test digits pushed toward the right ed
     python lesson_1/exercise_a/train_mnist.py --quick    # same code on a small slice, seconds
 """
 
-import labkit  # noqa: F401  (first: it quiets TensorFlow's C++ start-up logs)
 import numpy as np
-from tensorflow import keras
 
 from labkit import cli
+from labkit.deferred import keras, tf  # TensorFlow loads on first use, after the flags are checked
 from labkit.session import TrainingSession, run_main
 
 LEARNING_RATE = 1e-4
@@ -87,18 +86,18 @@ def misclassified_at_edge(model, images, labels, pixels, limit=8):
 
 def log_edge_shift(session, model):
     """Record the edge experiment in run.json and in TensorBoard (`<run>/edge_shift`)."""
-    import tensorflow as tf
-
     data = session.data
     accuracy = edge_shift_accuracy(model, data.x_test, data.y_test)
     session.record.add_extra("edge_shift_accuracy", {str(k): v for k, v in accuracy.items()})
     examples = misclassified_at_edge(model, data.x_test, data.y_test, pixels=max(EDGE_SHIFTS))
-    with tf.summary.create_file_writer(str(session.run_dir / "edge_shift")).as_default():
+    writer = session.open_writer("edge_shift")
+    with writer.as_default():
         for pixels, value in accuracy.items():
             tf.summary.scalar("edge_shift_accuracy", value, step=pixels)
         if examples:
             batch = np.stack([image for image, _, _ in examples])[..., np.newaxis]
             tf.summary.image("misclassified_after_shift", batch, step=max(EDGE_SHIFTS), max_outputs=len(examples))
+    writer.close()
     table = ", ".join(f"{k}px {v:.3f}" for k, v in accuracy.items())
     session.say(f"Edge test (accuracy vs. shift to the right): {table}")
     return accuracy
@@ -113,9 +112,9 @@ def make_parser():
                             batch_size=BATCH_SIZE, steps_per_epoch=STEPS_PER_EPOCH)
 
 
-def train(args, **session_options):
+def train(args, *, dataset=None, quiet=False, parent_dir=None):
     """Train, evaluate and run the edge test; returns the finished TrainingSession."""
-    with TrainingSession(__file__, args, **session_options) as session:
+    with TrainingSession(__file__, args, dataset=dataset, quiet=quiet, parent_dir=parent_dir) as session:
         model = compile_model(build_model(num_classes=session.data.num_classes), args.learning_rate)
         session.model = model
         # A validation score every 20 steps shows the early climb past 90% that the lesson

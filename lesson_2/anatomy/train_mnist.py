@@ -23,18 +23,16 @@ at a step size that suits them it moves slowly.
     python lesson_2/anatomy/train_mnist.py --learning-rate 0.1 --optimizers sgd,adam
 """
 
-import labkit  # noqa: F401  (first: it quiets TensorFlow's C++ start-up logs)
 import argparse
 import re
 import warnings
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from tensorflow import keras
 
 from labkit import cli
-from labkit.session import TrainingSession, run_main
+from labkit.deferred import keras  # TensorFlow loads on first use, after the flags are checked
+from labkit.session import RunSet, TrainingSession, run_main
 from lesson_2.hello_keras.train_mnist import flatten_images
 
 HIDDEN_UNITS = 32
@@ -232,33 +230,14 @@ def make_parser():
     return parser
 
 
-@dataclass
-class OptimizerRuns:
-    """One finished (or interrupted) session per optimizer, in the order they ran."""
-
-    sessions: dict = field(default_factory=dict)
-
-    @property
-    def exit_code(self) -> int:
-        return max((s.exit_code for s in self.sessions.values()), default=0)
-
-    def summary(self) -> pd.DataFrame:
-        rows = {name: {"validation_accuracy": s.record.data["metrics"]["validation"].get("accuracy"),
-                       "test_accuracy": s.record.data["metrics"]["test"].get("accuracy")}
-                for name, s in self.sessions.items()}
-        return pd.DataFrame.from_dict(rows, orient="index")
-
-
-def train(args, **session_options):
-    """Train the Sequential model once per optimizer into sibling run folders."""
-    tag = session_options.pop("tag", None)
-    runs = OptimizerRuns()
-    dataset = session_options.pop("dataset", None)
+def train(args, *, dataset=None, quiet=False, parent_dir=None):
+    """Train the Sequential model once per optimizer into sibling run folders; returns a RunSet
+    keyed by optimizer name."""
+    runs = RunSet()
     for name in args.optimizers:
-        with TrainingSession(__file__, args, tag=f"{tag}-{name}" if tag else name,
-                             extra_hparams={"optimizer": name}, dataset=dataset,
-                             **session_options) as session:
-            runs.sessions[name] = session
+        with TrainingSession(__file__, args, tag=name, extra_hparams={"optimizer": name}, dataset=dataset,
+                             quiet=quiet, parent_dir=parent_dir) as session:
+            runs.add(name, session)
             data = dataset = session.data  # loaded once, shared by the next runs
             if len(runs.sessions) == 1:
                 check = compare_apis(flatten_images(data.x_val[:64]))
@@ -274,9 +253,10 @@ def train(args, **session_options):
             session.evaluate(model, x_test=flatten_images(data.x_test))
         if session.status != "finished":
             break
-    if runs.sessions and not session_options.get("quiet"):
+    runs.comparison = runs.metrics()
+    if len(runs) and not quiet:
         print(f"\nSame model, same start, learning rate {args.learning_rate:g}:\n"
-              + runs.summary().to_string(float_format=lambda v: f"{v:.4f}"))
+              + runs.comparison.to_string(float_format=lambda v: f"{v:.4f}"))
     return runs
 
 

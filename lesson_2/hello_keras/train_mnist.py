@@ -15,12 +15,11 @@ difference is overfitting, so the run records both accuracies and the gap betwee
     python lesson_2/hello_keras/train_mnist.py --dataset fashion_mnist
 """
 
-import labkit  # noqa: F401  (first: it quiets TensorFlow's C++ start-up logs)
 import numpy as np
 import pandas as pd
-from tensorflow import keras
 
 from labkit import cli
+from labkit.deferred import keras  # TensorFlow loads on first use, after the flags are checked
 from labkit.session import TrainingSession, run_main
 
 HIDDEN_UNITS = 512
@@ -90,9 +89,9 @@ def make_parser():
     return cli.build_parser(__doc__, epochs=EPOCHS, learning_rate=LEARNING_RATE, batch_size=BATCH_SIZE)
 
 
-def train(args, **session_options):
+def train(args, *, dataset=None, quiet=False, parent_dir=None):
     """Train, evaluate on the test set and record the train/test gap; returns the session."""
-    with TrainingSession(__file__, args, **session_options) as session:
+    with TrainingSession(__file__, args, dataset=dataset, quiet=quiet, parent_dir=parent_dir) as session:
         data = session.data
         model = compile_model(build_model(num_classes=data.num_classes), args.learning_rate)
         session.model = model

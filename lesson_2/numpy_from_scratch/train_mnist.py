@@ -21,19 +21,16 @@ Before Keras does it for us, we do every step of training by hand:
     python lesson_2/numpy_from_scratch/train_mnist.py --activation sigmoid --hidden-units 32
 """
 
-import labkit  # noqa: F401  (first: it quiets TensorFlow's C++ start-up logs)
 import argparse
 import statistics
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import tensorflow as tf
-from tensorflow import keras
 
 from labkit import cli
-from labkit.session import TrainingSession, run_main, steps_per_epoch
+from labkit.deferred import keras, tf  # TensorFlow loads on first use, after the flags are checked
+from labkit.session import RunSet, TrainingSession, run_main
 from lesson_2.hello_keras.train_mnist import build_model, flatten_images
 
 HIDDEN_UNITS = 64
@@ -272,16 +269,15 @@ def evaluate_mlp(params, x, labels, activation=ACTIVATION, batch_size=1024) -> d
 
 def train_numpy_mlp(session, params, activation=ACTIVATION) -> list[float]:
     """Mini-batch SGD on the session's data; logs like Keras does. Returns seconds per epoch."""
-    args, data = session.args, session.data
+    args, plan, data = session.args, session.plan, session.data
     x_train, x_val = flatten_images(data.x_train), flatten_images(data.x_val)
     y_train = data.y_train.astype(np.int64)
-    steps = steps_per_epoch(args, len(x_train))
-    batches = minibatches(len(x_train), args.batch_size, np.random.default_rng(args.seed))
-    writers = {split: tf.summary.create_file_writer(str(session.run_dir / split))
-               for split in ("train", "validation")}
+    steps = plan.steps_per_epoch_for(len(x_train))  # the very count Keras gets for its twin
+    batches = minibatches(len(x_train), plan.batch_size, np.random.default_rng(args.seed))
+    writers = {split: session.open_writer(split) for split in ("train", "validation")}
     epoch_seconds = []
     try:
-        for epoch in range(args.epochs):
+        for epoch in range(plan.epochs):
             started = time.perf_counter()
             loss_sum, correct, seen = 0.0, 0, 0
             for _ in range(steps):
@@ -302,7 +298,7 @@ def train_numpy_mlp(session, params, activation=ACTIVATION) -> list[float]:
                     tf.summary.scalar("epoch_loss", logs[prefix + "loss"], step=epoch)
                     tf.summary.scalar("epoch_accuracy", logs[prefix + "accuracy"], step=epoch)
             session.record.epoch_done(epoch, logs)
-            session.say(f"Epoch {epoch + 1}/{args.epochs} - {steps} steps - {epoch_seconds[-1]:.2f}s - "
+            session.say(f"Epoch {epoch + 1}/{plan.epochs} - {steps} steps - {epoch_seconds[-1]:.2f}s - "
                         + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
     finally:
         for writer in writers.values():  # also on Ctrl-C, so the curves so far stay readable
@@ -325,17 +321,6 @@ def keras_twin(params, activation=ACTIVATION, learning_rate=LEARNING_RATE):
     model.compile(optimizer=keras.optimizers.SGD(learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
-
-
-class EpochTimer(keras.callbacks.Callback):
-    def on_train_begin(self, logs=None):
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._started = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._started)
 
 
 def speed_summary(epoch_seconds) -> dict:
@@ -365,19 +350,6 @@ def make_parser():
     return parser
 
 
-@dataclass
-class TwinRuns:
-    """The NumPy run and its Keras twin from one invocation (Keras is None if NumPy was interrupted)."""
-
-    numpy: TrainingSession
-    keras: TrainingSession | None = None
-    comparison: pd.DataFrame | None = None
-
-    @property
-    def exit_code(self) -> int:
-        return max(s.exit_code for s in (self.numpy, self.keras) if s is not None)
-
-
 def report_seed_examples(session) -> None:
     """Parts 1 and 2: the lesson's hand-worked numbers, printed and kept in run.json."""
     seed_net = forward_2_3_1()
@@ -390,14 +362,14 @@ def report_seed_examples(session) -> None:
     session.say(f"y = 3x by finite differences, 1000 epochs: w = {w:.5f}, b = {b:.5f}")
 
 
-def train(args, **session_options):
-    """All five parts; returns TwinRuns with the NumPy and Keras sessions."""
-    tag = session_options.pop("tag", None)
-    tagged = lambda name: f"{tag}-{name}" if tag else name  # noqa: E731
+def train(args, *, dataset=None, quiet=False, parent_dir=None):
+    """All five parts; returns a RunSet with the "numpy" run and, unless that one was
+    interrupted, its "keras" twin, plus their comparison table."""
     hparams = {"hidden_units": args.hidden_units, "activation": args.activation}
-    with TrainingSession(__file__, args, tag=tagged("numpy"), extra_hparams=hparams,
-                         **session_options) as numpy_session:
-        runs = TwinRuns(numpy_session)
+    options = {"extra_hparams": hparams, "quiet": quiet, "parent_dir": parent_dir}
+    runs = RunSet()
+    with TrainingSession(__file__, args, tag="numpy", dataset=dataset, **options) as numpy_session:
+        runs.add("numpy", numpy_session)
         data = numpy_session.data
         report_seed_examples(numpy_session)
 
@@ -407,7 +379,7 @@ def train(args, **session_options):
                           f"{check['max_vs_gradient_tape']:.1e}, vs finite differences "
                           f"{check['max_vs_finite_differences']:.1e} (relative error)")
 
-        sizes = (1, 2, 4) if args.quick else (1, 2, 4, 8, 16)
+        sizes = (1, 2, 4) if numpy_session.plan.quick else (1, 2, 4, 8, 16)
         timing = time_gradient_methods(flatten_images(data.x_train[:16]), data.y_train[:16].astype(np.int64),
                                        sizes, args.activation)
         numpy_session.record.add_extra("gradient_timing", timing.round(6).to_dict(orient="records"))
@@ -423,16 +395,13 @@ def train(args, **session_options):
     if numpy_session.status != "finished":
         return runs
 
-    with TrainingSession(__file__, args, tag=tagged("keras"), extra_hparams=hparams,
-                         dataset=data, **session_options) as keras_session:
-        runs.keras = keras_session
+    with TrainingSession(__file__, args, tag="keras", dataset=data, **options) as keras_session:
+        runs.add("keras", keras_session)
         model = keras_twin(start_weights, args.activation, args.learning_rate)
         keras_session.model = model
-        timer = EpochTimer()
-        keras_session.fit(model, x_train=flatten_images(data.x_train), x_val=flatten_images(data.x_val),
-                          extra_callbacks=[timer])
+        keras_session.fit(model, x_train=flatten_images(data.x_train), x_val=flatten_images(data.x_val))
         keras_test = keras_session.evaluate(model, x_test=flatten_images(data.x_test))
-        keras_speed = speed_summary(timer.seconds)
+        keras_speed = speed_summary(keras_session.epoch_seconds)
         runs.comparison = pd.DataFrame({
             "test_accuracy": [numpy_test["accuracy"], keras_test["accuracy"]],
             "train_seconds": [numpy_speed["train_seconds"], keras_speed["train_seconds"]],
@@ -443,7 +412,7 @@ def train(args, **session_options):
             "numpy_run": numpy_session.run_dir.name,
             "numpy_test_accuracy": numpy_test["accuracy"],
             "numpy_median_epoch_seconds": numpy_speed["median_epoch_seconds"],
-            "keras_over_numpy_epoch_time": (statistics.median(timer.seconds)
+            "keras_over_numpy_epoch_time": (statistics.median(keras_session.epoch_seconds)
                                             / max(numpy_speed["median_epoch_seconds"], 1e-4)),
         })
         keras_session.say(f"\nSame network ({args.hidden_units} {args.activation} units), same start, "
