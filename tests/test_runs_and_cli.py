@@ -72,6 +72,73 @@ def test_run_record_is_valid_json_at_every_stage(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
+# Crashed runs: a process that died without a word
+
+
+def test_a_running_run_whose_process_is_gone_reads_as_crashed(tmp_path):
+    import subprocess
+    import sys
+
+    record = runs.RunRecord(tmp_path, lesson="lesson_1", activity="exercise_a", hparams={},
+                            dataset={"name": "mnist_5k"}, quick=True)
+    assert runs.read_run(tmp_path)["status"] == "running"  # this very process is alive
+    assert record.data["process"]["pid"] > 0 and record.data["process"]["host"]
+    # Borrow the identity of a real process that has since exited.
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    record.data["process"] = dict(record.data["process"], pid=int(gone.stdout), started=None)
+    record.save()
+    assert runs.read_run(tmp_path)["status"] == runs.CRASHED
+    assert run_json(tmp_path)["status"] == "running", "read_run reports; it never rewrites the file"
+
+
+def test_a_reused_pid_does_not_make_a_dead_run_look_alive(tmp_path):
+    record = runs.RunRecord(tmp_path, lesson="l", activity="a", hparams={}, dataset={}, quick=True)
+    record.data["process"]["started"] -= 3600  # "our" pid, but an hour-older process wrote it
+    record.save()
+    assert runs.read_run(tmp_path)["status"] == runs.CRASHED
+
+
+def test_a_run_from_another_host_is_taken_at_its_word(tmp_path):
+    record = runs.RunRecord(tmp_path, lesson="l", activity="a", hparams={}, dataset={}, quick=True)
+    record.data["process"] = {"pid": 1, "host": "another-machine", "started": 0.0}
+    record.save()
+    assert runs.read_run(tmp_path)["status"] == "running"
+
+
+# ---------------------------------------------------------------------------------------------
+# The training plan: one rule for epochs, steps, repetition and the slice
+
+
+def plan_of(quick=False, epochs=10, steps=None, batch_size=100):
+    import argparse
+
+    from labkit.plan import training_plan
+
+    return training_plan(argparse.Namespace(quick=quick, epochs=epochs, steps_per_epoch=steps,
+                                            batch_size=batch_size))
+
+
+def test_a_full_run_makes_exact_passes_unless_steps_are_fixed():
+    plan = plan_of()
+    assert (plan.epochs, plan.steps_per_epoch, plan.repeat, plan.slice) == (10, None, False, None)
+    assert plan.steps_per_epoch_for(1257) == 13  # the last batch is partial
+    fixed = plan_of(steps=200)
+    assert (fixed.steps_per_epoch, fixed.repeat, fixed.steps_per_epoch_for(55000)) == (200, True, 200)
+
+
+def test_quick_mode_caps_the_same_plan_and_slices_the_data():
+    from labkit.plan import QUICK_SLICE
+
+    plan = plan_of(quick=True, steps=200)
+    assert (plan.epochs, plan.steps_per_epoch, plan.repeat) == (2, 25, True)
+    assert plan.slice == QUICK_SLICE and plan.total_steps(2000) == 50
+    short = plan_of(quick=True, epochs=1, steps=7)
+    assert (short.epochs, short.steps_per_epoch) == (1, 7)  # caps, never raises
+    unfixed = plan_of(quick=True, batch_size=32)
+    assert unfixed.repeat and unfixed.steps_per_epoch_for(1257) == 25
+
+
+# ---------------------------------------------------------------------------------------------
 # Bad input: one line on stderr, exit code 2, nothing written, earlier runs untouched.
 
 BAD_INPUTS = {
@@ -83,6 +150,10 @@ BAD_INPUTS = {
     "NaN learning rate": (["--learning-rate", "nan"], "--learning-rate: must be a finite number above 0"),
     "text learning rate": (["--learning-rate", "fast"], "--learning-rate: expected a number, got 'fast'"),
     "zero batch size": (["--batch-size", "0"], "--batch-size: must be at least 1"),
+    "negative seed": (["--seed", "-1"], "--seed: must be between 0 and 4294967295"),
+    "seed past 2**32": (["--seed", str(2**32)], "--seed: must be between 0 and 4294967295"),
+    "text seed": (["--seed", "lucky"], "--seed: expected a whole number, got 'lucky'"),
+    "zero steps per epoch": (["--steps-per-epoch", "0"], "--steps-per-epoch: must be at least 1"),
     "unknown dataset": (["--dataset", "cifar10"], "argument --dataset: invalid choice: 'cifar10'"),
     "logdir under a file": (["--logdir", "{blocker}/runs"], "is a file, not a folder"),
 }
@@ -98,21 +169,66 @@ def earlier_run(runs_dir):
     return {p: p.read_bytes() for p in files_under(runs_dir)}
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("case", list(BAD_INPUTS), ids=list(BAD_INPUTS))
-def test_bad_input_exits_2_with_one_line_and_writes_nothing(case, runs_dir, tmp_path, earlier_run):
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(case, runs_dir, tmp_path, earlier_run,
+                                                            capsys, monkeypatch):
+    from lesson_1.exercise_a.train_mnist import main
+
+    monkeypatch.setenv("LAB_RUNS_DIR", str(runs_dir))
+    monkeypatch.setattr("sys.argv", ["train_mnist.py"])
     argv, expected = BAD_INPUTS[case]
     blocker = tmp_path / "blocker"
     blocker.write_text("file")
     argv = [arg.replace("{blocker}", str(blocker)) for arg in argv]
-    result = run_script(EXERCISE_A, "--quick", *argv, runs_dir=runs_dir)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--quick", *argv])
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
     assert lines[0].startswith("train_mnist.py: error: ") and expected in lines[0]
-    assert "Traceback" not in result.stdout + result.stderr
     assert {p: p.read_bytes() for p in files_under(runs_dir)} == earlier_run
     assert not (blocker.parent / "blocker" / "runs").exists()
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--quick", "--batch-size", "100000"], "larger than the 2,000 training images of the quick slice of digits"),
+    (["--batch-size", "1258"], "larger than the 1,257 training images of digits; use at most 1257"),
+])
+def test_a_batch_larger_than_the_data_exits_2_before_anything_is_written(argv, expected, runs_dir, earlier_run,
+                                                                         capsys, monkeypatch):
+    from lesson_1.exercise_a.train_mnist import main
+
+    monkeypatch.setenv("LAB_RUNS_DIR", str(runs_dir))
+    monkeypatch.setattr("sys.argv", ["train_mnist.py"])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--dataset", "digits", *argv])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert expected.replace("2,000", "1,257") in line or expected in line, line
+    assert {p: p.read_bytes() for p in files_under(runs_dir)} == earlier_run
+
+
+@pytest.mark.slow
+def test_a_bad_flag_exits_2_at_once_without_loading_tensorflow(runs_dir):
+    """The subprocess smoke test of the matrix above: a real interpreter, the real script."""
+    probe = ("import sys\n"
+             "from lesson_1.exercise_a.train_mnist import main\n"
+             "try:\n    main(['--seed', '-1'])\n"
+             "except SystemExit as done:\n"
+             "    print('exit', done.code, 'tensorflow' in sys.modules)\n")
+    import subprocess
+    import sys
+
+    from labtest import lab_env
+
+    checked = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=lab_env(runs_dir),
+                             capture_output=True, text=True, timeout=60)
+    assert checked.stdout.strip() == "exit 2 False", checked.stdout + checked.stderr
+    result = run_script(EXERCISE_A, "--seed", "-1", runs_dir=runs_dir)
+    assert result.returncode == 2 and result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert line == "train_mnist.py: error: argument --seed: must be between 0 and 4294967295 (2**32 - 1), got -1"
+    assert files_under(runs_dir) == []
 
 
 @pytest.mark.slow
@@ -131,7 +247,7 @@ def test_corrupt_cached_mnist_is_reported_kept_and_replaced_by_the_substitute(ru
     cache = tmp_path / "keras_home" / "datasets"
     cache.mkdir(parents=True)
     (cache / "mnist.npz").write_bytes(b"PK\x03\x04 cut short by a dropped connection")
-    result = run_script(EXERCISE_A, "--quick", runs_dir=runs_dir, KERAS_HOME=str(cache.parent))
+    result = run_script(EXERCISE_A, "--quick", "--epochs", "1", runs_dir=runs_dir, KERAS_HOME=str(cache.parent))
     assert result.returncode == 0, result.stderr
     assert "mnist.npz is not the real mnist.npz" in result.stdout
     assert "labelled substitute" in result.stdout
@@ -143,14 +259,15 @@ def test_corrupt_cached_mnist_is_reported_kept_and_replaced_by_the_substitute(ru
 @pytest.mark.slow
 def test_same_seed_same_numbers(runs_dir):
     for _ in range(2):
-        assert run_script(EXERCISE_A, "--quick", "--seed", "7", runs_dir=runs_dir).returncode == 0
+        result = run_script(EXERCISE_A, "--quick", "--dataset", "digits", "--seed", "7", runs_dir=runs_dir)
+        assert result.returncode == 0, result.stderr
     first, second = (run_json(run) for run in run_dirs(runs_dir))
     assert first["run_name"] != second["run_name"]
     assert first["metrics"] == second["metrics"]
 
 
 # ---------------------------------------------------------------------------------------------
-# Ctrl-C
+# Ctrl-C, a kill, a full disk: the logs stay readable and run.json tells the truth
 
 
 @pytest.mark.slow
@@ -160,3 +277,59 @@ def test_ctrl_c_leaves_readable_logs_and_marks_the_run_interrupted(runs_dir):
                            "--steps-per-epoch", "3", runs_dir=runs_dir, after_epochs=2)
     (run,) = run_dirs(runs_dir)
     assert_interrupted_but_readable(result, run, after_epochs=2)
+
+
+@pytest.mark.slow
+def test_sigterm_is_an_interruption_too(runs_dir):
+    import signal
+
+    result = interrupt_run(EXERCISE_A, "--dataset", "digits", "--epochs", "1000", "--steps-per-epoch", "3",
+                           runs_dir=runs_dir, after_epochs=2, signal_number=signal.SIGTERM)
+    (run,) = run_dirs(runs_dir)
+    assert_interrupted_but_readable(result, run, after_epochs=2, exit_code=143)
+
+
+@pytest.mark.slow
+def test_a_killed_run_is_reported_crashed_and_its_logs_read_back(runs_dir):
+    import signal
+
+    from labkit.tblogs import read_scalars, steps_of
+
+    result = interrupt_run(EXERCISE_A, "--dataset", "digits", "--epochs", "1000", "--steps-per-epoch", "3",
+                           runs_dir=runs_dir, after_epochs=2, signal_number=signal.SIGKILL)
+    assert result.returncode == -signal.SIGKILL
+    (run,) = run_dirs(runs_dir)
+    assert run_json(run)["status"] == "running"  # what the dead process left on disk
+    record = runs.read_run(run)
+    assert record["status"] == runs.CRASHED
+    steps = steps_of(read_scalars(run), "train", "epoch_loss")
+    assert steps == list(range(len(steps))) and len(steps) >= 2
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 12 KB tmpfs: room for a run folder and run.json, not for a training run's logs."""
+    import subprocess
+
+    mount_point = tmp_path / "tiny_disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12k", "tmpfs", str(mount_point)],
+                             capture_output=True, text=True)
+    assert mounted.returncode == 0, (
+        "this test mounts a 12 KB tmpfs and needs root (CI runs as root): " + mounted.stderr.strip())
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+@pytest.mark.slow
+def test_a_full_disk_ends_the_run_with_one_line_and_a_failed_status(full_disk, runs_dir, earlier_run):
+    result = run_script(EXERCISE_A, "--quick", "--logdir", str(full_disk / "runs"), runs_dir=runs_dir)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("train_mnist.py: error: cannot write ") and "No space left on device" in line
+    (run,) = run_dirs(full_disk / "runs")
+    assert str(run) in line
+    record = runs.read_run(run)
+    assert record["status"] == "failed" and "No space left" in record["extra"]["error"]
+    assert {p: p.read_bytes() for p in files_under(runs_dir)} == earlier_run
