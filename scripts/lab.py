@@ -2,15 +2,22 @@
 
     python3 scripts/lab.py start [train_mnist.py options]   # set up, check, train Lesson 1
     python3 scripts/lab.py test  [pytest options]           # set up, run every test
+    python3 scripts/lab.py lock                             # refresh requirements-lock.txt
 
 Both create `.venv` in the repository if it is missing and (re)install requirements.txt when
-it changed since the last install, then run inside that venv. `.ci/run` calls `test`.
+it or the lock changed since the last install, then run inside that venv. `.ci/run` calls `test`.
+
+The install is pinned by requirements-lock.txt: the exact versions the last green CI used.
+`lock` rewrites it from what .venv holds now, and README.md's "Tested with" line with it. Set
+LAB_UNLOCKED=1 to install from requirements.txt's lower bounds alone (a platform for which a
+pinned version has no wheel, or a check against the newest releases).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +25,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 VENV = REPO / ".venv"
 REQUIREMENTS = REPO / "requirements.txt"
+LOCK = REPO / "requirements-lock.txt"
+README = REPO / "README.md"
+UNLOCKED_ENV = "LAB_UNLOCKED"
+# The versions README.md names in its "Tested with" line, in this order.
+HEADLINE_PACKAGES = ("tensorflow", "keras", "tensorboard", "numpy", "pandas", "scikit-learn", "mlxtend",
+                     "jupytext")
 INSTALL_STAMP = VENV / ".lab-installed.sha256"
 MAIN_ACTIVITY = REPO / "lesson_1" / "exercise_a" / "train_mnist.py"
 
@@ -30,12 +43,21 @@ def venv_python() -> Path:
     return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
+def locked() -> bool:
+    return os.environ.get(UNLOCKED_ENV) != "1" and LOCK.is_file()
+
+
 def requirements_digest() -> str:
     # pyproject.toml counts too: requirements.txt installs this repo's own packages from it.
     digest = hashlib.sha256()
-    for path in (REQUIREMENTS, REPO / "pyproject.toml"):
+    for path in (REQUIREMENTS, REPO / "pyproject.toml") + ((LOCK,) if locked() else ()):
         digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def install_command(python: Path) -> list:
+    command = [python, "-m", "pip", "install", "--disable-pip-version-check", "-r", REQUIREMENTS]
+    return command + (["-c", LOCK] if locked() else [])
 
 
 def venv_bin() -> Path:
@@ -61,9 +83,11 @@ def ensure_venv() -> Path:
                      "`sudo apt install python3-venv`, then run this again")
     digest = requirements_digest()
     if not INSTALL_STAMP.exists() or INSTALL_STAMP.read_text().strip() != digest:
-        say("installing requirements.txt into .venv (the first time takes a few minutes)")
-        if run([python, "-m", "pip", "install", "--disable-pip-version-check", "-r", REQUIREMENTS]) != 0:
-            sys.exit("[lab] pip could not install requirements.txt; the lines above say which package failed")
+        pinned = f", pinned by {LOCK.name}" if locked() else ""
+        say(f"installing requirements.txt into .venv{pinned} (the first time takes a few minutes)")
+        if run(install_command(python)) != 0:
+            hint = f"; if a pinned version has no wheel for this machine, try {UNLOCKED_ENV}=1" if locked() else ""
+            sys.exit(f"[lab] pip could not install requirements.txt; the lines above say which package failed{hint}")
         INSTALL_STAMP.write_text(digest + "\n")
     else:
         say("requirements already installed in .venv")
@@ -89,8 +113,42 @@ def test(extra: list[str]) -> int:
     return run([python, "-m", "pytest", *extra])
 
 
+def lock_lines(frozen: str) -> list[str]:
+    """`pip freeze` output minus this repository's own editable install, sorted by name."""
+    pins = [line.strip() for line in frozen.splitlines()
+            if line.strip() and not line.startswith(("-e ", "#")) and "==" in line]
+    return sorted(pins, key=lambda line: line.split("==")[0].lower())
+
+
+def tested_with_line(pins: list[str]) -> str:
+    versions = {line.split("==")[0].lower().replace("_", "-"): line.split("==")[1] for line in pins}
+    names = {"tensorflow": "TensorFlow", "keras": "Keras", "tensorboard": "TensorBoard", "numpy": "NumPy",
+             "pandas": "pandas", "scikit-learn": "scikit-learn", "mlxtend": "mlxtend", "jupytext": "jupytext"}
+    parts = [f"{names[name]} {versions[name]}" for name in HEADLINE_PACKAGES if name in versions]
+    python = ".".join(map(str, sys.version_info[:3]))
+    return f"Tested with Python {python}, " + ", ".join(parts) + f" (all pins: `{LOCK.name}`)."
+
+
+def lock(extra: list[str]) -> int:
+    python = ensure_venv()
+    frozen = subprocess.run([str(python), "-m", "pip", "freeze", "--disable-pip-version-check"], cwd=REPO,
+                            capture_output=True, text=True, check=True).stdout
+    pins = lock_lines(frozen)
+    header = ("# The exact versions the course was last tested with (CI installs with them).\n"
+              "# Generated by `python3 scripts/lab.py lock` from .venv; do not edit by hand.\n"
+              f"# Python {'.'.join(map(str, sys.version_info[:3]))} on {sys.platform}.\n")
+    LOCK.write_text(header + "\n".join(pins) + "\n")
+    readme = README.read_text()
+    updated = re.sub(r"^Tested with Python .*$", tested_with_line(pins), readme, count=1, flags=re.M)
+    README.write_text(updated)
+    say(f"wrote {len(pins)} pins to {LOCK.name}" + ("" if updated == readme else "; updated README.md's Tested with"))
+    # The stamp must follow the lock just written, or the next command would reinstall for nothing.
+    INSTALL_STAMP.write_text(requirements_digest() + "\n")
+    return 0
+
+
 def main(argv: list[str]) -> int:
-    commands = {"start": start, "test": test}
+    commands = {"start": start, "test": test, "lock": lock}
     if not argv or argv[0] not in commands:
         print(__doc__.strip(), file=sys.stderr)
         return 2
