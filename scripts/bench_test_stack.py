@@ -52,12 +52,12 @@ def main(argv=None) -> int:
 
     bare_median, doctor_median = statistics.median(bare_times), statistics.median(doctor_times)
     ratio = doctor_median / bare_median
-    print("python -c 'import tensorflow'  median %.2f s  runs %s" % (
-        bare_median, " ".join("%.2f" % t for t in bare_times)))
-    print("scripts/test_stack.py --json   median %.2f s  runs %s" % (
-        doctor_median, " ".join("%.2f" % t for t in doctor_times)))
-    print("ratio %.2f (target: at most about %.1f) -> %s" % (
-        ratio, TARGET_RATIO, "within target" if ratio <= TARGET_RATIO else "above target"))
+    print(f"python -c 'import tensorflow'  median {bare_median:.2f} s  runs "
+          + " ".join(f"{t:.2f}" for t in bare_times))
+    print(f"scripts/test_stack.py --json   median {doctor_median:.2f} s  runs "
+          + " ".join(f"{t:.2f}" for t in doctor_times))
+    verdict = "within target" if ratio <= TARGET_RATIO else "above target"
+    print(f"ratio {ratio:.2f} (target: at most about {TARGET_RATIO:.1f}) -> {verdict}")
     if args.max_ratio is not None and ratio > args.max_ratio:
         return 1
     return 0

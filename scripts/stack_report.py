@@ -52,14 +52,13 @@ def load_reports(paths):
         try:
             data = json.loads(path.read_text(encoding="utf-8-sig"))  # PowerShell redirects add a BOM
         except (OSError, UnicodeDecodeError, ValueError) as error:
-            skipped.append((path, "not readable JSON (%s)" % type(error).__name__))
+            skipped.append((path, f"not readable JSON ({type(error).__name__})"))
             continue
         if not isinstance(data, dict) or not isinstance(data.get("checks"), list):
             skipped.append((path, "not a test_stack.py --json report"))
             continue
         if data.get("schema_version") != SCHEMA_VERSION:
-            skipped.append((path, "schema_version %r, this script reads %d" % (data.get("schema_version"),
-                                                                               SCHEMA_VERSION)))
+            skipped.append((path, f"schema_version {data.get('schema_version')!r}, this script reads {SCHEMA_VERSION}"))
             continue
         try:
             reports.append(Report(path.stem, data))
@@ -92,16 +91,15 @@ def summarize(reports):
 def render(summary, reports, width=100) -> str:
     ready = sum(report.verdict == "ready" for report in reports)
     check_width = max([len("CHECK")] + [len(row["check"]) for row in summary])
-    lines = ["%d report(s): %d ready, %d not ready" % (len(reports), ready, len(reports) - ready), "",
-             "%-*s  %4s  %4s  %4s  %6s  %s" % (check_width, "CHECK", "FAIL", "WARN", "OK", "ABSENT",
-                                              "MOST COMMON FAILURE")]
+    lines = [f"{len(reports)} report(s): {ready} ready, {len(reports) - ready} not ready", "",
+             f"{'CHECK':<{check_width}}  {'FAIL':>4}  {'WARN':>4}  {'OK':>4}  {'ABSENT':>6}  MOST COMMON FAILURE"]
     room = max(width - check_width - 30, 20)
     for row in summary:
         failure = row["top_failure"]
         if len(failure) > room:
             failure = failure[:room - 3] + "..."
-        lines.append(("%-*s  %4d  %4d  %4d  %6d  %s" % (check_width, row["check"], row["FAIL"], row["WARN"],
-                                                        row["OK"], row["absent"], failure)).rstrip())
+        lines.append(f"{row['check']:<{check_width}}  {row['FAIL']:>4d}  {row['WARN']:>4d}  {row['OK']:>4d}  "
+                     f"{row['absent']:>6d}  {failure}".rstrip())
     return "\n".join(lines) + "\n"
 
 
@@ -135,9 +133,9 @@ def main(argv=None) -> int:
 
     reports, skipped = load_reports(args.reports)
     for path, why in skipped:
-        print("skipped %s: %s" % (path, why), file=sys.stderr)
+        print(f"skipped {path}: {why}", file=sys.stderr)
     if not reports:
-        print("no readable reports among: %s" % " ".join(args.reports), file=sys.stderr)
+        print("no readable reports among: " + " ".join(args.reports), file=sys.stderr)
         return 2
     summary = summarize(reports)
     if args.csv != "-":

@@ -1,6 +1,6 @@
 """scripts/stack_report.py: a class's test_stack.py --json reports merged into one table.
 
-The reports are written by the real doctor (in-process, on the fake machines of
+The reports are written by the real doctor (stack_doctor, in-process, on the fake machines of
 test_test_stack.py), so the two scripts cannot drift apart on the report format.
 """
 
@@ -13,8 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_test_stack import FakeWorld
 
-from test_test_stack import CommandResult, FakeWorld, doctor
+from stack_doctor import runner
+from stack_doctor.core import CommandResult
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "stack_report.py"
@@ -32,8 +34,8 @@ stack_report = _load_report_script()
 
 def write_report(folder: Path, student: str, world) -> Path:
     out = io.StringIO()
-    doctor.main(["--json"], world=world, stdout=out)
-    path = folder / ("%s.json" % student)
+    runner.main(["--json"], world=world, stdout=out)
+    path = folder / f"{student}.json"
     path.write_text(out.getvalue())
     return path
 
