@@ -73,35 +73,152 @@ def assert_finished_above(run_dir: Path, floors: dict[str, float]) -> dict:
     return record
 
 
-def execute_notebook(path: str | Path, runs_dir: Path, timeout: float = ACTIVITY_TIMEOUT_S):
+def execute_notebook(
+    path: str | Path, runs_dir: Path, timeout: float = ACTIVITY_TIMEOUT_S, check_tensorboard: bool | None = None
+):
     """Execute a committed notebook through a real Jupyter kernel in quick mode.
 
-    The kernel is this interpreter (a kernelspec written to a private JUPYTER_PATH), so the test
-    cannot pick up some other Python's "python3" kernel from the user's machine.
+    The kernel is this interpreter, described by a kernel.json in a private JUPYTER_PATH, so the
+    test cannot pick up some other Python's "python3" kernel from the user's machine. Its
+    environment (quick mode, this test's runs root, offline, this interpreter's scripts folder
+    first on PATH as in an activated venv, so that `%tensorboard` finds this environment's
+    tensorboard) goes to the kernel alone: the test process's os.environ is never changed.
+
+    A notebook with a `%tensorboard` cell (or any notebook, with check_tensorboard=True) must
+    have started a TensorBoard on a folder under `runs_dir`: after the last cell, while the kernel
+    still runs, `check_and_stop_notebook_tensorboard` checks that it answers and stops it. (It
+    cannot be checked later: the kernel stops its child processes when it shuts down.)
     """
     import nbclient
     import nbformat
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import AsyncKernelManager
 
     path = REPO / path
-    kernels = runs_dir.parent / "jupyter" / "kernels" / "lab-test"
-    kernels.mkdir(parents=True, exist_ok=True)
-    (kernels / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "lab test kernel", "language": "python"}))
-    notebook = nbformat.read(path, as_version=4)
-    saved = dict(os.environ)
+    jupyter_path = runs_dir.parent / "jupyter"
+    kernel_dir = jupyter_path / "kernels" / "lab-test"
+    kernel_dir.mkdir(parents=True, exist_ok=True)
+    (kernel_dir / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "lab test kernel",
+                "language": "python",
+            }
+        )
+    )
+    env = lab_env(runs_dir, LAB_QUICK="1", JUPYTER_PATH=str(jupyter_path))
+    env["PATH"] = os.pathsep.join(p for p in (str(Path(sys.executable).parent), env.get("PATH")) if p)
     # MPLBACKEND must stay unset: ipykernel then selects the inline backend, whose PNG outputs
     # the tests look for.
-    os.environ.update(lab_env(runs_dir, LAB_QUICK="1", JUPYTER_PATH=str(kernels.parent.parent)))
-    os.environ.pop("MPLBACKEND", None)
-    try:
-        client = nbclient.NotebookClient(notebook, timeout=timeout, kernel_name="lab-test",
-                                         resources={"metadata": {"path": str(path.parent)}})
+    env.pop("MPLBACKEND", None)
+    # The kernel is looked up here, in the test process, so the private kernels folder is handed
+    # to the kernel manager directly rather than through this process's JUPYTER_PATH.
+    kernel_manager = AsyncKernelManager(
+        kernel_name="lab-test", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(jupyter_path / "kernels")])
+    )
+    notebook = nbformat.read(path, as_version=4)
+    if check_tensorboard is None:
+        check_tensorboard = any(
+            line.lstrip().startswith("%tensorboard")
+            for cell in notebook.cells
+            if cell.cell_type == "code"
+            for line in cell.source.splitlines()
+        )
+    client = nbclient.NotebookClient(
+        notebook,
+        km=kernel_manager,
+        kernel_name="lab-test",
+        timeout=timeout,
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    # setup_kernel forwards env to the kernel manager's start_kernel(env=...) and, with
+    # cleanup_kc, shuts the kernel down on leaving the block, as nbclient does for a kernel
+    # manager of its own; execute() inside it runs the cells in that kernel.
+    with client.setup_kernel(env=env, cleanup_kc=True):
         client.execute()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+        if check_tensorboard:
+            check_and_stop_notebook_tensorboard(runs_dir, notebook)
     return notebook
+
+
+def check_and_stop_notebook_tensorboard(runs_dir: Path, notebook=None, timeout: float = 30):
+    """Find the TensorBoard that a notebook's `%tensorboard` magic started on a folder under
+    `runs_dir`, assert that it answers HTTP 200 at its root, then stop it. Returns its
+    `tensorboard.manager.TensorBoardInfo`. Pass the executed notebook to see its TensorBoard
+    cells' output when none is found.
+    """
+    import urllib.request
+
+    found = _tensorboards_under(Path(runs_dir))
+    if len(found) != 1 and notebook is not None:
+        said = [
+            output.get("text") or output.get("data", {}).get("text/plain")
+            for cell in notebook.cells
+            if "%tensorboard" in cell.source
+            for output in cell.get("outputs", [])
+        ]
+    else:
+        said = None
+    assert len(found) == 1, (
+        f"expected one TensorBoard on a folder under {runs_dir}, found {found}; its cell said {said}"
+    )
+    info = found[0]
+    try:
+        # A local request must not go through an HTTP proxy that the environment may name.
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(f"http://localhost:{info.port}{info.path_prefix}/", timeout=timeout) as response:
+            assert response.status == 200, f"TensorBoard on port {info.port} answered {response.status}"
+    finally:
+        _stop_tensorboard(info, timeout)
+    return info
+
+
+def _tensorboards_under(runs_dir: Path) -> list:
+    """TensorBoards registered with tensorboard.manager whose logdir lies inside `runs_dir`."""
+    from tensorboard import manager
+
+    root = runs_dir.resolve()
+    return [
+        info
+        for info in manager.get_all()
+        if info.logdir and Path(info.logdir).expanduser().resolve().is_relative_to(root)
+    ]
+
+
+def _stop_tensorboard(info, timeout: float = 30) -> None:
+    """Stop the TensorBoard described by `info` (SIGTERM, then SIGKILL) and drop its info file.
+
+    It is the kernel's child, not this process's, so it cannot be waited for: poll until it has
+    exited (or is a zombie left for its parent to reap).
+    """
+    import time
+
+    import psutil
+    from tensorboard import manager
+
+    try:
+        process = psutil.Process(info.pid)
+        is_tensorboard = any("tensorboard" in part for part in process.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        is_tensorboard = False
+
+    def gone() -> bool:
+        try:
+            return process.status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    if is_tensorboard:  # never signal a process that merely reused the pid
+        process.terminate()  # TensorBoard removes its own info file on SIGTERM
+        deadline = time.monotonic() + timeout
+        while not gone() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not gone():
+            process.kill()
+    # After a SIGKILL, or a TensorBoard that died earlier, the info file stays behind and
+    # manager.get_all() would go on listing it.
+    Path(manager._get_info_dir(), f"pid-{info.pid}.info").unlink(missing_ok=True)
 
 
 def notebook_text_outputs(notebook) -> str:
@@ -122,8 +239,9 @@ def notebook_has_image(notebook) -> bool:
 
 
 def interrupt_run(script: str | Path, *args: str, runs_dir: Path, after_epochs: int = 2,
-                  timeout: float = 120) -> subprocess.CompletedProcess:
-    """Start a real run, wait until its run.json counts `after_epochs` epochs, press Ctrl-C."""
+                  timeout: float = 120, signal_number: int | None = None) -> subprocess.CompletedProcess:
+    """Start a real run, wait until its run.json counts `after_epochs` epochs, then send it
+    `signal_number` (default SIGINT, which is what Ctrl-C sends)."""
     import signal
     import time
 
@@ -140,7 +258,7 @@ def interrupt_run(script: str | Path, *args: str, runs_dir: Path, after_epochs: 
             time.sleep(0.2)
         else:
             raise AssertionError(f"the run never completed {after_epochs} epochs")
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGINT if signal_number is None else signal_number)
         stdout, stderr = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
@@ -148,12 +266,13 @@ def interrupt_run(script: str | Path, *args: str, runs_dir: Path, after_epochs: 
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
-def assert_interrupted_but_readable(result: subprocess.CompletedProcess, run_dir: Path,
-                                    after_epochs: int, tag: str = "epoch_loss") -> dict:
-    """Exit 130, no traceback, run.json says interrupted, and the curves so far read back whole."""
+def assert_interrupted_but_readable(result: subprocess.CompletedProcess, run_dir: Path, after_epochs: int,
+                                    tag: str = "epoch_loss", exit_code: int = 130) -> dict:
+    """Exit 130 (143 for SIGTERM), no traceback, run.json says interrupted, and the curves so
+    far read back whole."""
     from labkit.tblogs import read_scalars, steps_of
 
-    assert result.returncode == 130, result.stderr
+    assert result.returncode == exit_code, result.stderr
     assert "Traceback" not in result.stderr and "Interrupted after" in result.stdout
     record = run_json(run_dir)
     assert record["status"] == "interrupted"

@@ -8,7 +8,8 @@ import pytest
 
 from labtest import REPO
 
-NOTEBOOKS = sorted(REPO.glob("lesson_*/**/*.ipynb"))
+# Jupyter keeps autosaved copies in .ipynb_checkpoints/ (git ignores them): not course notebooks.
+NOTEBOOKS = sorted(p for p in REPO.glob("lesson_*/**/*.ipynb") if ".ipynb_checkpoints" not in p.parts)
 SCRIPTS = sorted(REPO.glob("lesson_*/*/train_mnist.py"))
 CARD_SECTIONS = ("goal", "steps", "expected", "questions")
 
@@ -22,8 +23,9 @@ def test_committed_notebooks_carry_no_outputs(notebook):
     content = json.loads(notebook.read_text())
     for cell in content["cells"]:
         if cell["cell_type"] == "code":
-            assert cell["outputs"] == [] and cell["execution_count"] is None, \
+            assert cell["outputs"] == [] and cell["execution_count"] is None, (
                 f"{notebook.name} carries outputs: clear them before committing"
+            )
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(p.relative_to(REPO)))
@@ -31,10 +33,21 @@ def test_every_activity_has_a_notebook_that_imports_its_script_and_a_card(script
     folder = script.parent
     notebooks = list(folder.glob("*.ipynb"))
     assert notebooks, f"{folder} has no notebook"
-    sources = "\n".join("".join(cell["source"]) for nb in notebooks
-                        for cell in json.loads(nb.read_text())["cells"] if cell["cell_type"] == "code")
-    assert re.search(r"from (train_mnist|lesson_\d\.\w+\.train_mnist) import", sources), \
-        f"the notebook in {folder} should import train_mnist's functions, not copy them"
+    sources = "\n".join(
+        "".join(cell["source"])
+        for nb in notebooks
+        for cell in json.loads(nb.read_text())["cells"]
+        if cell["cell_type"] == "code"
+    )
+    package_import = f"from {folder.parent.name}.{folder.name}.{script.stem} import"
+    assert package_import in sources, (
+        f"the notebook in {folder} should import {script.name}'s functions ({package_import} ...), not copy them"
+    )
+    # Through the package, never through the working directory (a bare `from train_mnist import`
+    # works only when the kernel happens to start in this folder).
+    siblings = "|".join(re.escape(module.stem) for module in folder.glob("*.py"))
+    bare = re.findall(rf"^\s*(?:from|import)\s+(?:{siblings})\b.*$", sources, re.MULTILINE)
+    assert not bare, f"the notebook in {folder} imports a sibling module by its bare name: {bare}"
     card = (folder / "README.md").read_text().lower()
     for section in CARD_SECTIONS:
         assert section in card, f"{folder}/README.md lacks a '{section}' part"
@@ -54,8 +67,18 @@ def test_requirements_have_lower_bounds():
     packages = [line for line in lines if line and not line.startswith(("#", "-"))]
     assert packages and all(">=" in line for line in packages), packages
     names = {re.split(r"[<>=\[]", line)[0].lower() for line in packages}
-    for needed in ("tensorflow", "tensorboard", "numpy", "pandas", "matplotlib", "scikit-learn",
-                   "notebook", "ipykernel", "pytest", "nbclient"):
+    for needed in (
+        "tensorflow",
+        "tensorboard",
+        "numpy",
+        "pandas",
+        "matplotlib",
+        "scikit-learn",
+        "notebook",
+        "ipykernel",
+        "pytest",
+        "nbclient",
+    ):
         assert needed in names
 
 
@@ -72,31 +95,140 @@ def test_command_one_checks_the_machine_trains_and_prints_the_tensorboard_comman
     assert f'tensorboard --logdir "{run}"' in result.stdout
 
 
-GENERATORS = sorted(REPO.glob("lesson_*/make_notebooks.py"))
+# ---------------------------------------------------------------------------------------------
+# Notebooks and their py:percent twins (jupytext.toml pairs them; see README.md)
+
+JUPYTEXT_HEADER = re.compile(r"\A# ---\n# jupyter:\n(?:#.*\n)*?#\s+format_name: (\w+)\n")
 
 
-def generated_notebooks():
-    import importlib
-
-    for generator in GENERATORS:
-        module = importlib.import_module(f"{generator.parent.name}.make_notebooks")
-        for folder, cells in module.NOTEBOOKS.items():
-            yield generator.parent / folder / f"{folder}.ipynb", folder, cells
+def twin_of(notebook: Path) -> Path:
+    return notebook.with_suffix(".py")
 
 
-def test_every_notebook_has_a_generator():
-    assert sorted(path for path, _, _ in generated_notebooks()) == NOTEBOOKS
+def text_notebooks(root: Path) -> list[Path]:
+    """The .py files under lesson_*/ that carry a jupytext header, i.e. the notebooks' twins."""
+    return sorted(
+        p
+        for p in root.glob("lesson_*/**/*.py")
+        if ".ipynb_checkpoints" not in p.parts and JUPYTEXT_HEADER.match(p.read_text(encoding="utf-8"))
+    )
 
 
-@pytest.mark.parametrize("path, name, cells", list(generated_notebooks()),
-                         ids=lambda value: value.name if isinstance(value, Path) else "")
-def test_committed_notebook_matches_its_generator(path, name, cells):
+def cell_differences(notebook: Path) -> list[str]:
+    """How the cells of `notebook` and of its twin differ (type and source), read both with jupytext."""
+    import jupytext
+
+    ipynb = [(cell.cell_type, cell.source) for cell in jupytext.read(notebook).cells]
+    text = [(cell.cell_type, cell.source) for cell in jupytext.read(twin_of(notebook)).cells]
+    differences = [] if len(ipynb) == len(text) else [f"{len(ipynb)} cells in the .ipynb, {len(text)} in the .py"]
+    for number, (left, right) in enumerate(zip(ipynb, text, strict=False)):
+        if left != right:
+            differences.append(
+                f"cell {number}: {left[0]} {left[1][:60]!r} in the .ipynb, {right[0]} {right[1][:60]!r} in the .py"
+            )
+    return differences
+
+
+def test_every_notebook_has_its_py_percent_twin_and_every_twin_its_notebook():
+    from jupytext.config import find_jupytext_configuration_file, load_jupytext_config
+    from jupytext.paired_paths import paired_paths
+
+    assert sorted(twin_of(notebook) for notebook in NOTEBOOKS) == text_notebooks(REPO), (
+        "each lesson_*/**/NAME.ipynb needs a NAME.py twin and vice versa: `jupytext --sync NAME.ipynb`"
+    )
+    for notebook in NOTEBOOKS:
+        twin = twin_of(notebook)
+        assert JUPYTEXT_HEADER.match(twin.read_text(encoding="utf-8")).group(1) == "percent", twin
+        # The repository's jupytext.toml is what pairs them, for Jupyter and `jupytext --sync` alike.
+        assert find_jupytext_configuration_file(str(notebook.parent)) == str(REPO / "jupytext.toml")
+        formats = load_jupytext_config(str(notebook.parent)).default_formats(str(notebook))
+        paired = {Path(path): fmt.get("format_name") for path, fmt in paired_paths(str(notebook), "ipynb", formats)}
+        assert paired == {notebook: None, twin: "percent"}, paired
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: str(p.relative_to(REPO)))
+def test_each_notebook_and_its_twin_hold_the_same_cells(notebook):
+    differences = cell_differences(notebook)
+    assert not differences, (
+        f"{notebook.relative_to(REPO)} and its .py twin disagree (one was edited outside Jupyter): "
+        f"keep the edited one, then run `jupytext --sync {notebook.relative_to(REPO).as_posix()}`\n"
+        + "\n".join(differences)
+    )
+
+
+def copy_with_twin(notebook: Path, root: Path) -> Path:
+    """Copy jupytext.toml and one notebook pair under `root`, at the same relative paths."""
+    import shutil
+
+    copy = root / notebook.relative_to(REPO)
+    copy.parent.mkdir(parents=True)
+    shutil.copyfile(REPO / "jupytext.toml", root / "jupytext.toml")
+    shutil.copyfile(notebook, copy)
+    shutil.copyfile(twin_of(notebook), twin_of(copy))
+    return copy
+
+
+def without_jupytext_version(text: str) -> str:
+    """The twin minus the header line naming the jupytext release that wrote it."""
+    return re.sub(r"(?m)^#\s+jupytext_version: .*\n", "", text)
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: str(p.relative_to(REPO)))
+def test_a_notebook_saved_in_jupyter_updates_its_twin(notebook, tmp_path):
+    """Jupyter (Notebook 7 or JupyterLab) saves through the contents manager that jupytext's server
+    extension derives from jupyter_server's default one; save an edit through that same class."""
+    import asyncio
+
     import nbformat
+    from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
+    from jupytext import build_async_jupytext_contents_manager_class
 
-    from labkit.notebooks import build_notebook
+    copy = copy_with_twin(notebook, tmp_path)
+    twin_before = twin_of(copy).read_text(encoding="utf-8")
+    edited = nbformat.read(copy, as_version=4)
+    number, cell = next((n, c) for n, c in enumerate(edited.cells) if c.cell_type == "markdown")
+    cell.source += "\n\nA sentence added in Jupyter."
+    # What the browser sends: the notebook as JSON, each cell's source one string.
+    model = {"type": "notebook", "format": "json", "content": json.loads(json.dumps(edited))}
+    contents_manager = build_async_jupytext_contents_manager_class(AsyncLargeFileManager)(root_dir=str(tmp_path))
+    asyncio.run(contents_manager.save(model, copy.relative_to(tmp_path).as_posix()))
 
-    committed = nbformat.read(path, as_version=4)
-    expected = build_notebook(name, cells)
-    assert [(c.cell_type, c.source) for c in committed.cells] == \
-        [(c.cell_type, c.source) for c in expected.cells], \
-        f"{path.name} differs from {path.parent.parent.name}/make_notebooks.py: regenerate it"
+    twin_after = twin_of(copy).read_text(encoding="utf-8")
+    assert "# A sentence added in Jupyter." in twin_after
+    assert not cell_differences(copy)
+    # The save changed that one cell and nothing else, in either file: the committed files are
+    # exactly what Jupyter writes, so a save never churns them.
+    saved = nbformat.read(copy, as_version=4)
+    original = nbformat.read(notebook, as_version=4)
+    original.cells[number].source = cell.source
+    assert saved == original
+    changed = [
+        line
+        for line in without_jupytext_version(twin_after).splitlines()
+        if line not in without_jupytext_version(twin_before).splitlines()
+    ]
+    assert changed == ["# A sentence added in Jupyter."]
+    assert all(not cell.get("outputs") for cell in saved.cells)
+
+
+def test_an_edited_twin_fails_the_pairing_until_jupytext_sync(tmp_path):
+    """The other workflow: edit the .py twin in an editor, then `jupytext --sync`."""
+    import os
+
+    import nbformat
+    from jupytext.cli import jupytext as jupytext_cli
+
+    copy = copy_with_twin(NOTEBOOKS[0], tmp_path)
+    twin = twin_of(copy)
+    text = twin.read_text(encoding="utf-8")
+    cells = text.split("\n# %%\n")
+    cells[1] = "print('edited in the .py twin')\n" + cells[1]
+    twin.write_text("\n# %%\n".join(cells), encoding="utf-8")
+    stamp = twin.stat().st_mtime
+    os.utime(copy, (stamp - 10, stamp - 10))  # the twin is the newer file: --sync reads it
+
+    assert cell_differences(copy), "the pairing test must fail while the two files disagree"
+    jupytext_cli(["--sync", str(copy)])
+    assert not cell_differences(copy)
+    code = [cell.source for cell in nbformat.read(copy, as_version=4).cells if cell.cell_type == "code"]
+    assert code[0].startswith("print('edited in the .py twin')\n")
