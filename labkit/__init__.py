@@ -80,6 +80,13 @@ if not _wants_verbose():
         sys.meta_path.insert(0, _QuietTensorFlowImport())
 
 
+# `%tensorboard` in a notebook starts the `tensorboard` found on PATH; a Jupyter started without
+# activating the venv would miss this environment's copy, so point the magic at it directly.
+_OWN_TENSORBOARD = os.path.join(os.path.dirname(sys.executable), "tensorboard" + (".exe" if os.name == "nt" else ""))
+if os.path.isfile(_OWN_TENSORBOARD):
+    os.environ.setdefault("TENSORBOARD_BINARY", _OWN_TENSORBOARD)
+
+
 class LabError(Exception):
     """A problem the student can fix; reported as one line and exit code 2."""
 

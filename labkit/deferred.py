@@ -11,11 +11,19 @@ from __future__ import annotations
 import importlib
 import types
 
-
 # Names that tools probe on any object (copy, pickle, doctest, inspect); answering them must not
 # load TensorFlow.
-_PROBED_BY_TOOLS = {"__path__", "__wrapped__", "__getstate__", "__setstate__", "__reduce__",
-                    "__reduce_ex__", "__copy__", "__deepcopy__", "__signature__"}
+_PROBED_BY_TOOLS = {
+    "__path__",
+    "__wrapped__",
+    "__getstate__",
+    "__setstate__",
+    "__reduce__",
+    "__reduce_ex__",
+    "__copy__",
+    "__deepcopy__",
+    "__signature__",
+}
 
 
 class DeferredModule(types.ModuleType):

@@ -57,6 +57,11 @@ def training_plan(args) -> TrainingPlan:
         epochs = min(epochs, QUICK_MAX_EPOCHS)
         if steps is not None:
             steps = min(steps, QUICK_MAX_STEPS_PER_EPOCH)
-    return TrainingPlan(epochs=epochs, batch_size=args.batch_size, steps_per_epoch=steps,
-                        repeat=steps is not None or quick, quick=quick,
-                        slice=dict(QUICK_SLICE) if quick else None)
+    return TrainingPlan(
+        epochs=epochs,
+        batch_size=args.batch_size,
+        steps_per_epoch=steps,
+        repeat=steps is not None or quick,
+        quick=quick,
+        slice=dict(QUICK_SLICE) if quick else None,
+    )

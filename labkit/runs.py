@@ -61,8 +61,15 @@ def _format_value(value) -> str:
 
 def run_name(hparams: dict, when: datetime | None = None) -> str:
     """e.g. `lr0.0001-bs100-ep10-digits-20261123-101500`. Keys are abbreviated, order kept."""
-    short = {"learning_rate": "lr", "batch_size": "bs", "epochs": "ep", "optimizer": "opt",
-             "steps_per_epoch": "spe", "dataset": "", "seed": "seed"}
+    short = {
+        "learning_rate": "lr",
+        "batch_size": "bs",
+        "epochs": "ep",
+        "optimizer": "opt",
+        "steps_per_epoch": "spe",
+        "dataset": "",
+        "seed": "seed",
+    }
     parts = []
     for key, value in hparams.items():
         if value is None or key not in short:
@@ -113,8 +120,17 @@ def _json_safe(value):
 class RunRecord:
     """The contents of run.json, kept in memory and saved atomically on every change."""
 
-    def __init__(self, run_dir: Path, *, lesson: str, activity: str, hparams: dict,
-                 dataset: dict, quick: bool, argv: list[str] | None = None):
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        lesson: str,
+        activity: str,
+        hparams: dict,
+        dataset: dict,
+        quick: bool,
+        argv: list[str] | None = None,
+    ):
         self.path = Path(run_dir) / RUN_JSON
         self._started = time.monotonic()
         self.data = {

@@ -43,8 +43,13 @@ class Terminated(BaseException):
 
 # OS errors that mean "the run's files cannot be written", whatever raised them.
 WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO}
-WRITE_MESSAGES = ("No space left on device", "Disk quota exceeded", "Read-only file system",
-                  "Permission denied", "File too large")
+WRITE_MESSAGES = (
+    "No space left on device",
+    "Disk quota exceeded",
+    "Read-only file system",
+    "Permission denied",
+    "File too large",
+)
 
 
 def write_failure(error: BaseException, run_dir: Path | None) -> str | None:
@@ -86,9 +91,17 @@ class TrainingSession:
     status: str | None  # finished, failed or interrupted once the session has ended
     exit_code: int  # 0, or 130 after Ctrl-C and 143 after SIGTERM
 
-    def __init__(self, script_file: str, args: argparse.Namespace, *, tag: str | None = None,
-                 extra_hparams: dict | None = None, dataset: lab_data.Dataset | None = None,
-                 quiet: bool = False, parent_dir: Path | None = None):
+    def __init__(
+        self,
+        script_file: str,
+        args: argparse.Namespace,
+        *,
+        tag: str | None = None,
+        extra_hparams: dict | None = None,
+        dataset: lab_data.Dataset | None = None,
+        quiet: bool = False,
+        parent_dir: Path | None = None,
+    ):
         self.lesson, self.activity = activity_of(script_file)
         self.args = args
         self.plan = training_plan(args)
@@ -113,8 +126,12 @@ class TrainingSession:
             print(message, flush=True)
 
     def hparams(self) -> dict:
-        values = {"learning_rate": self.args.learning_rate, "batch_size": self.plan.batch_size,
-                  "epochs": self.plan.epochs, "steps_per_epoch": self.plan.steps_per_epoch}
+        values = {
+            "learning_rate": self.args.learning_rate,
+            "batch_size": self.plan.batch_size,
+            "epochs": self.plan.epochs,
+            "steps_per_epoch": self.plan.steps_per_epoch,
+        }
         values.update(self.extra_hparams)
         values.update({"dataset": self.data.name, "seed": self.args.seed})
         return values
@@ -134,24 +151,33 @@ class TrainingSession:
         parent = Path(self.parent_dir or self.args.runs_root / self.lesson / self.activity)
         try:
             self.run_dir = create_run_dir(parent, self.hparams(), tag=tag)
-            self.record = RunRecord(self.run_dir, lesson=self.lesson, activity=self.activity,
-                                    hparams=self.hparams(), dataset=self.data.describe(),
-                                    quick=self.plan.quick)
+            self.record = RunRecord(
+                self.run_dir,
+                lesson=self.lesson,
+                activity=self.activity,
+                hparams=self.hparams(),
+                dataset=self.data.describe(),
+                quick=self.plan.quick,
+            )
         except OSError as error:
             raise RunWriteError(write_failure(error, self.run_dir or parent) or str(error)) from None
         self._catch_sigterm()
         sizes = self.data.sizes()
         self.say(f"Run folder: {self.run_dir}")
-        self.say(f"Data: {self.data.name} ({sizes['train']} train / {sizes['validation']} validation"
-                 f" / {sizes['test']} test) from {self.data.source}")
+        self.say(
+            f"Data: {self.data.name} ({sizes['train']} train / {sizes['validation']} validation"
+            f" / {sizes['test']} test) from {self.data.source}"
+        )
         return self
 
     def check_plan_fits_data(self) -> None:
         n_train = len(self.data.x_train)
         if self.plan.batch_size > n_train:
             where = "the quick slice of " if self.plan.quick else ""
-            raise LabError(f"--batch-size {self.plan.batch_size} is larger than the {n_train:,} training "
-                           f"images of {where}{self.data.name}; use at most {n_train}")
+            raise LabError(
+                f"--batch-size {self.plan.batch_size} is larger than the {n_train:,} training "
+                f"images of {where}{self.data.name}; use at most {n_train}"
+            )
 
     def _catch_sigterm(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -177,8 +203,10 @@ class TrainingSession:
             finally:
                 signal.signal(signal.SIGINT, previous)
             self.exit_code = 143 if exc_type is Terminated else 130
-            self.say(f"\nInterrupted after {self.record.data['epochs_completed']} epoch(s). "
-                     f"The logs so far are readable: {tensorboard_command(self.run_dir)}")
+            self.say(
+                f"\nInterrupted after {self.record.data['epochs_completed']} epoch(s). "
+                f"The logs so far are readable: {tensorboard_command(self.run_dir)}"
+            )
             return True
         if exc_type is not None:
             self._close_event_writers()
@@ -202,11 +230,16 @@ class TrainingSession:
 
     def summary_line(self) -> str:
         metrics = self.record.data["metrics"]
-        parts = [f"{split} {name} {value:.4f}" for split in ("validation", "test")
-                 for name, value in metrics[split].items() if name in ("accuracy", "loss")]
+        parts = [
+            f"{split} {name} {value:.4f}"
+            for split in ("validation", "test")
+            for name, value in metrics[split].items()
+            if name in ("accuracy", "loss")
+        ]
         data = self.data.name + (f", substitute for {self.data.substitute_for}" if self.data.substitute_for else "")
-        return (f"Finished in {self.record.data['wall_time_s']:.1f} s on {data}: "
-                + (", ".join(parts) or "no metrics recorded"))
+        return f"Finished in {self.record.data['wall_time_s']:.1f} s on {data}: " + (
+            ", ".join(parts) or "no metrics recorded"
+        )
 
     def _close_event_writers(self) -> None:
         keras_writers = getattr(self._tensorboard, "_writers", {}) if self._tensorboard else {}
@@ -246,21 +279,34 @@ class TrainingSession:
         self._tensorboard = keras.callbacks.TensorBoard(log_dir=str(self.run_dir), update_freq="epoch")
         hparams = {k: v for k, v in self.hparams().items() if v is not None}
         self.epoch_seconds = []
-        return [self._tensorboard, hp.KerasCallback(str(self.run_dir), hparams, trial_id=self.run_dir.name),
-                RecordEpochs()]
+        return [
+            self._tensorboard,
+            hp.KerasCallback(str(self.run_dir), hparams, trial_id=self.run_dir.name),
+            RecordEpochs(),
+        ]
 
     def dataset_pipeline(self, x, y):
         """Shuffled mini-batches; repeated when the plan fixes the steps of an epoch."""
         from labkit.deferred import tf
 
         pipeline = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(
-            len(x), seed=self.args.seed, reshuffle_each_iteration=True)
+            len(x), seed=self.args.seed, reshuffle_each_iteration=True
+        )
         if self.plan.repeat:
             pipeline = pipeline.repeat()
         return pipeline.batch(self.plan.batch_size).prefetch(tf.data.AUTOTUNE)
 
-    def fit(self, model, *, x_train=None, y_train=None, x_val=None, y_val=None,
-            validate_every_steps=None, extra_callbacks=()):
+    def fit(
+        self,
+        model,
+        *,
+        x_train=None,
+        y_train=None,
+        x_val=None,
+        y_val=None,
+        validate_every_steps=None,
+        extra_callbacks=(),
+    ):
         """Train `model` (already compiled) on the session's data, logging everything.
 
         `validate_every_steps=N` also scores a fixed validation sample every N gradient steps
@@ -272,8 +318,9 @@ class TrainingSession:
         x_val = d.x_val if x_val is None else x_val
         y_val = d.y_val if y_val is None else y_val
         steps = self.plan.steps_per_epoch_for(len(x_train)) if self.plan.repeat else None
-        step_validation = ([step_validation_callback(self, x_val, y_val, validate_every_steps)]
-                           if validate_every_steps else [])
+        step_validation = (
+            [step_validation_callback(self, x_val, y_val, validate_every_steps)] if validate_every_steps else []
+        )
         self.history = model.fit(
             self.dataset_pipeline(x_train, y_train),
             epochs=self.plan.epochs,
@@ -367,9 +414,14 @@ class RunSet:
         """Validation and test accuracy of every run, one row per run name."""
         import pandas as pd
 
-        rows = {name: {"validation_accuracy": s.record.data["metrics"]["validation"].get("accuracy"),
-                       "test_accuracy": s.record.data["metrics"]["test"].get("accuracy")}
-                for name, s in self.sessions.items() if s.record is not None}
+        rows = {
+            name: {
+                "validation_accuracy": s.record.data["metrics"]["validation"].get("accuracy"),
+                "test_accuracy": s.record.data["metrics"]["test"].get("accuracy"),
+            }
+            for name, s in self.sessions.items()
+            if s.record is not None
+        }
         return pd.DataFrame.from_dict(rows, orient="index")
 
 

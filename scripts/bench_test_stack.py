@@ -31,8 +31,7 @@ def seconds_to_run(command) -> float:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each command (default 5)")
-    parser.add_argument("--max-ratio", type=float, default=None,
-                        help="exit 1 when the median ratio is above this")
+    parser.add_argument("--max-ratio", type=float, default=None, help="exit 1 when the median ratio is above this")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
@@ -47,15 +46,18 @@ def main(argv=None) -> int:
     for attempt in range(args.repeats):
         # Alternate which goes first, so neither always inherits the other's leftovers.
         order = ((bare, bare_times), (doctor, doctor_times))
-        for command, times in (order if attempt % 2 == 0 else order[::-1]):
+        for command, times in order if attempt % 2 == 0 else order[::-1]:
             times.append(seconds_to_run(command))
 
     bare_median, doctor_median = statistics.median(bare_times), statistics.median(doctor_times)
     ratio = doctor_median / bare_median
-    print(f"python -c 'import tensorflow'  median {bare_median:.2f} s  runs "
-          + " ".join(f"{t:.2f}" for t in bare_times))
-    print(f"scripts/test_stack.py --json   median {doctor_median:.2f} s  runs "
-          + " ".join(f"{t:.2f}" for t in doctor_times))
+    print(
+        f"python -c 'import tensorflow'  median {bare_median:.2f} s  runs " + " ".join(f"{t:.2f}" for t in bare_times)
+    )
+    print(
+        f"scripts/test_stack.py --json   median {doctor_median:.2f} s  runs "
+        + " ".join(f"{t:.2f}" for t in doctor_times)
+    )
     verdict = "within target" if ratio <= TARGET_RATIO else "above target"
     print(f"ratio {ratio:.2f} (target: at most about {TARGET_RATIO:.1f}) -> {verdict}")
     if args.max_ratio is not None and ratio > args.max_ratio:

@@ -21,8 +21,7 @@ from pathlib import Path
 
 import labkit  # noqa: F401  (quiets TensorFlow if a download needs it)
 from labkit import LabError
-from labkit.data import (DataUnavailable, copy_dataset_files, dataset_files, find_raw,
-                         keras_cache_dir, reader_for)
+from labkit.data import DataUnavailable, copy_dataset_files, dataset_files, find_raw, keras_cache_dir, reader_for
 
 FETCHABLE = ("mnist", "fashion_mnist")
 
@@ -63,8 +62,9 @@ def transfer(names, source: Path, target: Path, *, when_missing: str) -> int:
             missing += 1
             continue
         written = copy_dataset_files(name, source, target)
-        print(f"OK      {name}: " + (f"copied {len(written)} file(s) to {target}" if written
-                                     else f"already in {target}"))
+        print(
+            f"OK      {name}: " + (f"copied {len(written)} file(s) to {target}" if written else f"already in {target}")
+        )
     return 1 if missing else 0
 
 
@@ -73,10 +73,10 @@ def main(argv=None) -> int:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--check", action="store_true", help="report only: no network, no writes")
     group.add_argument("--export", metavar="DIR", type=Path, help="copy the verified cache into DIR")
-    group.add_argument("--import", dest="import_dir", metavar="DIR", type=Path,
-                       help="fill the Keras cache from DIR")
-    parser.add_argument("--dataset", action="append", choices=FETCHABLE,
-                        help="limit to this dataset (repeatable; default: all)")
+    group.add_argument("--import", dest="import_dir", metavar="DIR", type=Path, help="fill the Keras cache from DIR")
+    parser.add_argument(
+        "--dataset", action="append", choices=FETCHABLE, help="limit to this dataset (repeatable; default: all)"
+    )
     args = parser.parse_args(argv)
     names = args.dataset or list(FETCHABLE)
 
@@ -87,8 +87,12 @@ def main(argv=None) -> int:
 
     cache = keras_cache_dir()
     if args.export is not None:
-        status = transfer(names, cache, args.export,
-                          when_missing=f"not in the Keras cache at {cache}; run this script without --export first")
+        status = transfer(
+            names,
+            cache,
+            args.export,
+            when_missing=f"not in the Keras cache at {cache}; run this script without --export first",
+        )
         print(f"Students can use it with: LAB_DATA_MIRROR={args.export}")
         return status
     if args.import_dir is not None:

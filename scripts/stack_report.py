@@ -75,15 +75,22 @@ def summarize(reports):
     summary = []
     for check_id in ids:
         counts = Counter(report.checks[check_id]["status"] for report in reports if check_id in report.checks)
-        failures = Counter(report.checks[check_id]["found"] for report in reports
-                           if report.checks.get(check_id, {}).get("status") == "FAIL")
-        summary.append({
-            "check": check_id,
-            "FAIL": counts["FAIL"], "WARN": counts["WARN"], "OK": counts["OK"],
-            # GPU layers after the first failing one are not run, so their rows can be absent.
-            "absent": sum(check_id not in report.checks for report in reports),
-            "top_failure": failures.most_common(1)[0][0] if failures else "",
-        })
+        failures = Counter(
+            report.checks[check_id]["found"]
+            for report in reports
+            if report.checks.get(check_id, {}).get("status") == "FAIL"
+        )
+        summary.append(
+            {
+                "check": check_id,
+                "FAIL": counts["FAIL"],
+                "WARN": counts["WARN"],
+                "OK": counts["OK"],
+                # GPU layers after the first failing one are not run, so their rows can be absent.
+                "absent": sum(check_id not in report.checks for report in reports),
+                "top_failure": failures.most_common(1)[0][0] if failures else "",
+            }
+        )
     summary.sort(key=lambda row: (-row["FAIL"], -row["WARN"], ids.index(row["check"])))
     return summary
 
@@ -91,15 +98,20 @@ def summarize(reports):
 def render(summary, reports, width=100) -> str:
     ready = sum(report.verdict == "ready" for report in reports)
     check_width = max([len("CHECK")] + [len(row["check"]) for row in summary])
-    lines = [f"{len(reports)} report(s): {ready} ready, {len(reports) - ready} not ready", "",
-             f"{'CHECK':<{check_width}}  {'FAIL':>4}  {'WARN':>4}  {'OK':>4}  {'ABSENT':>6}  MOST COMMON FAILURE"]
+    lines = [
+        f"{len(reports)} report(s): {ready} ready, {len(reports) - ready} not ready",
+        "",
+        f"{'CHECK':<{check_width}}  {'FAIL':>4}  {'WARN':>4}  {'OK':>4}  {'ABSENT':>6}  MOST COMMON FAILURE",
+    ]
     room = max(width - check_width - 30, 20)
     for row in summary:
         failure = row["top_failure"]
         if len(failure) > room:
-            failure = failure[:room - 3] + "..."
-        lines.append(f"{row['check']:<{check_width}}  {row['FAIL']:>4d}  {row['WARN']:>4d}  {row['OK']:>4d}  "
-                     f"{row['absent']:>6d}  {failure}".rstrip())
+            failure = failure[: room - 3] + "..."
+        lines.append(
+            f"{row['check']:<{check_width}}  {row['FAIL']:>4d}  {row['WARN']:>4d}  {row['OK']:>4d}  "
+            f"{row['absent']:>6d}  {failure}".rstrip()
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -115,9 +127,17 @@ def write_students_csv(reports, summary, target):
     writer.writerow(["student", "verdict", "system", "python", "failed", "warned"] + ids)
     for report in sorted(reports, key=lambda r: r.student):
         statuses = [report.checks[i]["status"] if i in report.checks else "" for i in ids]
-        writer.writerow([report.student, report.verdict, report.platform.get("system", ""),
-                         report.platform.get("python", ""), statuses.count("FAIL"), statuses.count("WARN")]
-                        + statuses)
+        writer.writerow(
+            [
+                report.student,
+                report.verdict,
+                report.platform.get("system", ""),
+                report.platform.get("python", ""),
+                statuses.count("FAIL"),
+                statuses.count("WARN"),
+            ]
+            + statuses
+        )
 
 
 def _open_for_writing(name):
@@ -140,8 +160,10 @@ def main(argv=None) -> int:
     summary = summarize(reports)
     if args.csv != "-":
         sys.stdout.write(render(summary, reports))
-    for option, write in ((args.csv, lambda f: write_summary_csv(summary, f)),
-                          (args.students_csv, lambda f: write_students_csv(reports, summary, f))):
+    for option, write in (
+        (args.csv, lambda f: write_summary_csv(summary, f)),
+        (args.students_csv, lambda f: write_students_csv(reports, summary, f)),
+    ):
         if option:
             target = _open_for_writing(option)
             try:

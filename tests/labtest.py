@@ -26,12 +26,18 @@ def lab_env(runs_dir: Path, **extra: str) -> dict:
     return env
 
 
-def run_script(script: str | Path, *args: str, runs_dir: Path, timeout: float = ACTIVITY_TIMEOUT_S,
-               **env: str) -> subprocess.CompletedProcess:
+def run_script(
+    script: str | Path, *args: str, runs_dir: Path, timeout: float = ACTIVITY_TIMEOUT_S, **env: str
+) -> subprocess.CompletedProcess:
     """Run a lab script with its real CLI, as a student would, and capture what it printed."""
-    return subprocess.run([sys.executable, str(REPO / script), *args], cwd=REPO,
-                          env=lab_env(runs_dir, **env), capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(REPO / script), *args],
+        cwd=REPO,
+        env=lab_env(runs_dir, **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def run_dirs(root: Path) -> list[Path]:
@@ -234,20 +240,26 @@ def notebook_text_outputs(notebook) -> str:
 
 
 def notebook_has_image(notebook) -> bool:
-    return any("image/png" in output.get("data", {})
-               for cell in notebook.cells for output in cell.get("outputs", []))
+    return any("image/png" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", []))
 
 
-def interrupt_run(script: str | Path, *args: str, runs_dir: Path, after_epochs: int = 2,
-                  timeout: float = 120, signal_number: int | None = None) -> subprocess.CompletedProcess:
+def interrupt_run(
+    script: str | Path,
+    *args: str,
+    runs_dir: Path,
+    after_epochs: int = 2,
+    timeout: float = 120,
+    signal_number: int | None = None,
+) -> subprocess.CompletedProcess:
     """Start a real run, wait until its run.json counts `after_epochs` epochs, then send it
     `signal_number` (default SIGINT, which is what Ctrl-C sends)."""
     import signal
     import time
 
     command = [sys.executable, str(REPO / script), *args]
-    process = subprocess.Popen(command, cwd=REPO, env=lab_env(runs_dir), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command, cwd=REPO, env=lab_env(runs_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -266,8 +278,9 @@ def interrupt_run(script: str | Path, *args: str, runs_dir: Path, after_epochs: 
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
-def assert_interrupted_but_readable(result: subprocess.CompletedProcess, run_dir: Path, after_epochs: int,
-                                    tag: str = "epoch_loss", exit_code: int = 130) -> dict:
+def assert_interrupted_but_readable(
+    result: subprocess.CompletedProcess, run_dir: Path, after_epochs: int, tag: str = "epoch_loss", exit_code: int = 130
+) -> dict:
     """Exit 130 (143 for SIGTERM), no traceback, run.json says interrupted, and the curves so
     far read back whole."""
     from labkit.tblogs import read_scalars, steps_of

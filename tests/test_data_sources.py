@@ -27,8 +27,12 @@ def idx_bytes(array: np.ndarray) -> bytes:
 
 def small_arrays(seed=0, n_train=12, n_test=4):
     rng = np.random.default_rng(seed)
-    return {"x_train": rng.integers(0, 255, (n_train, 28, 28)), "y_train": rng.integers(0, 10, n_train),
-            "x_test": rng.integers(0, 255, (n_test, 28, 28)), "y_test": rng.integers(0, 10, n_test)}
+    return {
+        "x_train": rng.integers(0, 255, (n_train, 28, 28)),
+        "y_train": rng.integers(0, 10, n_train),
+        "x_test": rng.integers(0, 255, (n_test, 28, 28)),
+        "y_test": rng.integers(0, 10, n_test),
+    }
 
 
 def write_idx_folder(folder, arrays=None):
@@ -378,9 +382,18 @@ def test_a_quick_slice_cuts_every_split_and_keeps_the_provenance():
     def labels(n):
         return np.arange(n, dtype="uint32") % 10
 
-    full = data.Dataset("fashion_mnist", "keras-cache: somewhere", images(3000), labels(3000),
-                        images(800), labels(800), images(1500), labels(1500),
-                        substitute_for=None, notes=["a note"])
+    full = data.Dataset(
+        "fashion_mnist",
+        "keras-cache: somewhere",
+        images(3000),
+        labels(3000),
+        images(800),
+        labels(800),
+        images(1500),
+        labels(1500),
+        substitute_for=None,
+        notes=["a note"],
+    )
     from labkit.plan import QUICK_SLICE
 
     quick = data.sliced(full, QUICK_SLICE)
@@ -423,10 +436,17 @@ def test_real_fashion_mnist_from_the_system_package_seeds_keras(tmp_path, monkey
     assert dataset.class_names[dataset.y_train[0]] == "Coat"  # seed 001's first training example
     # The promise of the guide: after seeding, plain Keras loads it offline too. A fresh process,
     # because Keras reads KERAS_HOME once, when it is first imported.
-    check = ("from tensorflow import keras; (x, y), (t, _) = keras.datasets.fashion_mnist.load_data(); "
-             "print(x.shape, t.shape, y[-5000:].sum())")
-    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "KERAS_HOME": str(tmp_path / "keras_home")})
+    check = (
+        "from tensorflow import keras; (x, y), (t, _) = keras.datasets.fashion_mnist.load_data(); "
+        "print(x.shape, t.shape, y[-5000:].sum())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", check],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "KERAS_HOME": str(tmp_path / "keras_home")},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[-2] == f"(60000, 28, 28) (10000, 28, 28) {int(dataset.y_train[-5000:].sum())}"
 

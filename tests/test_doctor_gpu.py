@@ -7,13 +7,20 @@ from stack_doctor import gpu
 from stack_doctor.core import CommandResult, DistInfo
 
 ONE_GPU_SMI = CommandResult(0, "NVIDIA GeForce RTX 4090, 550.54.15, 24564 MiB\n")
-ONE_TF_GPU = {"devices": [{"name": "/physical_device:GPU:0", "device_name": "NVIDIA GeForce RTX 4090",
-                           "compute_capability": [8, 9]}]}
-GOOD_SMOKE = {"size": 1024, "gpu_result_device": "/job:localhost/replica:0/task:0/device:GPU:0",
-              "cpu_result_device": "/job:localhost/replica:0/task:0/device:CPU:0",
-              "max_relative_difference": 2e-4, "gpu_seconds": 0.001, "cpu_seconds": 0.03}
-NVIDIA_LAYER_IDS = ["gpu.driver", "gpu.tf_build", "gpu.cuda_libs", "gpu.visible_devices", "gpu.tf_devices",
-                    "gpu.smoke"]
+ONE_TF_GPU = {
+    "devices": [
+        {"name": "/physical_device:GPU:0", "device_name": "NVIDIA GeForce RTX 4090", "compute_capability": [8, 9]}
+    ]
+}
+GOOD_SMOKE = {
+    "size": 1024,
+    "gpu_result_device": "/job:localhost/replica:0/task:0/device:GPU:0",
+    "cpu_result_device": "/job:localhost/replica:0/task:0/device:CPU:0",
+    "max_relative_difference": 2e-4,
+    "gpu_seconds": 0.001,
+    "cpu_seconds": 0.03,
+}
+NVIDIA_LAYER_IDS = ["gpu.driver", "gpu.tf_build", "gpu.cuda_libs", "gpu.visible_devices", "gpu.tf_devices", "gpu.smoke"]
 
 
 @pytest.fixture
@@ -61,12 +68,15 @@ def test_native_windows_without_a_driver_mentions_wsl2(world):
     assert_row(rows, "gpu.driver", "WARN", "no NVIDIA driver", hint="WSL2")
 
 
-@pytest.mark.parametrize("output, fix", [
-    ("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.", "reboot"),
-    ("Failed to initialize NVML: Driver/library version mismatch", "finishes only after a reboot"),
-    ("No devices were found", "seated and powered"),
-    ("", "reinstall the NVIDIA driver"),
-])
+@pytest.mark.parametrize(
+    "output, fix",
+    [
+        ("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.", "reboot"),
+        ("Failed to initialize NVML: Driver/library version mismatch", "finishes only after a reboot"),
+        ("No devices were found", "seated and powered"),
+        ("", "reinstall the NVIDIA driver"),
+    ],
+)
 def test_a_broken_driver_is_reported_from_nvidia_smi(world, output, fix):
     world.smi = CommandResult(9, output + "\n")
     _, rows = gpu_rows(world)
@@ -76,7 +86,8 @@ def test_a_broken_driver_is_reported_from_nvidia_smi(world, output, fix):
 
 def test_nvidia_smi_output_and_cuda_visible_devices_parsing():
     assert gpu.parse_nvidia_smi("A100, 535.1, 40960 MiB\n\nbroken line\n") == [
-        {"name": "A100", "driver": "535.1", "memory": "40960 MiB"}]
+        {"name": "A100", "driver": "535.1", "memory": "40960 MiB"}
+    ]
     assert gpu.visible_device_count("0,1", 2) == (2, None)
     assert gpu.visible_device_count("1,7,0", 2) == (1, "7")  # CUDA stops at the first bad entry
     assert gpu.visible_device_count("GPU-8a1b-22,MIG-3f", 1) == (2, None)
@@ -115,8 +126,9 @@ def test_a_gpu_without_cuda_wheels_gets_the_and_cuda_hint(world):
     code, rows = gpu_rows(world)
     assert code == 0
     assert list(rows) == ["gpu.driver", "gpu.tf_build", "gpu.cuda_libs"]
-    assert_row(rows, "gpu.cuda_libs", "WARN", "no nvidia-* CUDA wheels",
-               hint='on Linux: pip install "tensorflow[and-cuda]')
+    assert_row(
+        rows, "gpu.cuda_libs", "WARN", "no nvidia-* CUDA wheels", hint='on Linux: pip install "tensorflow[and-cuda]'
+    )
 
 
 def test_cuda_libraries_tensorflow_cannot_load_are_named(world):
@@ -141,18 +153,25 @@ def test_cuda_visible_devices_minus_one_hides_the_gpu(world):
     world.env["CUDA_VISIBLE_DEVICES"] = "-1"
     code, rows = gpu_rows(world)
     assert code == 0
-    assert statuses(rows) == {"gpu.driver": "OK", "gpu.tf_build": "OK", "gpu.cuda_libs": "OK",
-                              "gpu.visible_devices": "WARN"}
+    assert statuses(rows) == {
+        "gpu.driver": "OK",
+        "gpu.tf_build": "OK",
+        "gpu.cuda_libs": "OK",
+        "gpu.visible_devices": "WARN",
+    }
     assert_row(rows, "gpu.visible_devices", "WARN", "hides every GPU", hint=("unset CUDA_VISIBLE_DEVICES", "0 to 0"))
 
 
-@pytest.mark.parametrize("value, status, last", [
-    ("", "WARN", "gpu.visible_devices"),
-    ("3", "WARN", "gpu.visible_devices"),          # no GPU 3 here, and nothing before it
-    ("0,3", "WARN", "gpu.smoke"),                  # GPU 0 is left, so the diagnosis goes on
-    ("0", "OK", "gpu.smoke"),
-    ("GPU-8a1b-22", "OK", "gpu.smoke"),
-])
+@pytest.mark.parametrize(
+    "value, status, last",
+    [
+        ("", "WARN", "gpu.visible_devices"),
+        ("3", "WARN", "gpu.visible_devices"),  # no GPU 3 here, and nothing before it
+        ("0,3", "WARN", "gpu.smoke"),  # GPU 0 is left, so the diagnosis goes on
+        ("0", "OK", "gpu.smoke"),
+        ("GPU-8a1b-22", "OK", "gpu.smoke"),
+    ],
+)
 def test_cuda_visible_devices_values(world, value, status, last):
     gpu_world(world, devices=ONE_TF_GPU, smoke=GOOD_SMOKE)
     world.env["CUDA_VISIBLE_DEVICES"] = value
@@ -165,20 +184,33 @@ def test_cuda_visible_devices_values(world, value, status, last):
 # Layer 5: the devices TensorFlow lists
 
 
-@pytest.mark.parametrize("clue, cause, fix", [
-    ("failed call to cuInit: CUDA_ERROR_NO_DEVICE", "CUDA did not start", "too old for CUDA 12.5.1"),
-    ("CUDA driver version is insufficient for CUDA runtime version", "driver is too old",
-     "update the NVIDIA driver (it must support CUDA 12.5.1)"),
-    ("no kernel image is available for execution on the device", "GPU is older", "CUDA_VISIBLE_DEVICES=-1"),
-])
+@pytest.mark.parametrize(
+    "clue, cause, fix",
+    [
+        ("failed call to cuInit: CUDA_ERROR_NO_DEVICE", "CUDA did not start", "too old for CUDA 12.5.1"),
+        (
+            "CUDA driver version is insufficient for CUDA runtime version",
+            "driver is too old",
+            "update the NVIDIA driver (it must support CUDA 12.5.1)",
+        ),
+        ("no kernel image is available for execution on the device", "GPU is older", "CUDA_VISIBLE_DEVICES=-1"),
+    ],
+)
 def test_nvidia_smi_sees_a_gpu_that_tensorflow_does_not(world, clue, cause, fix):
     gpu_world(world)
     world.probe["stderr_clues"] = [clue]
     code, rows = gpu_rows(world)
     assert code == 0
     assert list(rows) == NVIDIA_LAYER_IDS[:5]
-    assert_row(rows, "gpu.tf_devices", "WARN", "nvidia-smi lists 1 GPU(s) but TensorFlow lists none", cause,
-               "TensorFlow says: " + clue, hint=fix)
+    assert_row(
+        rows,
+        "gpu.tf_devices",
+        "WARN",
+        "nvidia-smi lists 1 GPU(s) but TensorFlow lists none",
+        cause,
+        "TensorFlow says: " + clue,
+        hint=fix,
+    )
 
 
 def test_an_empty_device_list_without_a_clue_gets_the_general_advice(world):
@@ -212,12 +244,18 @@ def test_a_fake_gpu_that_passes_the_smoke_operation(world):
     assert_row(rows, "gpu.cuda_libs", "OK", "2 nvidia-* wheels")
 
 
-@pytest.mark.parametrize("smoke, found, fix", [
-    (dict(GOOD_SMOKE, gpu_result_device="/job:localhost/replica:0/task:0/device:CPU:0"), "ran on /job",
-     "cannot place work on the GPU"),
-    (dict(GOOD_SMOKE, max_relative_difference=0.5), "differs from the CPU by 0.5", "computes wrong results"),
-    ({"error": "InternalError: CUDA_ERROR_ILLEGAL_ADDRESS"}, "failed: InternalError", "update the GPU driver"),
-])
+@pytest.mark.parametrize(
+    "smoke, found, fix",
+    [
+        (
+            dict(GOOD_SMOKE, gpu_result_device="/job:localhost/replica:0/task:0/device:CPU:0"),
+            "ran on /job",
+            "cannot place work on the GPU",
+        ),
+        (dict(GOOD_SMOKE, max_relative_difference=0.5), "differs from the CPU by 0.5", "computes wrong results"),
+        ({"error": "InternalError: CUDA_ERROR_ILLEGAL_ADDRESS"}, "failed: InternalError", "update the GPU driver"),
+    ],
+)
 def test_a_failing_smoke_operation_fails_even_without_require_gpu(world, smoke, found, fix):
     gpu_world(world, devices=ONE_TF_GPU, smoke=smoke)
     code, rows = gpu_rows(world)

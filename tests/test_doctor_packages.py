@@ -70,17 +70,20 @@ def test_a_version_pip_cannot_read_warns(world):
     assert_row(rows, "pkg.pandas", "WARN", "not a version number")
 
 
-@pytest.mark.parametrize("version, specifier, expected", [
-    ("1.10", ">=1.4", True),
-    ("1.4", ">=1.10", False),
-    ("2.16.0", ">=2.16", True),
-    ("2.15.1", ">=2.16", False),
-    ("2.22.0.dev20250101", ">=2.16", True),
-    ("1.26.4", ">=1.26.0,<2.2", True),
-    ("2.2.0", ">=1.26.0,<2.2", False),
-    ("2.1", "", True),
-    ("banana", ">=1.0", None),
-])
+@pytest.mark.parametrize(
+    "version, specifier, expected",
+    [
+        ("1.10", ">=1.4", True),
+        ("1.4", ">=1.10", False),
+        ("2.16.0", ">=2.16", True),
+        ("2.15.1", ">=2.16", False),
+        ("2.22.0.dev20250101", ">=2.16", True),
+        ("1.26.4", ">=1.26.0,<2.2", True),
+        ("2.2.0", ">=1.26.0,<2.2", False),
+        ("2.1", "", True),
+        ("banana", ">=1.0", None),
+    ],
+)
 def test_versions_compare_as_numbers(version, specifier, expected):
     assert python_packages.satisfies(version, specifier) is expected
 
@@ -106,8 +109,10 @@ def test_an_unreadable_requirements_file_is_one_fail_row(world):
 
 
 def test_requirement_lines_skip_options_comments_and_other_platforms():
-    text = ("tensorflow>=2.16\n-e .\n# comment\n\nScikit_Learn >= 1.3  # inline\n"
-            'tensorflow-metal>=1.1; sys_platform == "no-such-platform"\n')
+    text = (
+        "tensorflow>=2.16\n-e .\n# comment\n\nScikit_Learn >= 1.3  # inline\n"
+        'tensorflow-metal>=1.1; sys_platform == "no-such-platform"\n'
+    )
     assert python_packages.parse_requirements(text) == [("tensorflow", ">=2.16"), ("scikit-learn", ">=1.3")]
 
 
@@ -123,8 +128,14 @@ def test_two_tensorflow_packages_in_one_environment_warn(world):
     world.fake_packages["tf-nightly"] = DistInfo("tf-nightly", "2.22.0.dev20250101")
     code, rows, _ = run_doctor(world)
     assert code == 0
-    assert_row(rows, "pkg.tensorflow", "WARN", "tensorflow 2.21.0 and tf-nightly", "both installed",
-               hint="pip uninstall -y tensorflow tf-nightly")
+    assert_row(
+        rows,
+        "pkg.tensorflow",
+        "WARN",
+        "tensorflow 2.21.0 and tf-nightly",
+        "both installed",
+        hint="pip uninstall -y tensorflow tf-nightly",
+    )
 
 
 def test_keras_missing_is_installed_through_tensorflow(world):
@@ -142,8 +153,9 @@ def test_without_packaging_one_row_says_so_and_versions_are_not_compared(world, 
     world.fake_packages["numpy"] = DistInfo("numpy", "1.9.0")  # far too old, but not compared now
     code, rows, _ = run_doctor(world)
     assert code == 1  # requirements.txt lists packaging, so the course needs it
-    assert_row(rows, "pkg.packaging", "FAIL", "not installed", "version checks skipped",
-               hint='pip install "packaging>=23.0"')
+    assert_row(
+        rows, "pkg.packaging", "FAIL", "not installed", "version checks skipped", hint='pip install "packaging>=23.0"'
+    )
     assert_row(rows, "pkg.numpy", "OK", "1.9.0")
     skipped = [row_id for row_id, row in rows.items() if "skipped" in row["found"]]
     assert skipped == ["pkg.packaging"]
@@ -159,8 +171,14 @@ def test_without_packaging_a_missing_package_still_fails(world, without_packagin
 
 def test_a_packaging_that_is_installed_but_does_not_import_is_reinstalled(world, without_packaging):
     _, rows, _ = run_doctor(world)
-    assert_row(rows, "pkg.packaging", "FAIL", "cannot be imported", NO_PACKAGING,
-               hint='pip install --force-reinstall "packaging>=23.0"')
+    assert_row(
+        rows,
+        "pkg.packaging",
+        "FAIL",
+        "cannot be imported",
+        NO_PACKAGING,
+        hint='pip install --force-reinstall "packaging>=23.0"',
+    )
 
 
 def test_without_packaging_and_not_required_the_row_only_warns(world, without_packaging):
@@ -183,8 +201,9 @@ def test_without_packaging_requirement_lines_are_still_read(without_packaging):
 
 
 def test_pip_check_failing_on_a_course_package_fails(world):
-    world.pip_result = CommandResult(1, "tensorflow 2.21.0 has requirement protobuf>=5.28.0, but you have "
-                                        "protobuf 4.25.0.\n")
+    world.pip_result = CommandResult(
+        1, "tensorflow 2.21.0 has requirement protobuf>=5.28.0, but you have protobuf 4.25.0.\n"
+    )
     code, rows, _ = run_doctor(world)
     assert code == 1
     assert_row(rows, "pip_check", "FAIL", "1 broken", hint='pip install "protobuf>=5.28.0"')
@@ -217,12 +236,15 @@ def test_pip_check_that_hangs_or_says_nothing_warns(world):
 # Python
 
 
-@pytest.mark.parametrize("version, bits, status", [
-    ((3, 11, 7), 64, "OK"),
-    ((3, 14, 0), 64, "WARN"),   # newer than TensorFlow lists
-    ((3, 9, 18), 64, "FAIL"),   # below its Requires-Python
-    ((3, 11, 7), 32, "FAIL"),
-])
+@pytest.mark.parametrize(
+    "version, bits, status",
+    [
+        ((3, 11, 7), 64, "OK"),
+        ((3, 14, 0), 64, "WARN"),  # newer than TensorFlow lists
+        ((3, 9, 18), 64, "FAIL"),  # below its Requires-Python
+        ((3, 11, 7), 32, "FAIL"),
+    ],
+)
 def test_python_versions_outside_what_tensorflow_supports(version, bits, status):
     row = python_packages.check_python(version, "/py", bits, True, HEALTHY_PACKAGES, ">=2.16")
     assert row.status == status

@@ -24,8 +24,11 @@ LESSON_WRAPPER = REPO / "lesson_1" / "activity_1" / "test_stack.py"
 
 
 def _doctor_env(tmp_path, path_dirs=(), **extra):
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("CUDA_VISIBLE_DEVICES", "TF_USE_LEGACY_KERAS", "KERAS_BACKEND", "PYTHONPATH")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("CUDA_VISIBLE_DEVICES", "TF_USE_LEGACY_KERAS", "KERAS_BACKEND", "PYTHONPATH")
+    }
     # The venv's bin first, as after `source .venv/bin/activate`.
     env["PATH"] = os.pathsep.join([*map(str, path_dirs), str(Path(sys.executable).parent), env.get("PATH", "")])
     env["LAB_RUNS_DIR"] = str(tmp_path / "runs")
@@ -34,8 +37,9 @@ def _doctor_env(tmp_path, path_dirs=(), **extra):
 
 
 def _run_script(args, env, python=sys.executable, script=SCRIPT, timeout=300):
-    return subprocess.run([str(python), str(script), *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [str(python), str(script), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _rows(done):
@@ -44,8 +48,7 @@ def _rows(done):
 
 @pytest.mark.parametrize("script", [SCRIPT, LESSON_WRAPPER], ids=["scripts", "lesson_1"])
 def test_usage_error_exit_code_from_the_command_line(script):
-    done = subprocess.run([sys.executable, str(script), "--no-such-option"], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run([sys.executable, str(script), "--no-such-option"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "unrecognized arguments: --no-such-option" in done.stderr
     assert "usage: test_stack.py" in done.stderr
@@ -63,8 +66,18 @@ def test_real_environment_json_report(real_report):
     report = json.loads(real_report.stdout)
     rows = {row["id"]: row for row in report["checks"]}
     assert CORE_IDS | PACKAGE_IDS <= set(rows)
-    for check_id in PACKAGE_IDS | {"python", "pip_check", "labkit", "tf.import", "keras", "tensorboard",
-                                   "runs_dir", "jupyter.kernel", "data.digits", "data.mnist_5k"}:
+    for check_id in PACKAGE_IDS | {
+        "python",
+        "pip_check",
+        "labkit",
+        "tf.import",
+        "keras",
+        "tensorboard",
+        "runs_dir",
+        "jupyter.kernel",
+        "data.digits",
+        "data.mnist_5k",
+    }:
         assert rows[check_id]["status"] == "OK", rows[check_id]
     assert rows["tf.import"]["found"].startswith(f"TensorFlow {metadata.version('tensorflow')} imported in")
     assert report["platform"]["executable"] == sys.executable
@@ -79,7 +92,8 @@ def test_the_lesson_wrapper_gives_the_same_report_as_the_script(real_report, tmp
     statuses = {row["id"]: row["status"] for row in ours["checks"]}
     # Only the port can change between two runs: another test may hold 6006 for a moment.
     assert {k: v for k, v in statuses.items() if k != "tensorboard.port"} == {
-        row["id"]: row["status"] for row in theirs["checks"] if row["id"] != "tensorboard.port"}
+        row["id"]: row["status"] for row in theirs["checks"] if row["id"] != "tensorboard.port"
+    }
 
 
 @pytest.mark.slow
@@ -117,7 +131,8 @@ def test_a_tensorflow_that_cannot_load_its_library_as_a_subprocess(tmp_path):
     shadow = tmp_path / "shadow" / "tensorflow"
     shadow.mkdir(parents=True)
     (shadow / "__init__.py").write_text(
-        "raise ImportError('libcudart.so.12: cannot open shared object file: No such file or directory')\n")
+        "raise ImportError('libcudart.so.12: cannot open shared object file: No such file or directory')\n"
+    )
     done = _run_script(["--json"], _doctor_env(tmp_path, PYTHONPATH=str(shadow.parent)))
     assert done.returncode == 1, done.stdout + done.stderr
     row = _rows(done)["tf.import"]
@@ -138,8 +153,13 @@ def test_a_venv_without_tensorflow_gets_fail_rows_with_install_hints(tmp_path):
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     rows = _rows(done)
-    assert rows["pkg.tensorflow"] == {"id": "pkg.tensorflow", "status": "FAIL", "found": "not installed",
-                                      "required": "tensorflow>=2.16", "hint": 'pip install "tensorflow>=2.16"'}
+    assert rows["pkg.tensorflow"] == {
+        "id": "pkg.tensorflow",
+        "status": "FAIL",
+        "found": "not installed",
+        "required": "tensorflow>=2.16",
+        "hint": 'pip install "tensorflow>=2.16"',
+    }
     # No packaging here: one row says the version checks were skipped.
     packaging_row = rows["pkg.packaging"]
     assert (packaging_row["status"], packaging_row["hint"]) == ("FAIL", 'pip install "packaging>=23.0"')
@@ -167,17 +187,26 @@ def test_a_venv_without_tensorflow_gets_fail_rows_with_install_hints(tmp_path):
 def test_the_smoke_operation_code_runs_against_real_tensorflow():
     # No GPU here: TensorFlow's soft placement runs the "/GPU:0" matmul on the CPU, which is
     # exactly what the smoke layer must catch, and it exercises the real probe code.
-    code = (f"import json, sys; sys.path.insert(0, {str(SCRIPT.parent)!r}); import tensorflow as tf; "
-            "from stack_doctor import gpu; print(json.dumps(gpu.probe_smoke(tf, size=64, repeats=2)))")
+    code = (
+        f"import json, sys; sys.path.insert(0, {str(SCRIPT.parent)!r}); import tensorflow as tf; "
+        "from stack_doctor import gpu; print(json.dumps(gpu.probe_smoke(tf, size=64, repeats=2)))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     smoke = json.loads(done.stdout.strip().splitlines()[-1])
     assert smoke["gpu_result_device"].endswith("device:CPU:0")
     assert smoke["max_relative_difference"] < 1e-5 and smoke["size"] == 64
     devices = {"devices": [{"name": "/physical_device:GPU:0", "device_name": "Fake"}]}
-    facts = gpu.GpuFacts(CommandResult(0, "NVIDIA Fake H100, 550.54.15, 81559 MiB\n"),
-                         healthy_probe(gpus=devices, smoke=smoke), ["nvidia-cudnn-cu12 9.3.0.75"], None, {}, "Linux",
-                         False, False)
+    facts = gpu.GpuFacts(
+        CommandResult(0, "NVIDIA Fake H100, 550.54.15, 81559 MiB\n"),
+        healthy_probe(gpus=devices, smoke=smoke),
+        ["nvidia-cudnn-cu12 9.3.0.75"],
+        None,
+        {},
+        "Linux",
+        False,
+        False,
+    )
     rows = gpu.diagnose_gpu(facts)
     assert (rows[-1].id, rows[-1].status) == ("gpu.smoke", "FAIL")
     assert "ran on " + smoke["gpu_result_device"] in rows[-1].found

@@ -108,8 +108,13 @@ def test_port_6006_busy_warns_and_names_a_way_out(world):
         if blocker:
             blocker.close()
     assert code == 0
-    assert_row(rows, "tensorboard.port", "WARN", "port 6006 on localhost is in use",
-               hint=("port 6007 or higher", "tensorboard --logdir runs --port 6007"))
+    assert_row(
+        rows,
+        "tensorboard.port",
+        "WARN",
+        "port 6006 on localhost is in use",
+        hint=("port 6007 or higher", "tensorboard --logdir runs --port 6007"),
+    )
 
 
 def test_a_free_port_is_seen_as_free():
@@ -182,8 +187,9 @@ def test_a_busy_port_without_tensorboard_manager_says_who_could_not_be_named(wor
     world.port_free = False
     world.tensorboard_instances = lambda: World.tensorboard_instances(world)  # the real listing
     _, rows, _ = run_doctor(world)
-    row = assert_row(rows, "tensorboard.port", "WARN", "in use", "running TensorBoards not listed",
-                     "ModuleNotFoundError")
+    row = assert_row(
+        rows, "tensorboard.port", "WARN", "in use", "running TensorBoards not listed", "ModuleNotFoundError"
+    )
     assert "kill" not in row["hint"]
 
 
@@ -207,8 +213,14 @@ def test_a_runs_dir_beneath_a_regular_file_fails(world, tmp_path, monkeypatch):
     world.env["LAB_RUNS_DIR"] = str(blocker / "runs")
     code, rows, _ = run_doctor(world)
     assert code == 1
-    assert_row(rows, "runs_dir", "FAIL", f"{blocker} is a file, not a folder", "(from LAB_RUNS_DIR)",
-               hint="set LAB_RUNS_DIR to a folder you can write to")
+    assert_row(
+        rows,
+        "runs_dir",
+        "FAIL",
+        f"{blocker} is a file, not a folder",
+        "(from LAB_RUNS_DIR)",
+        hint="set LAB_RUNS_DIR to a folder you can write to",
+    )
 
 
 def test_a_runs_dir_without_write_permission_fails(world, tmp_path, monkeypatch):
@@ -233,9 +245,17 @@ def test_no_kernel_for_this_python_prints_the_exact_install_line(world, tmp_path
     write_kernel(world.kernels, "python3", ["/usr/bin/python3", "-m", "ipykernel_launcher"])
     code, rows, _ = run_doctor(world)
     assert code == 0
-    assert_row(rows, "jupyter.kernel", "WARN", "no kernel runs this Python", "kernels found: python3",
-               hint=(FAKE_PYTHON + " -m ipykernel install --user --name keras-course-lab",
-                     '--display-name "Python (keras-course-lab)"'))
+    assert_row(
+        rows,
+        "jupyter.kernel",
+        "WARN",
+        "no kernel runs this Python",
+        "kernels found: python3",
+        hint=(
+            FAKE_PYTHON + " -m ipykernel install --user --name keras-course-lab",
+            '--display-name "Python (keras-course-lab)"',
+        ),
+    )
 
 
 def test_without_ipykernel_the_install_line_installs_it_first(world, tmp_path):
@@ -284,8 +304,9 @@ def test_without_jupyter_client_one_row_says_kernels_were_not_checked(world, mon
     monkeypatch.setitem(sys.modules, "jupyter_client.kernelspec", None)  # as if it were not installed
     code, rows, _ = run_doctor(world)
     assert code == 0
-    assert_row(rows, "jupyter.kernel", "WARN", "jupyter_client is not installed", "kernels not checked",
-               hint="notebook")
+    assert_row(
+        rows, "jupyter.kernel", "WARN", "jupyter_client is not installed", "kernels not checked", hint="notebook"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -324,8 +345,12 @@ def test_a_labkit_that_does_not_know_the_subset_yet_counts_it_as_missing(world):
 def test_labkit_data_that_does_not_import_fails_every_data_row(world):
     world.probe = healthy_probe(datasets={"error": "ModuleNotFoundError: No module named 'labkit'"})
     _, rows, _ = run_doctor(world)
-    assert statuses(rows, "data.") == {"data.mnist": "FAIL", "data.mnist_5k": "FAIL", "data.fashion_mnist": "FAIL",
-                                       "data.digits": "FAIL"}
+    assert statuses(rows, "data.") == {
+        "data.mnist": "FAIL",
+        "data.mnist_5k": "FAIL",
+        "data.fashion_mnist": "FAIL",
+        "data.digits": "FAIL",
+    }
     assert_row(rows, "data.mnist", "FAIL", "labkit.data does not import", hint="fix the labkit and pkg rows")
 
 

@@ -1,22 +1,32 @@
 """scripts/fetch_data.py, run for real: fill, check, export to a mirror, import back."""
 
 import pytest
+from test_data_sources import IDX_NAMES, require_system_fashion, write_idx_folder
 
 from labtest import run_script
-from test_data_sources import IDX_NAMES, require_system_fashion, write_idx_folder
 
 FETCH = "scripts/fetch_data.py"
 
 
 @pytest.fixture
 def homes(tmp_path):
-    return {"teacher": tmp_path / "teacher_keras", "student": tmp_path / "student_keras",
-            "mirror": tmp_path / "mirror", "system": tmp_path / "no_system_data"}
+    return {
+        "teacher": tmp_path / "teacher_keras",
+        "student": tmp_path / "student_keras",
+        "mirror": tmp_path / "mirror",
+        "system": tmp_path / "no_system_data",
+    }
 
 
 def fetch(*args, home, tmp_path, **env):
-    return run_script(FETCH, *args, runs_dir=tmp_path / "runs", KERAS_HOME=str(home),
-                      LAB_SYSTEM_DATA_DIR=str(tmp_path / "no_system_data"), **env)
+    return run_script(
+        FETCH,
+        *args,
+        runs_dir=tmp_path / "runs",
+        KERAS_HOME=str(home),
+        LAB_SYSTEM_DATA_DIR=str(tmp_path / "no_system_data"),
+        **env,
+    )
 
 
 def test_check_reports_missing_data_and_writes_nothing(homes, tmp_path):
@@ -28,20 +38,17 @@ def test_check_reports_missing_data_and_writes_nothing(homes, tmp_path):
 
 def test_export_then_import_moves_verified_mnist_idx_files(homes, tmp_path):
     write_idx_folder(homes["teacher"] / "datasets" / "mnist")
-    exported = fetch("--export", str(homes["mirror"]), "--dataset", "mnist", home=homes["teacher"],
-                     tmp_path=tmp_path)
+    exported = fetch("--export", str(homes["mirror"]), "--dataset", "mnist", home=homes["teacher"], tmp_path=tmp_path)
     assert exported.returncode == 0, exported.stdout + exported.stderr
     assert "OK      mnist: copied 4 file(s)" in exported.stdout
     assert sorted(p.name for p in (homes["mirror"] / "mnist").iterdir()) == sorted(IDX_NAMES.values())
 
-    imported = fetch("--import", str(homes["mirror"]), "--dataset", "mnist", home=homes["student"],
-                     tmp_path=tmp_path)
+    imported = fetch("--import", str(homes["mirror"]), "--dataset", "mnist", home=homes["student"], tmp_path=tmp_path)
     assert imported.returncode == 0, imported.stdout
     check = fetch("--check", "--dataset", "mnist", home=homes["student"], tmp_path=tmp_path)
     assert check.returncode == 0 and "OK      mnist: keras-cache" in check.stdout
 
-    again = fetch("--import", str(homes["mirror"]), "--dataset", "mnist", home=homes["student"],
-                  tmp_path=tmp_path)
+    again = fetch("--import", str(homes["mirror"]), "--dataset", "mnist", home=homes["student"], tmp_path=tmp_path)
     assert "already in" in again.stdout  # nothing is overwritten
 
 
@@ -49,8 +56,7 @@ def test_corrupt_mirror_is_skipped_with_its_reason(homes, tmp_path):
     folder = homes["mirror"] / "mnist"
     write_idx_folder(folder)
     (folder / IDX_NAMES["x_train"]).write_bytes(b"\x1f\x8b truncated")
-    result = fetch("--import", str(homes["mirror"]), "--dataset", "mnist", home=homes["student"],
-                   tmp_path=tmp_path)
+    result = fetch("--import", str(homes["mirror"]), "--dataset", "mnist", home=homes["student"], tmp_path=tmp_path)
     assert result.returncode == 1
     assert "SKIP    mnist:" in result.stdout and "truncated or not gzip" in result.stdout
     assert not (homes["student"] / "datasets" / "mnist").exists()
@@ -60,13 +66,15 @@ def test_import_from_a_missing_folder_is_a_usage_error(homes, tmp_path):
     result = fetch("--import", str(tmp_path / "nowhere"), home=homes["student"], tmp_path=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"fetch_data.py: error: --import folder {tmp_path / 'nowhere'} does not exist"]
+        f"fetch_data.py: error: --import folder {tmp_path / 'nowhere'} does not exist"
+    ]
 
 
 def test_real_fashion_mnist_from_the_system_package_fills_the_cache(homes, tmp_path):
     require_system_fashion()
-    result = run_script(FETCH, "--dataset", "fashion_mnist", runs_dir=tmp_path / "runs",
-                        KERAS_HOME=str(homes["student"]))
+    result = run_script(
+        FETCH, "--dataset", "fashion_mnist", runs_dir=tmp_path / "runs", KERAS_HOME=str(homes["student"])
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK      fashion_mnist: system package dataset-fashion-mnist" in result.stdout
     cached = homes["student"] / "datasets" / "fashion-mnist"

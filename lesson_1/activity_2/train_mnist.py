@@ -39,11 +39,11 @@ def parse_variant(text):
     try:
         rate, steps = float(rate_text), int(steps_text)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected LEARNING_RATE@STEPS such as 1e-3@2000, got '{text}'") from None
+        raise argparse.ArgumentTypeError(f"expected LEARNING_RATE@STEPS such as 1e-3@2000, got '{text}'") from None
     if not (math.isfinite(rate) and rate > 0) or steps < EVALUATIONS:
         raise argparse.ArgumentTypeError(
-            f"'{text}': the learning rate must be above 0 and steps at least {EVALUATIONS}")
+            f"'{text}': the learning rate must be above 0 and steps at least {EVALUATIONS}"
+        )
     return rate, steps
 
 
@@ -55,17 +55,29 @@ def parse_sweep(text):
 
 
 def make_parser():
-    parser = cli.build_parser(__doc__, epochs=EVALUATIONS, learning_rate=LEARNING_RATE,
-                              batch_size=BATCH_SIZE)
-    parser.add_argument("--steps", type=cli.positive_int, default=None,
-                        help=f"total training steps, split into {EVALUATIONS} evaluations "
-                             f"(overrides --epochs/--steps-per-epoch; the lesson used {LESSON_STEPS})")
-    parser.add_argument("--sweep", nargs="?", const=DEFAULT_SWEEP, type=parse_sweep, default=None,
-                        metavar="LR@STEPS,...",
-                        help=f"train several variants as sibling runs (default set: {DEFAULT_SWEEP})")
-    parser.add_argument("--record", action="store_true",
-                        help=f"write the runs into {RECORDED_RUNS.name}/, the pre-recorded runs "
-                             "that ship with the course, instead of the runs root")
+    parser = cli.build_parser(__doc__, epochs=EVALUATIONS, learning_rate=LEARNING_RATE, batch_size=BATCH_SIZE)
+    parser.add_argument(
+        "--steps",
+        type=cli.positive_int,
+        default=None,
+        help=f"total training steps, split into {EVALUATIONS} evaluations "
+        f"(overrides --epochs/--steps-per-epoch; the lesson used {LESSON_STEPS})",
+    )
+    parser.add_argument(
+        "--sweep",
+        nargs="?",
+        const=DEFAULT_SWEEP,
+        type=parse_sweep,
+        default=None,
+        metavar="LR@STEPS,...",
+        help=f"train several variants as sibling runs (default set: {DEFAULT_SWEEP})",
+    )
+    parser.add_argument(
+        "--record",
+        action="store_true",
+        help=f"write the runs into {RECORDED_RUNS.name}/, the pre-recorded runs "
+        "that ship with the course, instead of the runs root",
+    )
     return parser
 
 

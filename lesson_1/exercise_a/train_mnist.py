@@ -36,20 +36,24 @@ def build_model(input_shape=(28, 28, 1), num_classes=10):
     biases = lambda: keras.initializers.Constant(0.1)  # noqa: E731
 
     inputs = keras.Input(shape=input_shape, name="image")
-    x = keras.layers.Conv2D(32, 5, padding="same", activation="relu", name="conv",
-                            kernel_initializer=weights(), bias_initializer=biases())(inputs)
+    x = keras.layers.Conv2D(
+        32, 5, padding="same", activation="relu", name="conv", kernel_initializer=weights(), bias_initializer=biases()
+    )(inputs)
     x = keras.layers.MaxPooling2D(2, padding="same", name="pool")(x)
     x = keras.layers.Flatten(name="flatten")(x)
-    x = keras.layers.Dense(1024, activation="relu", name="fc1",
-                           kernel_initializer=weights(), bias_initializer=biases())(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="fc2",
-                                 kernel_initializer=weights(), bias_initializer=biases())(x)
+    x = keras.layers.Dense(
+        1024, activation="relu", name="fc1", kernel_initializer=weights(), bias_initializer=biases()
+    )(x)
+    outputs = keras.layers.Dense(
+        num_classes, activation="softmax", name="fc2", kernel_initializer=weights(), bias_initializer=biases()
+    )(x)
     return keras.Model(inputs, outputs, name="lesson1_cnn")
 
 
 def compile_model(model, learning_rate=LEARNING_RATE):
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
     return model
 
 
@@ -108,8 +112,9 @@ def log_edge_shift(session, model):
 
 
 def make_parser():
-    return cli.build_parser(__doc__, epochs=EPOCHS, learning_rate=LEARNING_RATE,
-                            batch_size=BATCH_SIZE, steps_per_epoch=STEPS_PER_EPOCH)
+    return cli.build_parser(
+        __doc__, epochs=EPOCHS, learning_rate=LEARNING_RATE, batch_size=BATCH_SIZE, steps_per_epoch=STEPS_PER_EPOCH
+    )
 
 
 def train(args, *, dataset=None, quiet=False, parent_dir=None):

@@ -47,11 +47,14 @@ OPTIMIZERS = ("sgd", "rmsprop", "adam")
 
 
 def build_sequential(input_dim=784, hidden_units=HIDDEN_UNITS, output_units=10, output_activation="softmax"):
-    return keras.Sequential([
-        keras.Input(shape=(input_dim,)),
-        keras.layers.Dense(hidden_units, activation="relu"),
-        keras.layers.Dense(output_units, activation=output_activation),
-    ], name="sequential_api")
+    return keras.Sequential(
+        [
+            keras.Input(shape=(input_dim,)),
+            keras.layers.Dense(hidden_units, activation="relu"),
+            keras.layers.Dense(output_units, activation=output_activation),
+        ],
+        name="sequential_api",
+    )
 
 
 def build_functional(input_dim=784, hidden_units=HIDDEN_UNITS, output_units=10, output_activation="softmax"):
@@ -67,10 +70,13 @@ def compare_apis(images, seed=0) -> dict:
     keras.utils.set_random_seed(seed)
     sequential, functional = build_sequential(), build_functional()
     functional.set_weights(sequential.get_weights())
-    return {"sequential_parameters": sequential.count_params(),
-            "functional_parameters": functional.count_params(),
-            "max_output_difference": float(np.max(np.abs(
-                sequential.predict(images, verbose=0) - functional.predict(images, verbose=0))))}
+    return {
+        "sequential_parameters": sequential.count_params(),
+        "functional_parameters": functional.count_params(),
+        "max_output_difference": float(
+            np.max(np.abs(sequential.predict(images, verbose=0) - functional.predict(images, verbose=0)))
+        ),
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -129,9 +135,16 @@ def loss_table(data, epochs=5) -> pd.DataFrame:
         model = build_sequential(output_units=units, output_activation=activation)
         fit_quietly(model, loss, metric, x_train, train_targets[kind], epochs)
         score = model.evaluate(x_val, val_targets[kind], verbose=0, return_dict=True)[metric]
-        rows.append({"task": task, "last layer": f"Dense({units}, {activation or 'linear'})",
-                     "loss": loss, "metric": metric, "validation": round(score, 4),
-                     "ignoring the image": round(do_nothing_score(kind, train_targets[kind], val_targets[kind]), 4)})
+        rows.append(
+            {
+                "task": task,
+                "last layer": f"Dense({units}, {activation or 'linear'})",
+                "loss": loss,
+                "metric": metric,
+                "validation": round(score, 4),
+                "ignoring the image": round(do_nothing_score(kind, train_targets[kind], val_targets[kind]), 4),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -140,14 +153,28 @@ def wrong_pairings(data, epochs=3) -> pd.DataFrame:
     x_train = flatten_images(data.x_train)
     targets = task_targets(data.y_train, data.x_train, data.num_classes)
     attempts = [
-        ("integer labels + categorical_crossentropy", (10, "softmax"), "categorical_crossentropy",
-         "accuracy", targets["integer"]),
-        ("one-hot labels + sparse_categorical_crossentropy", (10, "softmax"),
-         "sparse_categorical_crossentropy", "accuracy", targets["one_hot"]),
-        ("yes/no task, Dense(1, softmax) + binary_crossentropy", (1, "softmax"), "binary_crossentropy",
-         "accuracy", targets["binary"]),
-        ("regression target + categorical_crossentropy", (1, None), "categorical_crossentropy",
-         "mae", targets["ink"]),
+        (
+            "integer labels + categorical_crossentropy",
+            (10, "softmax"),
+            "categorical_crossentropy",
+            "accuracy",
+            targets["integer"],
+        ),
+        (
+            "one-hot labels + sparse_categorical_crossentropy",
+            (10, "softmax"),
+            "sparse_categorical_crossentropy",
+            "accuracy",
+            targets["one_hot"],
+        ),
+        (
+            "yes/no task, Dense(1, softmax) + binary_crossentropy",
+            (1, "softmax"),
+            "binary_crossentropy",
+            "accuracy",
+            targets["binary"],
+        ),
+        ("regression target + categorical_crossentropy", (1, None), "categorical_crossentropy", "mae", targets["ink"]),
     ]
     rows = []
     for pairing, (units, activation), loss, metric, y in attempts:
@@ -160,9 +187,11 @@ def wrong_pairings(data, epochs=3) -> pd.DataFrame:
                 rows.append({"pairing": pairing, "fails": True, "symptom": f"ValueError: {first_line(error)}"})
                 continue
             predictions = model.predict(x_train[:200], verbose=0)
-        seen = [f"loss by epoch {', '.join(f'{v:.3f}' for v in history['loss'])}",
-                f"{metric} {', '.join(f'{v:.3f}' for v in history[metric])}",
-                f"predictions from {predictions.min():.3f} to {predictions.max():.3f}"]
+        seen = [
+            f"loss by epoch {', '.join(f'{v:.3f}' for v in history['loss'])}",
+            f"{metric} {', '.join(f'{v:.3f}' for v in history[metric])}",
+            f"predictions from {predictions.min():.3f} to {predictions.max():.3f}",
+        ]
         if caught:
             seen.append(f"only a warning: {first_line(caught[0].message)}")
         rows.append({"pairing": pairing, "fails": False, "symptom": "; ".join(seen)})
@@ -182,11 +211,13 @@ def first_line(message) -> str:
 
 def mismatched_stack():
     """A Conv2D wants (batch, height, width, channels) but a Dense layer hands it (batch, 32)."""
-    return keras.Sequential([
-        keras.Input(shape=(784,)),
-        keras.layers.Dense(32, activation="relu"),
-        keras.layers.Conv2D(8, 3, activation="relu"),
-    ])
+    return keras.Sequential(
+        [
+            keras.Input(shape=(784,)),
+            keras.layers.Dense(32, activation="relu"),
+            keras.layers.Conv2D(8, 3, activation="relu"),
+        ]
+    )
 
 
 def shape_errors(images) -> list[dict]:
@@ -208,16 +239,16 @@ def shape_errors(images) -> list[dict]:
 
 
 def make_optimizer(name, learning_rate):
-    return {"sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop,
-            "adam": keras.optimizers.Adam}[name](learning_rate)
+    return {"sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam}[name](
+        learning_rate
+    )
 
 
 def optimizer_list(text: str) -> tuple[str, ...]:
     names = tuple(part.strip().lower() for part in text.split(",") if part.strip())
     unknown = [name for name in names if name not in OPTIMIZERS]
     if not names or unknown:
-        raise argparse.ArgumentTypeError(
-            f"expected a comma-separated list from {', '.join(OPTIMIZERS)}, got '{text}'")
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list from {', '.join(OPTIMIZERS)}, got '{text}'")
     if len(set(names)) != len(names):
         raise argparse.ArgumentTypeError(f"each optimizer once, got '{text}'")
     return names
@@ -225,8 +256,12 @@ def optimizer_list(text: str) -> tuple[str, ...]:
 
 def make_parser():
     parser = cli.build_parser(__doc__, epochs=EPOCHS, learning_rate=LEARNING_RATE, batch_size=BATCH_SIZE)
-    parser.add_argument("--optimizers", type=optimizer_list, default=OPTIMIZERS,
-                        help=f"which to compare, comma-separated (default {','.join(OPTIMIZERS)})")
+    parser.add_argument(
+        "--optimizers",
+        type=optimizer_list,
+        default=OPTIMIZERS,
+        help=f"which to compare, comma-separated (default {','.join(OPTIMIZERS)})",
+    )
     return parser
 
 
@@ -235,19 +270,31 @@ def train(args, *, dataset=None, quiet=False, parent_dir=None):
     keyed by optimizer name."""
     runs = RunSet()
     for name in args.optimizers:
-        with TrainingSession(__file__, args, tag=name, extra_hparams={"optimizer": name}, dataset=dataset,
-                             quiet=quiet, parent_dir=parent_dir) as session:
+        with TrainingSession(
+            __file__,
+            args,
+            tag=name,
+            extra_hparams={"optimizer": name},
+            dataset=dataset,
+            quiet=quiet,
+            parent_dir=parent_dir,
+        ) as session:
             runs.add(name, session)
             data = dataset = session.data  # loaded once, shared by the next runs
             if len(runs.sessions) == 1:
                 check = compare_apis(flatten_images(data.x_val[:64]))
-                session.say(f"Sequential and Functional: {check['sequential_parameters']:,} and "
-                            f"{check['functional_parameters']:,} parameters, largest output difference "
-                            f"{check['max_output_difference']:g} with the same weights")
+                session.say(
+                    f"Sequential and Functional: {check['sequential_parameters']:,} and "
+                    f"{check['functional_parameters']:,} parameters, largest output difference "
+                    f"{check['max_output_difference']:g} with the same weights"
+                )
             keras.utils.set_random_seed(args.seed)  # the same starting weights for every optimizer
             model = build_sequential(output_units=data.num_classes)
-            model.compile(optimizer=make_optimizer(name, args.learning_rate),
-                          loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+            model.compile(
+                optimizer=make_optimizer(name, args.learning_rate),
+                loss="sparse_categorical_crossentropy",
+                metrics=["accuracy"],
+            )
             session.model = model
             session.fit(model, x_train=flatten_images(data.x_train), x_val=flatten_images(data.x_val))
             session.evaluate(model, x_test=flatten_images(data.x_test))
@@ -255,8 +302,10 @@ def train(args, *, dataset=None, quiet=False, parent_dir=None):
             break
     runs.comparison = runs.metrics()
     if len(runs) and not quiet:
-        print(f"\nSame model, same start, learning rate {args.learning_rate:g}:\n"
-              + runs.comparison.to_string(float_format=lambda v: f"{v:.4f}"))
+        print(
+            f"\nSame model, same start, learning rate {args.learning_rate:g}:\n"
+            + runs.comparison.to_string(float_format=lambda v: f"{v:.4f}")
+        )
     return runs
 
 

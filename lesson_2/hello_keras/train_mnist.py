@@ -39,16 +39,20 @@ def flatten_images(images):
 
 
 def build_model(input_dim=784, hidden_units=HIDDEN_UNITS, num_classes=10, activation="relu"):
-    return keras.Sequential([
-        keras.Input(shape=(input_dim,), name="pixels"),
-        keras.layers.Dense(hidden_units, activation=activation, name="hidden"),
-        keras.layers.Dense(num_classes, activation="softmax", name="class_probabilities"),
-    ], name="hello_world_mlp")
+    return keras.Sequential(
+        [
+            keras.Input(shape=(input_dim,), name="pixels"),
+            keras.layers.Dense(hidden_units, activation=activation, name="hidden"),
+            keras.layers.Dense(num_classes, activation="softmax", name="class_probabilities"),
+        ],
+        name="hello_world_mlp",
+    )
 
 
 def compile_model(model, learning_rate=LEARNING_RATE):
-    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.RMSprop(learning_rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
     return model
 
 
@@ -64,8 +68,11 @@ def overfitting_gap(model, x_train, y_train, x_test, y_test) -> dict:
     """
     train_accuracy = model.evaluate(x_train, y_train, batch_size=512, verbose=0, return_dict=True)["accuracy"]
     test_accuracy = model.evaluate(x_test, y_test, batch_size=512, verbose=0, return_dict=True)["accuracy"]
-    return {"train_accuracy": float(train_accuracy), "test_accuracy": float(test_accuracy),
-            "gap": float(train_accuracy - test_accuracy)}
+    return {
+        "train_accuracy": float(train_accuracy),
+        "test_accuracy": float(test_accuracy),
+        "gap": float(train_accuracy - test_accuracy),
+    }
 
 
 def first_predictions(model, images, labels, class_names=None, count=10) -> pd.DataFrame:
@@ -73,12 +80,14 @@ def first_predictions(model, images, labels, class_names=None, count=10) -> pd.D
     probabilities = model.predict(images[:count], verbose=0)
     predicted = probabilities.argmax(axis=1)
     names = class_names or [str(i) for i in range(probabilities.shape[1])]
-    return pd.DataFrame({
-        "label": [names[i] for i in labels[:count]],
-        "predicted": [names[i] for i in predicted],
-        "probability": probabilities[np.arange(len(predicted)), predicted].round(4),
-        "correct": predicted == labels[:count],
-    })
+    return pd.DataFrame(
+        {
+            "label": [names[i] for i in labels[:count]],
+            "predicted": [names[i] for i in predicted],
+            "probability": probabilities[np.arange(len(predicted)), predicted].round(4),
+            "correct": predicted == labels[:count],
+        }
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -97,11 +106,14 @@ def train(args, *, dataset=None, quiet=False, parent_dir=None):
         session.model = model
         session.fit(model, x_train=flatten_images(data.x_train), x_val=flatten_images(data.x_val))
         session.evaluate(model, x_test=flatten_images(data.x_test))
-        gap = overfitting_gap(model, flatten_images(data.x_train), data.y_train,
-                              flatten_images(data.x_test), data.y_test)
+        gap = overfitting_gap(
+            model, flatten_images(data.x_train), data.y_train, flatten_images(data.x_test), data.y_test
+        )
         session.record.add_extra("overfitting", gap)
-        session.say(f"Overfitting: train accuracy {gap['train_accuracy']:.4f} vs test "
-                    f"{gap['test_accuracy']:.4f}, a gap of {100 * gap['gap']:.1f} points")
+        session.say(
+            f"Overfitting: train accuracy {gap['train_accuracy']:.4f} vs test "
+            f"{gap['test_accuracy']:.4f}, a gap of {100 * gap['gap']:.1f} points"
+        )
     return session
 
 

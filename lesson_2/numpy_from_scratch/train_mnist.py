@@ -50,19 +50,23 @@ def sigmoid(z):
 
 SEED_INPUT = np.array([1.0, 1.0])
 # Row i holds the weights leaving input i, so `inputs @ weights` gives the three hidden units.
-SEED_INPUT_TO_HIDDEN = np.array([[0.8, 0.4, 0.3],
-                                 [0.2, 0.9, 0.5]])
+SEED_INPUT_TO_HIDDEN = np.array([[0.8, 0.4, 0.3], [0.2, 0.9, 0.5]])
 SEED_HIDDEN_TO_OUTPUT = np.array([0.3, 0.5, 0.9])
 SEED_TARGET = 0.0
 
 
-def forward_2_3_1(inputs=SEED_INPUT, input_to_hidden=SEED_INPUT_TO_HIDDEN,
-                  hidden_to_output=SEED_HIDDEN_TO_OUTPUT, target=SEED_TARGET) -> dict:
+def forward_2_3_1(
+    inputs=SEED_INPUT, input_to_hidden=SEED_INPUT_TO_HIDDEN, hidden_to_output=SEED_HIDDEN_TO_OUTPUT, target=SEED_TARGET
+) -> dict:
     hidden_pre_activation = inputs @ input_to_hidden
     hidden = sigmoid(hidden_pre_activation)  # without it, two layers collapse into one linear map
     output = hidden @ hidden_to_output  # linear output: the target is a real number
-    return {"hidden_pre_activation": hidden_pre_activation, "hidden": hidden,
-            "output": float(output), "squared_error": float((output - target) ** 2)}
+    return {
+        "hidden_pre_activation": hidden_pre_activation,
+        "hidden": hidden,
+        "output": float(output),
+        "squared_error": float((output - target) ** 2),
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -126,12 +130,17 @@ ACTIVATIONS = {
 
 def init_mlp(n_inputs, n_hidden, n_classes, rng, dtype=np.float32) -> dict:
     """Glorot-uniform weights and zero biases: what a Keras Dense layer starts from."""
+
     def glorot(fan_in, fan_out):
         limit = np.sqrt(6.0 / (fan_in + fan_out))
         return rng.uniform(-limit, limit, size=(fan_in, fan_out)).astype(dtype)
 
-    return {"W1": glorot(n_inputs, n_hidden), "b1": np.zeros(n_hidden, dtype),
-            "W2": glorot(n_hidden, n_classes), "b2": np.zeros(n_classes, dtype)}
+    return {
+        "W1": glorot(n_inputs, n_hidden),
+        "b1": np.zeros(n_hidden, dtype),
+        "W2": glorot(n_hidden, n_classes),
+        "b2": np.zeros(n_classes, dtype),
+    }
 
 
 def count_weights(params) -> int:
@@ -171,8 +180,12 @@ def mlp_gradients(params, x, labels, activation=ACTIVATION):
     d_logits /= n
     d_hidden = d_logits @ params["W2"].T  # each hidden unit is blamed through the weights it feeds
     d_hidden_pre_activation = d_hidden * derivative(hidden_pre_activation, hidden)
-    gradients = {"W1": x.T @ d_hidden_pre_activation, "b1": d_hidden_pre_activation.sum(axis=0),
-                 "W2": hidden.T @ d_logits, "b2": d_logits.sum(axis=0)}
+    gradients = {
+        "W1": x.T @ d_hidden_pre_activation,
+        "b1": d_hidden_pre_activation.sum(axis=0),
+        "W2": hidden.T @ d_logits,
+        "b2": d_logits.sum(axis=0),
+    }
     return loss, gradients, probabilities
 
 
@@ -207,22 +220,25 @@ def gradient_check(x, labels, activation=ACTIVATION, hidden_units=6, n_classes=1
         params[name] += np.random.default_rng(seed + 1).normal(0, 0.1, params[name].shape)
     _, backprop, _ = mlp_gradients(params, x, labels, activation)
     tape = gradient_tape_gradients(params, x, labels, activation)
-    nudged = finite_difference_gradient(lambda p: mlp_loss(p, x, labels, activation), params,
-                                        nudge=1e-5, central=True)
+    nudged = finite_difference_gradient(lambda p: mlp_loss(p, x, labels, activation), params, nudge=1e-5, central=True)
     vs_tape = {name: relative_error(backprop[name], tape[name]) for name in params}
     vs_nudge = {name: relative_error(backprop[name], nudged[name]) for name in params}
-    return {"activation": activation, "weights": count_weights(params), "images": len(x),
-            "vs_gradient_tape": vs_tape, "vs_finite_differences": vs_nudge,
-            "max_vs_gradient_tape": max(vs_tape.values()),
-            "max_vs_finite_differences": max(vs_nudge.values())}
+    return {
+        "activation": activation,
+        "weights": count_weights(params),
+        "images": len(x),
+        "vs_gradient_tape": vs_tape,
+        "vs_finite_differences": vs_nudge,
+        "max_vs_gradient_tape": max(vs_tape.values()),
+        "max_vs_finite_differences": max(vs_nudge.values()),
+    }
 
 
 # ----------------------------------------------------------------------------------------------
 # 4. Which gradient scales?
 
 
-def time_gradient_methods(x, labels, hidden_sizes=(1, 2, 4, 8, 16), activation=ACTIVATION,
-                          seed=0) -> pd.DataFrame:
+def time_gradient_methods(x, labels, hidden_sizes=(1, 2, 4, 8, 16), activation=ACTIVATION, seed=0) -> pd.DataFrame:
     """Seconds for one gradient of the whole network, by nudging (forward differences, as in
     part 2) and by backprop, as the hidden layer, and with it the number of weights, grows."""
     x = np.asarray(x, dtype=np.float64)
@@ -239,9 +255,15 @@ def time_gradient_methods(x, labels, hidden_sizes=(1, 2, 4, 8, 16), activation=A
             mlp_gradients(params, x, labels, activation)
             repeats.append(time.perf_counter() - started)
         backprop = min(repeats)
-        rows.append({"hidden_units": hidden_units, "weights": count_weights(params),
-                     "finite_difference_s": nudging, "backprop_s": backprop,
-                     "times_slower": nudging / backprop})
+        rows.append(
+            {
+                "hidden_units": hidden_units,
+                "weights": count_weights(params),
+                "finite_difference_s": nudging,
+                "backprop_s": backprop,
+                "times_slower": nudging / backprop,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -254,14 +276,14 @@ def minibatches(n, batch_size, rng):
     while True:
         order = rng.permutation(n)
         for start in range(0, n, batch_size):
-            yield order[start:start + batch_size]
+            yield order[start : start + batch_size]
 
 
 def evaluate_mlp(params, x, labels, activation=ACTIVATION, batch_size=1024) -> dict:
     total_loss, correct = 0.0, 0
     for start in range(0, len(x), batch_size):
-        log_probabilities, _ = mlp_forward(params, x[start:start + batch_size], activation)
-        batch_labels = labels[start:start + batch_size]
+        log_probabilities, _ = mlp_forward(params, x[start : start + batch_size], activation)
+        batch_labels = labels[start : start + batch_size]
         total_loss -= log_probabilities[np.arange(len(batch_labels)), batch_labels].sum()
         correct += int((log_probabilities.argmax(axis=1) == batch_labels).sum())
     return {"loss": total_loss / len(x), "accuracy": correct / len(x)}
@@ -291,15 +313,21 @@ def train_numpy_mlp(session, params, activation=ACTIVATION) -> list[float]:
                 seen += len(batch)
             validation = evaluate_mlp(params, x_val, data.y_val, activation)
             epoch_seconds.append(time.perf_counter() - started)
-            logs = {"loss": loss_sum / seen, "accuracy": correct / seen,
-                    "val_loss": validation["loss"], "val_accuracy": validation["accuracy"]}
+            logs = {
+                "loss": loss_sum / seen,
+                "accuracy": correct / seen,
+                "val_loss": validation["loss"],
+                "val_accuracy": validation["accuracy"],
+            }
             for split, prefix in (("train", ""), ("validation", "val_")):
                 with writers[split].as_default():
                     tf.summary.scalar("epoch_loss", logs[prefix + "loss"], step=epoch)
                     tf.summary.scalar("epoch_accuracy", logs[prefix + "accuracy"], step=epoch)
             session.record.epoch_done(epoch, logs)
-            session.say(f"Epoch {epoch + 1}/{plan.epochs} - {steps} steps - {epoch_seconds[-1]:.2f}s - "
-                        + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+            session.say(
+                f"Epoch {epoch + 1}/{plan.epochs} - {steps} steps - {epoch_seconds[-1]:.2f}s - "
+                + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+            )
     finally:
         for writer in writers.values():  # also on Ctrl-C, so the curves so far stay readable
             writer.close()
@@ -315,19 +343,23 @@ def log_numpy_test_metrics(session, params, activation=ACTIVATION) -> dict:
 def keras_twin(params, activation=ACTIVATION, learning_rate=LEARNING_RATE):
     """The hello-world architecture at the NumPy network's size, starting from the same weights."""
     n_inputs, n_hidden = params["W1"].shape
-    model = build_model(input_dim=n_inputs, hidden_units=n_hidden,
-                        num_classes=params["W2"].shape[1], activation=activation)
+    model = build_model(
+        input_dim=n_inputs, hidden_units=n_hidden, num_classes=params["W2"].shape[1], activation=activation
+    )
     model.set_weights([params["W1"], params["b1"], params["W2"], params["b2"]])
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
     return model
 
 
 def speed_summary(epoch_seconds) -> dict:
     # Keras spends its first epoch tracing the graph, so the median is the fair per-epoch cost.
-    return {"train_seconds": round(sum(epoch_seconds), 3),
-            "median_epoch_seconds": round(statistics.median(epoch_seconds), 4),
-            "epoch_seconds": [round(s, 4) for s in epoch_seconds]}
+    return {
+        "train_seconds": round(sum(epoch_seconds), 3),
+        "median_epoch_seconds": round(statistics.median(epoch_seconds), 4),
+        "epoch_seconds": [round(s, 4) for s in epoch_seconds],
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -342,11 +374,18 @@ def activation_name(text: str) -> str:
 
 def make_parser():
     parser = cli.build_parser(__doc__, epochs=EPOCHS, learning_rate=LEARNING_RATE, batch_size=BATCH_SIZE)
-    parser.add_argument("--hidden-units", type=cli.positive_int,
-                        default=HIDDEN_UNITS,
-                        help=f"size of the hidden layer (default {HIDDEN_UNITS})")
-    parser.add_argument("--activation", type=activation_name, default=ACTIVATION,
-                        help=f"hidden activation: {' or '.join(ACTIVATIONS)} (default {ACTIVATION})")
+    parser.add_argument(
+        "--hidden-units",
+        type=cli.positive_int,
+        default=HIDDEN_UNITS,
+        help=f"size of the hidden layer (default {HIDDEN_UNITS})",
+    )
+    parser.add_argument(
+        "--activation",
+        type=activation_name,
+        default=ACTIVATION,
+        help=f"hidden activation: {' or '.join(ACTIVATIONS)} (default {ACTIVATION})",
+    )
     return parser
 
 
@@ -354,9 +393,13 @@ def report_seed_examples(session) -> None:
     """Parts 1 and 2: the lesson's hand-worked numbers, printed and kept in run.json."""
     seed_net = forward_2_3_1()
     session.record.add_extra("seed_2_3_1", {k: np.round(v, 4).tolist() for k, v in seed_net.items()})
-    session.say("2-3-1 forward pass: hidden " + " / ".join(f"{v:.2f}" for v in seed_net["hidden_pre_activation"])
-                + ", sigmoid " + " / ".join(f"{v:.2f}" for v in seed_net["hidden"])
-                + f", output {seed_net['output']:.4f}, squared error {seed_net['squared_error']:.4f}")
+    session.say(
+        "2-3-1 forward pass: hidden "
+        + " / ".join(f"{v:.2f}" for v in seed_net["hidden_pre_activation"])
+        + ", sigmoid "
+        + " / ".join(f"{v:.2f}" for v in seed_net["hidden"])
+        + f", output {seed_net['output']:.4f}, squared error {seed_net['squared_error']:.4f}"
+    )
     w, b, _ = fit_line_by_finite_differences()
     session.record.add_extra("line_fit", {"w": w, "b": b})
     session.say(f"y = 3x by finite differences, 1000 epochs: w = {w:.5f}, b = {b:.5f}")
@@ -375,16 +418,21 @@ def train(args, *, dataset=None, quiet=False, parent_dir=None):
 
         check = gradient_check(flatten_images(data.x_train[:8]), data.y_train[:8], args.activation)
         numpy_session.record.add_extra("gradient_check", check)
-        numpy_session.say(f"Gradient check ({check['weights']} weights): backprop vs GradientTape "
-                          f"{check['max_vs_gradient_tape']:.1e}, vs finite differences "
-                          f"{check['max_vs_finite_differences']:.1e} (relative error)")
+        numpy_session.say(
+            f"Gradient check ({check['weights']} weights): backprop vs GradientTape "
+            f"{check['max_vs_gradient_tape']:.1e}, vs finite differences "
+            f"{check['max_vs_finite_differences']:.1e} (relative error)"
+        )
 
         sizes = (1, 2, 4) if numpy_session.plan.quick else (1, 2, 4, 8, 16)
-        timing = time_gradient_methods(flatten_images(data.x_train[:16]), data.y_train[:16].astype(np.int64),
-                                       sizes, args.activation)
+        timing = time_gradient_methods(
+            flatten_images(data.x_train[:16]), data.y_train[:16].astype(np.int64), sizes, args.activation
+        )
         numpy_session.record.add_extra("gradient_timing", timing.round(6).to_dict(orient="records"))
-        numpy_session.say("One gradient, nudging vs backprop: " + ", ".join(
-            f"{row.weights} weights {row.times_slower:.0f}x slower" for row in timing.itertuples()))
+        numpy_session.say(
+            "One gradient, nudging vs backprop: "
+            + ", ".join(f"{row.weights} weights {row.times_slower:.0f}x slower" for row in timing.itertuples())
+        )
 
         params = init_mlp(784, args.hidden_units, data.num_classes, np.random.default_rng(args.seed))
         start_weights = {name: values.copy() for name, values in params.items()}
@@ -402,22 +450,31 @@ def train(args, *, dataset=None, quiet=False, parent_dir=None):
         keras_session.fit(model, x_train=flatten_images(data.x_train), x_val=flatten_images(data.x_val))
         keras_test = keras_session.evaluate(model, x_test=flatten_images(data.x_test))
         keras_speed = speed_summary(keras_session.epoch_seconds)
-        runs.comparison = pd.DataFrame({
-            "test_accuracy": [numpy_test["accuracy"], keras_test["accuracy"]],
-            "train_seconds": [numpy_speed["train_seconds"], keras_speed["train_seconds"]],
-            "median_epoch_seconds": [numpy_speed["median_epoch_seconds"], keras_speed["median_epoch_seconds"]],
-        }, index=["numpy", "keras"])
+        runs.comparison = pd.DataFrame(
+            {
+                "test_accuracy": [numpy_test["accuracy"], keras_test["accuracy"]],
+                "train_seconds": [numpy_speed["train_seconds"], keras_speed["train_seconds"]],
+                "median_epoch_seconds": [numpy_speed["median_epoch_seconds"], keras_speed["median_epoch_seconds"]],
+            },
+            index=["numpy", "keras"],
+        )
         keras_session.record.add_extra("speed", keras_speed)
-        keras_session.record.add_extra("compared_with_numpy", {
-            "numpy_run": numpy_session.run_dir.name,
-            "numpy_test_accuracy": numpy_test["accuracy"],
-            "numpy_median_epoch_seconds": numpy_speed["median_epoch_seconds"],
-            "keras_over_numpy_epoch_time": (statistics.median(keras_session.epoch_seconds)
-                                            / max(numpy_speed["median_epoch_seconds"], 1e-4)),
-        })
-        keras_session.say(f"\nSame network ({args.hidden_units} {args.activation} units), same start, "
-                          f"same SGD (lr {args.learning_rate:g}, batch {args.batch_size}):\n"
-                          + runs.comparison.to_string(float_format=lambda v: f"{v:.4f}"))
+        keras_session.record.add_extra(
+            "compared_with_numpy",
+            {
+                "numpy_run": numpy_session.run_dir.name,
+                "numpy_test_accuracy": numpy_test["accuracy"],
+                "numpy_median_epoch_seconds": numpy_speed["median_epoch_seconds"],
+                "keras_over_numpy_epoch_time": (
+                    statistics.median(keras_session.epoch_seconds) / max(numpy_speed["median_epoch_seconds"], 1e-4)
+                ),
+            },
+        )
+        keras_session.say(
+            f"\nSame network ({args.hidden_units} {args.activation} units), same start, "
+            f"same SGD (lr {args.learning_rate:g}, batch {args.batch_size}):\n"
+            + runs.comparison.to_string(float_format=lambda v: f"{v:.4f}")
+        )
     return runs
 
 

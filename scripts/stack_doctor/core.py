@@ -24,8 +24,10 @@ STATUSES = (OK, WARN, FAIL)
 
 COMMAND_TIMEOUT_S = 60.0
 INSTALL_EVERYTHING = "from the repository root, run: pip install -r requirements.txt"
-BUG_HINT = ("this is a bug in scripts/test_stack.py; send the output of "
-            "`python scripts/test_stack.py --json` to your instructor")
+BUG_HINT = (
+    "this is a bug in scripts/test_stack.py; send the output of "
+    "`python scripts/test_stack.py --json` to your instructor"
+)
 
 try:
     from packaging.utils import canonicalize_name
@@ -44,8 +46,7 @@ class Check:
     hint: str | None = None
 
     def to_json(self) -> dict:
-        return {"id": self.id, "status": self.status, "found": self.found,
-                "required": self.required, "hint": self.hint}
+        return {"id": self.id, "status": self.status, "found": self.found, "required": self.required, "hint": self.hint}
 
 
 class CommandResult(NamedTuple):

@@ -38,9 +38,16 @@ def check_data(result: dict, download_problem: str | None, online: bool) -> list
     A dataset missing from `sources` (a labkit older than the dataset) counts as not available.
     """
     if result.get("error"):
-        return [Check("data." + name, FAIL, f"not checked: labkit.data does not import ({result['error']})",
-                      required, "fix the labkit and pkg rows first; " + INSTALL_EVERYTHING)
-                for name, required in DATASET_ROWS]
+        return [
+            Check(
+                "data." + name,
+                FAIL,
+                f"not checked: labkit.data does not import ({result['error']})",
+                required,
+                "fix the labkit and pkg rows first; " + INSTALL_EVERYTHING,
+            )
+            for name, required in DATASET_ROWS
+        ]
     sources, hints = result.get("sources") or {}, result.get("hints") or {}
     rows = []
     for name, required in DATASET_ROWS:
@@ -53,13 +60,27 @@ def check_data(result: dict, download_problem: str | None, online: bool) -> list
         elif online and download_problem is None:
             rows.append(Check("data." + name, OK, "not on disk; Keras will download it on first use", required))
         else:
-            rows.append(Check("data." + name, WARN, "not available offline", required,
-                              hints.get(name) or "ask your instructor for the dataset files"))
+            rows.append(
+                Check(
+                    "data." + name,
+                    WARN,
+                    "not available offline",
+                    required,
+                    hints.get(name) or "ask your instructor for the dataset files",
+                )
+            )
     if online:
         required = "the Keras dataset server answers"
         if download_problem is None:
             rows.append(Check("data.download", OK, "reachable", required))
         else:
-            rows.append(Check("data.download", WARN, "cannot reach it: " + download_problem, required,
-                              "work offline: the rows above say which datasets are already here"))
+            rows.append(
+                Check(
+                    "data.download",
+                    WARN,
+                    "cannot reach it: " + download_problem,
+                    required,
+                    "work offline: the rows above say which datasets are already here",
+                )
+            )
     return rows

@@ -18,47 +18,77 @@ from .core import FAIL, OK, WARN, Check, CommandResult, first_rule
 
 NVIDIA_SMI_QUERY = ["--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"]
 AND_CUDA = 'pip install "tensorflow[and-cuda]>=2.16"'
-FIRST_ERROR = ("TF_CPP_MIN_LOG_LEVEL=0 python -c \"import tensorflow as tf; "
-               "print(tf.config.list_physical_devices('GPU'))\"")
-USE_CPU = ("until it is fixed, hide the GPU and train on the CPU: CUDA_VISIBLE_DEVICES=-1 "
-           "(Windows: set CUDA_VISIBLE_DEVICES=-1)")
+FIRST_ERROR = (
+    "TF_CPP_MIN_LOG_LEVEL=0 python -c \"import tensorflow as tf; print(tf.config.list_physical_devices('GPU'))\""
+)
+USE_CPU = (
+    "until it is fixed, hide the GPU and train on the CPU: CUDA_VISIBLE_DEVICES=-1 "
+    "(Windows: set CUDA_VISIBLE_DEVICES=-1)"
+)
 
 # Lines TensorFlow writes to stderr when it cannot use the GPU: (pattern, cause, fix). The
 # library lines indict the CUDA libraries layer; the others explain an empty device list.
 CUDA_LIBRARY_CLUES = (
-    (re.compile(r"Cannot dlopen|Could not load dynamic library"), "TensorFlow cannot load them",
-     AND_CUDA + " (it installs matching CUDA libraries)"),
+    (
+        re.compile(r"Cannot dlopen|Could not load dynamic library"),
+        "TensorFlow cannot load them",
+        AND_CUDA + " (it installs matching CUDA libraries)",
+    ),
 )
 DEVICE_CLUES = (
-    (re.compile(r"driver version is insufficient"), "the driver is too old for this TensorFlow's CUDA",
-     "update the NVIDIA driver (it must support CUDA {cuda}), then run this again"),
-    (re.compile(r"no kernel image is available"), "the GPU is older than this TensorFlow build supports",
-     "the CPU is enough for this course: " + USE_CPU),
-    (re.compile(r"failed call to cuInit|Could not find cuda drivers"), "CUDA did not start",
-     "nvidia-smi sees the card but TensorFlow does not: the driver may be too old for CUDA {cuda} "
-     "(update it), or the GPU too old for this build. Look for the first error in: " + FIRST_ERROR),
+    (
+        re.compile(r"driver version is insufficient"),
+        "the driver is too old for this TensorFlow's CUDA",
+        "update the NVIDIA driver (it must support CUDA {cuda}), then run this again",
+    ),
+    (
+        re.compile(r"no kernel image is available"),
+        "the GPU is older than this TensorFlow build supports",
+        "the CPU is enough for this course: " + USE_CPU,
+    ),
+    (
+        re.compile(r"failed call to cuInit|Could not find cuda drivers"),
+        "CUDA did not start",
+        "nvidia-smi sees the card but TensorFlow does not: the driver may be too old for CUDA {cuda} "
+        "(update it), or the GPU too old for this build. Look for the first error in: " + FIRST_ERROR,
+    ),
 )
 GPU_STDERR_CLUES = CUDA_LIBRARY_CLUES + DEVICE_CLUES
 
 # What a failing nvidia-smi says, and what to do about it: (pattern, cause, fix).
 NVIDIA_SMI_FAILURES = (
-    (re.compile(r"Driver/library version mismatch"), "the driver and its libraries differ",
-     "a driver update finishes only after a reboot: reboot, then run this again"),
-    (re.compile(r"No devices were found"), "the driver sees no GPU",
-     "check that the card is seated and powered (on a cloud machine: that a GPU is attached)"),
-    (re.compile(r""), "the driver does not answer",
-     "the driver is installed but not working: reboot (needed after a driver or kernel update), "
-     "or reinstall the NVIDIA driver"),
+    (
+        re.compile(r"Driver/library version mismatch"),
+        "the driver and its libraries differ",
+        "a driver update finishes only after a reboot: reboot, then run this again",
+    ),
+    (
+        re.compile(r"No devices were found"),
+        "the driver sees no GPU",
+        "check that the card is seated and powered (on a cloud machine: that a GPU is attached)",
+    ),
+    (
+        re.compile(r""),
+        "the driver does not answer",
+        "the driver is installed but not working: reboot (needed after a driver or kernel update), "
+        "or reinstall the NVIDIA driver",
+    ),
 )
 
 # Where the driver comes from, by platform, for a machine on which nvidia-smi finds nothing.
 NO_DRIVER_HINTS = {
-    "wsl": ("in WSL2 the NVIDIA driver is installed on the Windows side (the ordinary Windows driver), "
-            "never inside Linux; after that, nvidia-smi works here"),
-    "Windows": ("no NVIDIA driver found; the CPU is enough for this course. A GPU needs an NVIDIA card and "
-                "driver, and WSL2, because native Windows has no TensorFlow GPU build after 2.10"),
-    "other": ("no NVIDIA GPU or driver found; the CPU is enough for this course. To use an NVIDIA GPU, "
-              "install its driver until `nvidia-smi` lists the card"),
+    "wsl": (
+        "in WSL2 the NVIDIA driver is installed on the Windows side (the ordinary Windows driver), "
+        "never inside Linux; after that, nvidia-smi works here"
+    ),
+    "Windows": (
+        "no NVIDIA driver found; the CPU is enough for this course. A GPU needs an NVIDIA card and "
+        "driver, and WSL2, because native Windows has no TensorFlow GPU build after 2.10"
+    ),
+    "other": (
+        "no NVIDIA GPU or driver found; the CPU is enough for this course. To use an NVIDIA GPU, "
+        "install its driver until `nvidia-smi` lists the card"
+    ),
 }
 
 
@@ -136,9 +166,14 @@ def _not_checked(check_id: str, facts: GpuFacts, section: dict, required: str) -
 def _metal_layer(facts: GpuFacts, seen: dict):
     required = "tensorflow-metal matched to TF" + facts.optional
     if not facts.metal:
-        return Check("gpu.metal", facts.no_gpu, "tensorflow-metal is not installed", required,
-                     "on an Apple Silicon Mac: pip install tensorflow-metal, choosing the release Apple "
-                     "lists for your TensorFlow version; without it TensorFlow uses the CPU"), False
+        return Check(
+            "gpu.metal",
+            facts.no_gpu,
+            "tensorflow-metal is not installed",
+            required,
+            "on an Apple Silicon Mac: pip install tensorflow-metal, choosing the release Apple "
+            "lists for your TensorFlow version; without it TensorFlow uses the CPU",
+        ), False
     return Check("gpu.metal", OK, f"tensorflow-metal {facts.metal}", required), True
 
 
@@ -148,8 +183,9 @@ def _driver_layer(facts: GpuFacts, seen: dict):
     gpus = parse_nvidia_smi(smi.stdout) if smi.succeeded else []
     if smi.error == "not found" or (smi.succeeded and not gpus):
         hint = NO_DRIVER_HINTS["wsl" if facts.wsl else facts.system if facts.system == "Windows" else "other"]
-        return Check("gpu.driver", facts.no_gpu, "nvidia-smi not found or lists no GPU: no NVIDIA driver",
-                     required, hint), False
+        return Check(
+            "gpu.driver", facts.no_gpu, "nvidia-smi not found or lists no GPU: no NVIDIA driver", required, hint
+        ), False
     if not smi.succeeded:
         _, _, fix = first_rule(NVIDIA_SMI_FAILURES, smi.stdout + smi.stderr + (smi.error or ""))
         return Check("gpu.driver", facts.no_gpu, f"nvidia-smi failed: {smi.first_line()}", required, fix), False
@@ -164,13 +200,24 @@ def _tf_build_layer(facts: GpuFacts, seen: dict):
     if facts.tensorflow_problem or build.get("error"):
         return _not_checked("gpu.tf_build", facts, build, required), False
     if not build.get("built_with_cuda"):
-        hint = ("native Windows has no TensorFlow GPU build after 2.10: install WSL2, and "
-                f"{AND_CUDA} inside it" if facts.system == "Windows" else
-                f"this is a CPU-only TensorFlow; for the GPU: pip uninstall -y tensorflow-cpu, then {AND_CUDA}")
-        return Check("gpu.tf_build", facts.no_gpu, f"TensorFlow {facts.probe.get('tf_version')} is built "
-                     "without CUDA", required, hint), False
-    return Check("gpu.tf_build", OK, f"built with CUDA {build.get('cuda_version') or '?'}, "
-                 f"cuDNN {build.get('cudnn_version') or '?'}", required), True
+        hint = (
+            f"native Windows has no TensorFlow GPU build after 2.10: install WSL2, and {AND_CUDA} inside it"
+            if facts.system == "Windows"
+            else f"this is a CPU-only TensorFlow; for the GPU: pip uninstall -y tensorflow-cpu, then {AND_CUDA}"
+        )
+        return Check(
+            "gpu.tf_build",
+            facts.no_gpu,
+            f"TensorFlow {facts.probe.get('tf_version')} is built without CUDA",
+            required,
+            hint,
+        ), False
+    return Check(
+        "gpu.tf_build",
+        OK,
+        f"built with CUDA {build.get('cuda_version') or '?'}, cuDNN {build.get('cudnn_version') or '?'}",
+        required,
+    ), True
 
 
 def _cuda_libs_layer(facts: GpuFacts, seen: dict):
@@ -183,10 +230,14 @@ def _cuda_libs_layer(facts: GpuFacts, seen: dict):
         return Check("gpu.cuda_libs", facts.no_gpu, f"{cause}: {line}", required, fix), False
     wheels = facts.cuda_wheels
     if not wheels and not devices:
-        return Check("gpu.cuda_libs", facts.no_gpu, "no nvidia-* CUDA wheels installed", required,
-                     "on Linux: " + AND_CUDA), False
-    found = (f"{len(wheels)} nvidia-* wheels (" + ", ".join(wheels[:3]) + (", ...)" if len(wheels) > 3 else ")")
-             if wheels else "no nvidia-* wheels; TensorFlow loads the system's CUDA libraries")
+        return Check(
+            "gpu.cuda_libs", facts.no_gpu, "no nvidia-* CUDA wheels installed", required, "on Linux: " + AND_CUDA
+        ), False
+    found = (
+        f"{len(wheels)} nvidia-* wheels (" + ", ".join(wheels[:3]) + (", ...)" if len(wheels) > 3 else ")")
+        if wheels
+        else "no nvidia-* wheels; TensorFlow loads the system's CUDA libraries"
+    )
     return Check("gpu.cuda_libs", OK, found, required), True
 
 
@@ -197,18 +248,29 @@ def _visible_devices_layer(facts: GpuFacts, seen: dict):
     seen["expected"] = physical
     if visible is None:
         return Check("gpu.visible_devices", OK, "CUDA_VISIBLE_DEVICES unset: every GPU is visible", required), True
-    fix = ("unset CUDA_VISIBLE_DEVICES (`unset CUDA_VISIBLE_DEVICES`, Windows: `set CUDA_VISIBLE_DEVICES=`), "
-           f"or list GPU indexes from 0 to {max(physical - 1, 0)}")
+    fix = (
+        "unset CUDA_VISIBLE_DEVICES (`unset CUDA_VISIBLE_DEVICES`, Windows: `set CUDA_VISIBLE_DEVICES=`), "
+        f"or list GPU indexes from 0 to {max(physical - 1, 0)}"
+    )
     if visible.strip() in ("", "-1"):
-        return Check("gpu.visible_devices", facts.no_gpu,
-                     f"CUDA_VISIBLE_DEVICES={visible!r} hides every GPU from TensorFlow", required, fix), False
+        return Check(
+            "gpu.visible_devices",
+            facts.no_gpu,
+            f"CUDA_VISIBLE_DEVICES={visible!r} hides every GPU from TensorFlow",
+            required,
+            fix,
+        ), False
     seen["expected"], bad = visible_device_count(visible, physical)
     if bad is None:
         return Check("gpu.visible_devices", OK, f"CUDA_VISIBLE_DEVICES={visible!r}", required), True
     some_left = seen["expected"] > 0
-    return Check("gpu.visible_devices", WARN if some_left else facts.no_gpu,
-                 f"CUDA_VISIBLE_DEVICES={visible!r}: {bad!r} is not a GPU here, so it and everything after "
-                 "it are ignored", required, fix), some_left
+    return Check(
+        "gpu.visible_devices",
+        WARN if some_left else facts.no_gpu,
+        f"CUDA_VISIBLE_DEVICES={visible!r}: {bad!r} is not a GPU here, so it and everything after it are ignored",
+        required,
+        fix,
+    ), some_left
 
 
 def _tf_devices_layer(facts: GpuFacts, seen: dict):
@@ -221,18 +283,29 @@ def _tf_devices_layer(facts: GpuFacts, seen: dict):
     if not devices:
         clues = facts.probe.get("stderr_clues") or []
         line, cause, fix = _explained_clue(facts.probe, DEVICE_CLUES) or (
-            clues[0] if clues else None, None, DEVICE_CLUES[-1][2])
-        found = ("TensorFlow lists no GPU" if expected is None else
-                 f"nvidia-smi lists {seen.get('smi_count', 0)} GPU(s) but TensorFlow lists none")
+            clues[0] if clues else None,
+            None,
+            DEVICE_CLUES[-1][2],
+        )
+        found = (
+            "TensorFlow lists no GPU"
+            if expected is None
+            else f"nvidia-smi lists {seen.get('smi_count', 0)} GPU(s) but TensorFlow lists none"
+        )
         found += (": " + cause if cause else "") + (f" (TensorFlow says: {line})" if line else "")
         cuda = (facts.probe.get("build") or {}).get("cuda_version") or "?"
         return Check("gpu.tf_devices", facts.no_gpu, found, required, fix.format(cuda=cuda)), False
-    names = ", ".join(f"{d.get('name', '?').replace('/physical_device:', '')} ({d.get('device_name') or '?'})"
-                      for d in devices)
+    names = ", ".join(
+        f"{d.get('name', '?').replace('/physical_device:', '')} ({d.get('device_name') or '?'})" for d in devices
+    )
     if expected is not None and len(devices) < expected:
-        return Check("gpu.tf_devices", WARN, f"TensorFlow lists {len(devices)} of the {expected} visible "
-                     f"GPU(s): {names}", required,
-                     "a GPU may be older than this TensorFlow build supports; the listed ones work"), True
+        return Check(
+            "gpu.tf_devices",
+            WARN,
+            f"TensorFlow lists {len(devices)} of the {expected} visible GPU(s): {names}",
+            required,
+            "a GPU may be older than this TensorFlow build supports; the listed ones work",
+        ), True
     return Check("gpu.tf_devices", OK, f"{len(devices)} GPU(s): {names}", required), True
 
 
@@ -245,26 +318,52 @@ def _smoke_layer(facts: GpuFacts, seen: dict):
     required = "a matmul on /GPU:0 matches the CPU"
     smoke = facts.probe.get("smoke") or {"error": "the probe ran no smoke test"}
     if smoke.get("error"):
-        return Check("gpu.smoke", FAIL, f"the matmul on /GPU:0 failed: {smoke['error']}", required,
-                     "update the GPU driver (it must support the CUDA this TensorFlow uses); " + USE_CPU), False
+        return Check(
+            "gpu.smoke",
+            FAIL,
+            f"the matmul on /GPU:0 failed: {smoke['error']}",
+            required,
+            "update the GPU driver (it must support the CUDA this TensorFlow uses); " + USE_CPU,
+        ), False
     device = smoke.get("gpu_result_device") or ""
     if not re.search(r"GPU:0$", device):
-        return Check("gpu.smoke", FAIL, "the matmul pinned to /GPU:0 ran on " + (device or "an unknown device"),
-                     required, "TensorFlow cannot place work on the GPU; " + USE_CPU), False
+        return Check(
+            "gpu.smoke",
+            FAIL,
+            "the matmul pinned to /GPU:0 ran on " + (device or "an unknown device"),
+            required,
+            "TensorFlow cannot place work on the GPU; " + USE_CPU,
+        ), False
     difference = float(smoke.get("max_relative_difference", 1.0))
     if difference > 1e-2:  # TensorFloat-32, on by default on Ampere and newer, gives about 1e-3
-        return Check("gpu.smoke", FAIL, f"the GPU result differs from the CPU by {difference:.2g} (relative)",
-                     required, "the GPU computes wrong results: update the driver; " + USE_CPU), False
+        return Check(
+            "gpu.smoke",
+            FAIL,
+            f"the GPU result differs from the CPU by {difference:.2g} (relative)",
+            required,
+            "the GPU computes wrong results: update the driver; " + USE_CPU,
+        ), False
     gpu_ms, cpu_ms = 1000 * float(smoke.get("gpu_seconds", 0)), 1000 * float(smoke.get("cpu_seconds", 0))
     speedup = cpu_ms / gpu_ms if gpu_ms > 0 else float("inf")
     size = smoke.get("size", 0)
-    return Check("gpu.smoke", OK, f"{size}x{size} matmul ran on {device.split('device:')[-1]} and matches the "
-                 f"CPU (difference {difference:.1g}); GPU {gpu_ms:.2f} ms, CPU {cpu_ms:.2f} ms: "
-                 f"{speedup:.1f}x speed-up", required), True
+    return Check(
+        "gpu.smoke",
+        OK,
+        f"{size}x{size} matmul ran on {device.split('device:')[-1]} and matches the "
+        f"CPU (difference {difference:.1g}); GPU {gpu_ms:.2f} ms, CPU {cpu_ms:.2f} ms: "
+        f"{speedup:.1f}x speed-up",
+        required,
+    ), True
 
 
-NVIDIA_LAYERS = (_driver_layer, _tf_build_layer, _cuda_libs_layer, _visible_devices_layer,
-                 _tf_devices_layer, _smoke_layer)
+NVIDIA_LAYERS = (
+    _driver_layer,
+    _tf_build_layer,
+    _cuda_libs_layer,
+    _visible_devices_layer,
+    _tf_devices_layer,
+    _smoke_layer,
+)
 METAL_LAYERS = (_metal_layer, _tf_devices_layer, _smoke_layer)
 
 
@@ -285,9 +384,12 @@ def diagnose_gpu(facts: GpuFacts) -> list[Check]:
 
 def probe_build(tf) -> dict:
     info = dict(tf.sysconfig.get_build_info()) if hasattr(tf.sysconfig, "get_build_info") else {}
-    return {"built_with_cuda": bool(tf.test.is_built_with_cuda()),
-            "cuda_version": info.get("cuda_version"), "cudnn_version": info.get("cudnn_version"),
-            "is_rocm_build": bool(info.get("is_rocm_build", False))}
+    return {
+        "built_with_cuda": bool(tf.test.is_built_with_cuda()),
+        "cuda_version": info.get("cuda_version"),
+        "cudnn_version": info.get("cudnn_version"),
+        "is_rocm_build": bool(info.get("is_rocm_build", False)),
+    }
 
 
 def probe_gpus(tf) -> dict:
@@ -326,6 +428,11 @@ def probe_smoke(tf, size: int = 1024, repeats: int = 10) -> dict:
     gpu_device, gpu_values, gpu_seconds = timed("/GPU:0")
     cpu_device, cpu_values, cpu_seconds = timed("/CPU:0")
     scale = float(np.abs(cpu_values).max()) or 1.0
-    return {"size": size, "gpu_result_device": gpu_device, "cpu_result_device": cpu_device,
-            "max_relative_difference": float(np.abs(gpu_values - cpu_values).max()) / scale,
-            "gpu_seconds": gpu_seconds, "cpu_seconds": cpu_seconds}
+    return {
+        "size": size,
+        "gpu_result_device": gpu_device,
+        "cpu_result_device": cpu_device,
+        "max_relative_difference": float(np.abs(gpu_values - cpu_values).max()) / scale,
+        "gpu_seconds": gpu_seconds,
+        "cpu_seconds": cpu_seconds,
+    }

@@ -39,14 +39,28 @@ except Exception as _error:  # ImportError, or a half-installed packaging
     PACKAGING_PROBLEM = one_line(_error)
 
 # The packages the course uses directly, in the order a student should fix them.
-COURSE_PACKAGES = ("tensorflow", "keras", "tensorboard", "numpy", "pandas", "matplotlib",
-                   "notebook", "ipykernel", "scikit-learn", "pytest")
+COURSE_PACKAGES = (
+    "tensorflow",
+    "keras",
+    "tensorboard",
+    "numpy",
+    "pandas",
+    "matplotlib",
+    "notebook",
+    "ipykernel",
+    "scikit-learn",
+    "pytest",
+)
 # TensorFlow ships under several names. Two of the first group in one environment overwrite
 # each other's files; the second group are per-platform halves that the first ones pull in.
-TF_MAIN_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-gpu", "tf-nightly",
-                         "tf-nightly-cpu")
-TF_PLATFORM_DISTRIBUTIONS = ("tensorflow-macos", "tensorflow-intel", "tensorflow-aarch64",
-                             "tf-nightly-macos", "tf-nightly-intel")
+TF_MAIN_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-gpu", "tf-nightly", "tf-nightly-cpu")
+TF_PLATFORM_DISTRIBUTIONS = (
+    "tensorflow-macos",
+    "tensorflow-intel",
+    "tensorflow-aarch64",
+    "tf-nightly-macos",
+    "tf-nightly-intel",
+)
 TF_DISTRIBUTIONS = TF_MAIN_DISTRIBUTIONS + TF_PLATFORM_DISTRIBUTIONS
 
 # Used only when TensorFlow is not installed yet, so its own metadata cannot say which Pythons
@@ -81,8 +95,11 @@ def is_below(version: str, specifier: str) -> bool:
     """Whether `version` fails because it is too old, rather than too new or excluded."""
     try:
         have = Version(version)
-        return any(have < Version(spec.version.rstrip(".*")) for spec in SpecifierSet(specifier)
-                   if spec.operator in (">=", ">", "~=", "=="))
+        return any(
+            have < Version(spec.version.rstrip(".*"))
+            for spec in SpecifierSet(specifier)
+            if spec.operator in (">=", ">", "~=", "==")
+        )
     except (InvalidVersion, InvalidSpecifier):
         return False
 
@@ -155,9 +172,11 @@ def _lowest_python(tf: DistInfo) -> tuple[int, int]:
     bounds = []
     if not PACKAGING_PROBLEM:
         try:
-            bounds = [(Version(spec.version).release + (0,))[:2]
-                      for spec in SpecifierSet(tf.requires_python or "")
-                      if spec.operator in (">=", ">", "~=", "==")]
+            bounds = [
+                (Version(spec.version).release + (0,))[:2]
+                for spec in SpecifierSet(tf.requires_python or "")
+                if spec.operator in (">=", ">", "~=", "==")
+            ]
         except (InvalidVersion, InvalidSpecifier):
             bounds = []
     listed = _listed_pythons(tf)
@@ -168,8 +187,9 @@ def _dotted(release: tuple[int, ...]) -> str:
     return ".".join(str(part) for part in release)
 
 
-def check_python(version_info, executable: str, bits: int, in_virtualenv: bool,
-                 packages: Mapping[str, DistInfo], tf_specifier: str) -> Check:
+def check_python(
+    version_info, executable: str, bits: int, in_virtualenv: bool, packages: Mapping[str, DistInfo], tf_specifier: str
+) -> Check:
     version = _dotted(tuple(version_info[:3]))
     found = f"{version}, {bits}-bit, {executable}" + ("" if in_virtualenv else " (not a virtual environment)")
     minor = tuple(version_info[:2])
@@ -180,8 +200,11 @@ def check_python(version_info, executable: str, bits: int, in_virtualenv: bool,
         label = f"{tf.name} {tf.version}"
         declared_ok = satisfies(version, tf.requires_python or "")
     else:
-        ranges = [(low, high) for release, low, high in KNOWN_TF_PYTHON_RANGES
-                  if satisfies(release + ".0", tf_specifier) is not False]
+        ranges = [
+            (low, high)
+            for release, low, high in KNOWN_TF_PYTHON_RANGES
+            if satisfies(release + ".0", tf_specifier) is not False
+        ]
         ranges = ranges or [(low, high) for _, low, high in KNOWN_TF_PYTHON_RANGES]
         lowest, highest = min(low for low, _ in ranges), max(high for _, high in ranges)
         label = "tensorflow" + (tf_specifier or "")
@@ -189,15 +212,22 @@ def check_python(version_info, executable: str, bits: int, in_virtualenv: bool,
     span = _dotted(lowest) + (" to " + _dotted(highest) if highest else " or newer")
     required = f"{span}, 64-bit ({label})"
     good = _dotted(highest or lowest)
-    recreate = (f"install Python {good} (python.org or your package manager) and recreate .venv with "
-                f"it: python{good} -m venv .venv (Windows: py -{good} -m venv .venv)")
+    recreate = (
+        f"install Python {good} (python.org or your package manager) and recreate .venv with "
+        f"it: python{good} -m venv .venv (Windows: py -{good} -m venv .venv)"
+    )
     if bits != 64:
         return Check("python", FAIL, found, required, "TensorFlow has 64-bit builds only: " + recreate)
     if declared_ok is False or minor < lowest:
         return Check("python", FAIL, found, required, recreate)
     if highest and minor > highest:
-        return Check("python", WARN, found, required,
-                     "this Python is newer than the ones TensorFlow lists; if anything breaks, " + recreate)
+        return Check(
+            "python",
+            WARN,
+            found,
+            required,
+            "this Python is newer than the ones TensorFlow lists; if anything breaks, " + recreate,
+        )
     return Check("python", OK, found, required)
 
 
@@ -206,8 +236,11 @@ def check_python(version_info, executable: str, bits: int, in_virtualenv: bool,
 
 def _package_row(name: str, specifier: str, packages: Mapping[str, DistInfo], tf_bound: str) -> Check:
     required = name + specifier if specifier else "comes with tensorflow" if name == "keras" else "installed"
-    install = (f'pip install --upgrade "tensorflow{tf_bound}" (it brings Keras 3)' if name == "keras"
-               else f'pip install --upgrade "{name}{specifier}"')
+    install = (
+        f'pip install --upgrade "tensorflow{tf_bound}" (it brings Keras 3)'
+        if name == "keras"
+        else f'pip install --upgrade "{name}{specifier}"'
+    )
     candidates = tf_distributions(packages) if name == "tensorflow" else []
     dist = (candidates[0] if candidates else None) if name == "tensorflow" else packages.get(name)
     if dist is None:
@@ -219,15 +252,21 @@ def _package_row(name: str, specifier: str, packages: Mapping[str, DistInfo], tf
     if verdict is None:
         return Check("pkg." + name, WARN, label + " (not a version number pip understands)", required, install)
     if not verdict:
-        return Check("pkg." + name, FAIL, label + (" (too old)" if is_below(dist.version, specifier) else ""),
-                     required, install)
+        return Check(
+            "pkg." + name, FAIL, label + (" (too old)" if is_below(dist.version, specifier) else ""), required, install
+        )
     clashing = [d for d in candidates if canonical(d.name) in TF_MAIN_DISTRIBUTIONS]
     if len(clashing) > 1:
         both = " and ".join(f"{d.name} {d.version}" for d in clashing)
         names = " ".join(d.name for d in clashing)
-        return Check("pkg." + name, WARN, both + " are both installed", required,
-                     f"they overwrite each other's files; keep one: pip uninstall -y {names}, then "
-                     f'pip install "tensorflow{specifier}"')
+        return Check(
+            "pkg." + name,
+            WARN,
+            both + " are both installed",
+            required,
+            f"they overwrite each other's files; keep one: pip uninstall -y {names}, then "
+            f'pip install "tensorflow{specifier}"',
+        )
     return Check("pkg." + name, OK, label, required)
 
 
@@ -239,21 +278,26 @@ def _packaging_row(bound: str, installed: bool, required_by_course: bool) -> Che
     else:
         found = "packaging is not installed: version checks skipped, only presence is checked"
         fix = f'pip install "packaging{bound}"'
-    return Check("pkg.packaging", FAIL if required_by_course or installed else WARN, found,
-                 "packaging" + bound, fix)
+    return Check("pkg.packaging", FAIL if required_by_course or installed else WARN, found, "packaging" + bound, fix)
 
 
-def check_packages(requirements: list[RequirementLine], packages: Mapping[str, DistInfo],
-                   requirements_problem: str | None = None) -> list[Check]:
+def check_packages(
+    requirements: list[RequirementLine], packages: Mapping[str, DistInfo], requirements_problem: str | None = None
+) -> list[Check]:
     bounds = {req.name: req.specifier for req in requirements}
     names = list(COURSE_PACKAGES) + [name for name in bounds if name not in COURSE_PACKAGES]
     rows = []
     if requirements_problem:
-        rows.append(Check("pkg.requirements", FAIL, requirements_problem,
-                          "requirements.txt at the repository root",
-                          "run this script from a complete copy of the course repository"))
-    rows += [_package_row(name, bounds.get(name, ""), packages, bounds.get("tensorflow", ""))
-             for name in names]
+        rows.append(
+            Check(
+                "pkg.requirements",
+                FAIL,
+                requirements_problem,
+                "requirements.txt at the repository root",
+                "run this script from a complete copy of the course repository",
+            )
+        )
+    rows += [_package_row(name, bounds.get(name, ""), packages, bounds.get("tensorflow", "")) for name in names]
     if PACKAGING_PROBLEM:
         replacement = _packaging_row(bounds.get("packaging", ""), "packaging" in packages, "packaging" in bounds)
         rows = [row for row in rows if row.id != replacement.id] + [replacement]
@@ -273,27 +317,52 @@ _PIP_BROKEN = re.compile(
 def check_pip(result: CommandResult, executable: str) -> Check:
     required = "no broken requirements"
     if result.error == "timeout":
-        return Check("pip_check", WARN, f"pip check did not finish within {COMMAND_TIMEOUT_S:.0f} s",
-                     required, "run `python -m pip check` yourself to see the broken requirements")
+        return Check(
+            "pip_check",
+            WARN,
+            f"pip check did not finish within {COMMAND_TIMEOUT_S:.0f} s",
+            required,
+            "run `python -m pip check` yourself to see the broken requirements",
+        )
     if result.error or "No module named pip" in result.stderr:
-        return Check("pip_check", WARN, f"pip is not available in this Python ({result.first_line()})",
-                     required, f"{quote(executable)} -m ensurepip --upgrade")
+        return Check(
+            "pip_check",
+            WARN,
+            f"pip is not available in this Python ({result.first_line()})",
+            required,
+            f"{quote(executable)} -m ensurepip --upgrade",
+        )
     if result.returncode == 0:
         return Check("pip_check", OK, "no broken requirements", required)
     lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
     if not lines:
-        return Check("pip_check", WARN, "pip check failed: " + result.first_line(), required,
-                     "run `python -m pip check` yourself and read its message")
+        return Check(
+            "pip_check",
+            WARN,
+            "pip check failed: " + result.first_line(),
+            required,
+            "run `python -m pip check` yourself and read its message",
+        )
     found = f"{len(lines)} broken: " + "; ".join(lines[:3]) + ("; ..." if len(lines) > 3 else "")
     course = set(COURSE_PACKAGES) | set(TF_DISTRIBUTIONS)
     ours = [m for m in map(_PIP_BROKEN.match, lines) if m and canonical(m.group("owner")) in course]
     if ours:
         needed = ours[0].group("missing") or ours[0].group("wanted")
-        return Check("pip_check", FAIL, found, required,
-                     f'a course package is missing what it needs: pip install "{needed}", then run this again')
-    return Check("pip_check", WARN, found, required,
-                 "only packages outside the course are affected; upgrade or uninstall them "
-                 "(pip uninstall NAME) if you do not need them")
+        return Check(
+            "pip_check",
+            FAIL,
+            found,
+            required,
+            f'a course package is missing what it needs: pip install "{needed}", then run this again',
+        )
+    return Check(
+        "pip_check",
+        WARN,
+        found,
+        required,
+        "only packages outside the course are affected; upgrade or uninstall them "
+        "(pip uninstall NAME) if you do not need them",
+    )
 
 
 # -- labkit ------------------------------------------------------------------------------------
@@ -311,10 +380,20 @@ def find_labkit() -> tuple[str | None, str | None]:
 def check_labkit(spec_origin: str | None, problem: str | None = None) -> Check:
     required = "importable from this repository"
     if spec_origin is None:
-        return Check("labkit", FAIL, "labkit is not importable" + (f" ({problem})" if problem else ""),
-                     required, INSTALL_EVERYTHING + " (it installs labkit in editable mode)")
+        return Check(
+            "labkit",
+            FAIL,
+            "labkit is not importable" + (f" ({problem})" if problem else ""),
+            required,
+            INSTALL_EVERYTHING + " (it installs labkit in editable mode)",
+        )
     location = Path(spec_origin).parent
     if not same_folder(location, REPO_ROOT / "labkit"):
-        return Check("labkit", WARN, f"labkit comes from {location}, not from this repository",
-                     required, f"run `pip install -e .` in {REPO_ROOT}, so that edits here take effect")
+        return Check(
+            "labkit",
+            WARN,
+            f"labkit comes from {location}, not from this repository",
+            required,
+            f"run `pip install -e .` in {REPO_ROOT}, so that edits here take effect",
+        )
     return Check("labkit", OK, f"labkit from {location}", required)

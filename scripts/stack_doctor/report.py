@@ -34,14 +34,19 @@ def verdict_line(rows: list[Check], strict: bool) -> str:
         failed, warned = failed + warned, []
     if failed:
         packages = [row.id for row in rows if row.id.startswith("pkg.") and row.status == FAIL]
-        advice = (f"Several packages are missing or too old; one command installs them all: {INSTALL_EVERYTHING}. "
-                  "Then run this again." if len(packages) > 1 else
-                  "Fix the rows marked above from the top, then run this again.")
+        advice = (
+            f"Several packages are missing or too old; one command installs them all: {INSTALL_EVERYTHING}. "
+            "Then run this again."
+            if len(packages) > 1
+            else "Fix the rows marked above from the top, then run this again."
+        )
         strictly = " (--strict counts warnings)" if strict else ""
         return f"Verdict: NOT READY. {len(failed)} check(s) failed{strictly}: {', '.join(failed)}. {advice}"
     if warned:
-        return (f"Verdict: READY, with {len(warned)} warning(s): {', '.join(warned)}. The course runs; the "
-                "warnings say what you are missing.")
+        return (
+            f"Verdict: READY, with {len(warned)} warning(s): {', '.join(warned)}. The course runs; the "
+            "warnings say what you are missing."
+        )
     return "Verdict: READY. Every check passed."
 
 
@@ -84,8 +89,13 @@ def render_table(rows: list[Check], color: bool, quiet: bool, strict: bool, widt
             first = False
         if row.hint and row.status != OK:
             indent = " " * (6 + id_width + 2)
-            lines += textwrap.wrap("fix: " + row.hint, width, initial_indent=indent,
-                                   subsequent_indent=indent + "     ", break_on_hyphens=False)
+            lines += textwrap.wrap(
+                "fix: " + row.hint,
+                width,
+                initial_indent=indent,
+                subsequent_indent=indent + "     ",
+                break_on_hyphens=False,
+            )
     if lines:
         lines.append("")
     verdict = "\n".join(textwrap.wrap(verdict_line(rows, strict), width, break_on_hyphens=False))

@@ -119,28 +119,46 @@ def run_checks(world: World, options: Options) -> list[Check]:
     def gpu_rows() -> list[Check]:
         wheels = sorted(f"{d.name} {d.version}" for key, d in packages.items() if key.startswith("nvidia-"))
         metal = packages.get("tensorflow-metal")
-        return gpu.diagnose_gpu(gpu.GpuFacts(facts["nvidia_smi"], facts["probe"], wheels,
-                                             metal.version if metal else None, env, world.system,
-                                             world.is_wsl(), options.require_gpu))
+        return gpu.diagnose_gpu(
+            gpu.GpuFacts(
+                facts["nvidia_smi"],
+                facts["probe"],
+                wheels,
+                metal.version if metal else None,
+                env,
+                world.system,
+                world.is_wsl(),
+                options.require_gpu,
+            )
+        )
 
-    activate = tensorboard_jupyter.activation_hint(world.prefix, world.in_virtualenv, world.system,
-                                                   world.scripts_dir)
+    activate = tensorboard_jupyter.activation_hint(world.prefix, world.in_virtualenv, world.system, world.scripts_dir)
     checks = [
-        ("python", lambda: python_packages.check_python(
-            sys.version_info, world.executable, pointer_bits(), world.in_virtualenv, facts["packages"],
-            tf_specifier)),
+        (
+            "python",
+            lambda: python_packages.check_python(
+                sys.version_info, world.executable, pointer_bits(), world.in_virtualenv, facts["packages"], tf_specifier
+            ),
+        ),
         ("pkg", lambda: python_packages.check_packages(requirements, facts["packages"], requirements_problem)),
         ("pip_check", lambda: python_packages.check_pip(facts["pip_check"], world.executable)),
         ("labkit", lambda: python_packages.check_labkit(*python_packages.find_labkit())),
         ("tf.import", lambda: tensorflow_keras.check_tf_import(facts["probe"], packages, options.timeout)),
         ("keras", lambda: tensorflow_keras.check_keras(facts["probe"], env, packages)),
-        ("tensorboard", lambda: tensorboard_jupyter.check_tensorboard_command(
-            world.own_tensorboard(), world.which("tensorboard"), facts["tensorboard_version"], packages,
-            activate)),
+        (
+            "tensorboard",
+            lambda: tensorboard_jupyter.check_tensorboard_command(
+                world.own_tensorboard(), world.which("tensorboard"), facts["tensorboard_version"], packages, activate
+            ),
+        ),
         ("tensorboard.port", port_row),
         ("runs_dir", runs_row),
-        ("jupyter.kernel", lambda: tensorboard_jupyter.check_jupyter_kernel(
-            facts["kernel_specs"], world.executable, world.prefix, "ipykernel" in packages)),
+        (
+            "jupyter.kernel",
+            lambda: tensorboard_jupyter.check_jupyter_kernel(
+                facts["kernel_specs"], world.executable, world.prefix, "ipykernel" in packages
+            ),
+        ),
         ("data", data_rows),
         ("gpu", gpu_rows),
     ]
@@ -154,17 +172,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="test_stack.py",
         description="Check that this Python can run the course: packages, TensorFlow, Keras, "
-                    "TensorBoard, Jupyter, data and GPU. Exit 0 ready, 1 a check failed, 2 usage error.")
+        "TensorBoard, Jupyter, data and GPU. Exit 0 ready, 1 a check failed, 2 usage error.",
+    )
     parser.add_argument("--json", action="store_true", help="print a machine-readable report instead of the table")
     parser.add_argument("-q", "--quiet", action="store_true", help="print failed checks only, then the verdict")
-    parser.add_argument("--no-color", dest="color", action="store_const", const=False, default=None,
-                        help="no colours (NO_COLOR=1 does the same)")
+    parser.add_argument(
+        "--no-color",
+        dest="color",
+        action="store_const",
+        const=False,
+        default=None,
+        help="no colours (NO_COLOR=1 does the same)",
+    )
     parser.add_argument("--strict", action="store_true", help="count warnings as failures")
     parser.add_argument("--require-gpu", action="store_true", help="fail when no GPU is usable")
-    parser.add_argument("--online", action="store_true",
-                        help="also check that the Keras dataset server can be reached (the only network use)")
-    parser.add_argument("--timeout", type=_positive_seconds, default=tensorflow_keras.DEFAULT_TF_TIMEOUT_S,
-                        help="seconds allowed for the TensorFlow import and GPU checks (default %(default)s)")
+    parser.add_argument(
+        "--online",
+        action="store_true",
+        help="also check that the Keras dataset server can be reached (the only network use)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=tensorflow_keras.DEFAULT_TF_TIMEOUT_S,
+        help="seconds allowed for the TensorFlow import and GPU checks (default %(default)s)",
+    )
     return parser
 
 
@@ -184,8 +216,15 @@ def main(argv: list[str] | None = None, world: World | None = None, stdout=None)
         args = build_parser().parse_args(argv)
     except SystemExit as stop:  # argparse has printed the usage message already
         return 2 if stop.code else 0
-    options = Options(json=args.json, quiet=args.quiet, color=args.color, strict=args.strict,
-                      require_gpu=args.require_gpu, online=args.online, timeout=args.timeout)
+    options = Options(
+        json=args.json,
+        quiet=args.quiet,
+        color=args.color,
+        strict=args.strict,
+        require_gpu=args.require_gpu,
+        online=args.online,
+        timeout=args.timeout,
+    )
     world = world or World()
     rows = run_checks(world, options)
     code = report.exit_code(rows, options.strict)

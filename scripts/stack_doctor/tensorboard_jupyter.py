@@ -47,29 +47,53 @@ def activation_hint(prefix: str, in_virtualenv: bool, system: str, scripts_dir: 
     return f"activate the environment first: source {quote(prefix)}/bin/activate"
 
 
-def check_tensorboard_command(own: str | None, on_path: str | None, version: CommandResult,
-                              packages: Mapping[str, DistInfo], activate: str) -> Check:
+def check_tensorboard_command(
+    own: str | None, on_path: str | None, version: CommandResult, packages: Mapping[str, DistInfo], activate: str
+) -> Check:
     required = "this environment's, on PATH, runs"
     if own is None:
         if "tensorboard" in packages:
-            return Check("tensorboard", FAIL, "the tensorboard package is installed but its command is missing",
-                         required, 'pip install --force-reinstall "tensorboard>=2.16"')
-        return Check("tensorboard", FAIL, "TensorBoard is not installed", required,
-                     'pip install "tensorboard>=2.16"')
+            return Check(
+                "tensorboard",
+                FAIL,
+                "the tensorboard package is installed but its command is missing",
+                required,
+                'pip install --force-reinstall "tensorboard>=2.16"',
+            )
+        return Check("tensorboard", FAIL, "TensorBoard is not installed", required, 'pip install "tensorboard>=2.16"')
     if version.error == "not found":  # the file exists, so its interpreter line is broken
-        return Check("tensorboard", FAIL, f"{own} cannot start (its Python is gone)", required,
-                     "the environment was moved or its Python removed: recreate .venv, then "
-                     + INSTALL_EVERYTHING)
+        return Check(
+            "tensorboard",
+            FAIL,
+            f"{own} cannot start (its Python is gone)",
+            required,
+            "the environment was moved or its Python removed: recreate .venv, then " + INSTALL_EVERYTHING,
+        )
     if not version.succeeded:
-        return Check("tensorboard", FAIL, f"`tensorboard --version` failed: {version.first_line()}",
-                     required, 'pip install --force-reinstall "tensorboard>=2.16"')
+        return Check(
+            "tensorboard",
+            FAIL,
+            f"`tensorboard --version` failed: {version.first_line()}",
+            required,
+            'pip install --force-reinstall "tensorboard>=2.16"',
+        )
     number = last_meaningful_line(version.stdout) or "?"
     if on_path is None:
-        return Check("tensorboard", WARN, f"tensorboard {number} works at {own}, but `tensorboard` is not "
-                     "on PATH", required, activate)
+        return Check(
+            "tensorboard",
+            WARN,
+            f"tensorboard {number} works at {own}, but `tensorboard` is not on PATH",
+            required,
+            activate,
+        )
     if not same_folder(os.path.dirname(on_path), os.path.dirname(own)):
-        return Check("tensorboard", WARN, f"`tensorboard` on PATH is {on_path}, from another environment; "
-                     f"this environment's is {own} ({number})", required, activate)
+        return Check(
+            "tensorboard",
+            WARN,
+            f"`tensorboard` on PATH is {on_path}, from another environment; this environment's is {own} ({number})",
+            required,
+            activate,
+        )
     return Check("tensorboard", OK, f"tensorboard {number} at {on_path}", required)
 
 
@@ -101,8 +125,11 @@ def running_tensorboards() -> tuple[list[dict], str | None]:
         instances = manager.get_all()
     except Exception as error:  # not installed, half-installed, or an unreadable info folder
         return [], one_line(error)
-    return [{"pid": info.pid, "port": info.port, "logdir": info.logdir or info.db}
-            for info in instances if pid_alive(info.pid)], None
+    return [
+        {"pid": info.pid, "port": info.port, "logdir": info.logdir or info.db}
+        for info in instances
+        if pid_alive(info.pid)
+    ], None
 
 
 def check_port(port: int, is_free: bool, instances: list[dict], listing_problem: str | None = None) -> Check:
@@ -117,9 +144,11 @@ def check_port(port: int, is_free: bool, instances: list[dict], listing_problem:
         stop = f"Stop the old instance (Ctrl+C in its terminal, or kill {holder.get('pid')})"
     elif listing_problem:
         found += f" (running TensorBoards not listed: {listing_problem})"
-    hint = (f"A new TensorBoard would quietly move to port {port + 1} or higher while http://localhost:{port} "
-            f"keeps showing the old one. {stop}, or choose a port yourself: "
-            f"tensorboard --logdir runs --port {port + 1}")
+    hint = (
+        f"A new TensorBoard would quietly move to port {port + 1} or higher while http://localhost:{port} "
+        f"keeps showing the old one. {stop}, or choose a port yourself: "
+        f"tensorboard --logdir runs --port {port + 1}"
+    )
     return Check("tensorboard.port", WARN, found, required, hint)
 
 
@@ -127,8 +156,11 @@ def check_runs_dir(root: Path, problem: str | None, from_env: bool, labkit_insta
     required = "a writable runs folder"
     source = " (from LAB_RUNS_DIR)" if from_env else ""
     if problem:
-        hint = ("set LAB_RUNS_DIR to a folder you can write to, or unset it to use runs/ in the repository"
-                if from_env else f"make {root} writable, or set LAB_RUNS_DIR to a folder you can write to")
+        hint = (
+            "set LAB_RUNS_DIR to a folder you can write to, or unset it to use runs/ in the repository"
+            if from_env
+            else f"make {root} writable, or set LAB_RUNS_DIR to a folder you can write to"
+        )
         return Check("runs_dir", FAIL, problem + source, required, hint)
     found = f"{root} is writable{source}"
     if not labkit_installed:
@@ -160,8 +192,10 @@ def list_kernel_specs(kernel_dirs: list[str] | None = None) -> list[KernelSpec] 
     if kernel_dirs is not None:
         options["kernel_dirs"] = [str(folder) for folder in kernel_dirs]
     specs = KernelSpecManager(**options).get_all_specs()
-    return [KernelSpec(name, Path(entry["resource_dir"]), [str(part) for part in entry["spec"].get("argv") or []])
-            for name, entry in sorted(specs.items())]
+    return [
+        KernelSpec(name, Path(entry["resource_dir"]), [str(part) for part in entry["spec"].get("argv") or []])
+        for name, entry in sorted(specs.items())
+    ]
 
 
 def kernel_uses_this_python(kernel: KernelSpec, executable: str, prefix: str) -> bool:
@@ -175,19 +209,23 @@ def kernel_uses_this_python(kernel: KernelSpec, executable: str, prefix: str) ->
     return same_folder(os.path.dirname(program), os.path.dirname(executable))
 
 
-def check_jupyter_kernel(kernels: list[KernelSpec] | None, executable: str, prefix: str,
-                         has_ipykernel: bool) -> Check:
+def check_jupyter_kernel(kernels: list[KernelSpec] | None, executable: str, prefix: str, has_ipykernel: bool) -> Check:
     required = "a kernel that runs this Python"
     if kernels is None:
-        return Check("jupyter.kernel", WARN, "jupyter_client is not installed (or does not import): kernels "
-                     "not checked", required,
-                     'pip install --upgrade "notebook>=7.0" "ipykernel>=6.25" (they bring jupyter_client)')
+        return Check(
+            "jupyter.kernel",
+            WARN,
+            "jupyter_client is not installed (or does not import): kernels not checked",
+            required,
+            'pip install --upgrade "notebook>=7.0" "ipykernel>=6.25" (they bring jupyter_client)',
+        )
     ours = [kernel.name for kernel in kernels if kernel_uses_this_python(kernel, executable, prefix)]
     if ours:
         return Check("jupyter.kernel", OK, f"kernel {', '.join(ours)} runs this Python", required)
     others = ", ".join(kernel.name for kernel in kernels) or "none"
-    install = (f'{quote(executable)} -m ipykernel install --user --name {KERNEL_NAME} '
-               f'--display-name "Python ({KERNEL_NAME})"')
+    install = (
+        f'{quote(executable)} -m ipykernel install --user --name {KERNEL_NAME} --display-name "Python ({KERNEL_NAME})"'
+    )
     if not has_ipykernel:
         install = 'pip install "ipykernel>=6.25", then ' + install
     return Check("jupyter.kernel", WARN, f"no kernel runs this Python (kernels found: {others})", required, install)

@@ -81,8 +81,12 @@ class World:
                     if not name or canonical(name) in found:
                         continue  # the first on sys.path is the one Python imports
                     found[canonical(name)] = DistInfo(
-                        name, dist.version, meta.get("Requires-Python"),
-                        tuple(meta.get_all("Classifier") or ()), tuple(dist.requires or ()))
+                        name,
+                        dist.version,
+                        meta.get("Requires-Python"),
+                        tuple(meta.get_all("Classifier") or ()),
+                        tuple(dist.requires or ()),
+                    )
                 except Exception:  # one broken dist-info folder must not hide the others
                     continue
             self._packages = found
@@ -98,9 +102,16 @@ class World:
 
     def run(self, argv: list[str], timeout: float = COMMAND_TIMEOUT_S, env: Mapping | None = None) -> CommandResult:
         try:
-            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                  encoding="utf-8", errors="replace", timeout=timeout,
-                                  env=dict(self.env if env is None else env))
+            done = subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                timeout=timeout,
+                env=dict(self.env if env is None else env),
+            )
         except FileNotFoundError:
             return CommandResult(None, error="not found")
         except subprocess.TimeoutExpired:
@@ -136,7 +147,8 @@ class World:
             stand_in = Path(folder) / "tensorflow"
             stand_in.mkdir()
             (stand_in / "__init__.py").write_text(
-                "raise ImportError('hidden by scripts/test_stack.py while it runs tensorboard --version')\n")
+                "raise ImportError('hidden by scripts/test_stack.py while it runs tensorboard --version')\n"
+            )
             env = dict(self.env)
             env["PYTHONPATH"] = os.pathsep.join(p for p in (folder, env.get("PYTHONPATH")) if p)
             return self.run([command, "--version"], env=env)
@@ -150,9 +162,16 @@ class World:
         env["TF_CPP_MIN_LOG_LEVEL"] = "1"  # keep TF's warnings: they name missing CUDA libraries
         env["PYTHONIOENCODING"] = "utf-8"
         try:
-            done = subprocess.run([self.executable, str(ENTRY_SCRIPT), PROBE_FLAG], stdin=subprocess.DEVNULL,
-                                  capture_output=True, text=True, encoding="utf-8", errors="replace",
-                                  timeout=timeout, env=env)
+            done = subprocess.run(
+                [self.executable, str(ENTRY_SCRIPT), PROBE_FLAG],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                timeout=timeout,
+                env=env,
+            )
         except subprocess.TimeoutExpired:
             return {"timeout": True, "timeout_s": timeout}
         except OSError as error:
