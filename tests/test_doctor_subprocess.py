@@ -189,7 +189,7 @@ def test_the_smoke_operation_code_runs_against_real_tensorflow():
     # exactly what the smoke layer must catch, and it exercises the real probe code.
     code = (
         f"import json, sys; sys.path.insert(0, {str(SCRIPT.parent)!r}); import tensorflow as tf; "
-        "from stack_doctor import gpu; print(json.dumps(gpu.probe_smoke(tf, size=64, repeats=2)))"
+        "from stack_doctor import gpu_probe; print(json.dumps(gpu_probe.probe_smoke(tf, size=64, repeats=2)))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

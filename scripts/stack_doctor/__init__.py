@@ -5,6 +5,7 @@
     python_packages    Python itself, the course's packages (versions via `packaging`), pip check, labkit
     tensorflow_keras   the TensorFlow child process (--tf-probe), the import and Keras rows
     gpu                the GPU diagnosis, layer by layer, stopping at the first that fails
+    gpu_probe          what the TensorFlow child measures of the GPU (build, devices, a matmul)
     tensorboard_jupyter  the tensorboard command, port 6006, the runs folder, the Jupyter kernel
     data               the datasets the lessons load, from labkit.data
     report             the table, the verdict, the JSON report and the exit code

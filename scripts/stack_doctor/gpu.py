@@ -4,13 +4,13 @@ Each layer is a function that returns its row and whether the next layer can be 
 small loop walks them and stops at the first that cannot go on, so a student sees the lowest
 broken layer and its fix, not six rows that all say "no GPU". What a layer learns from a
 message (nvidia-smi's complaint, a line TensorFlow wrote to stderr) comes from tables of
-(pattern, cause, fix). The probe_* functions run in the TensorFlow child process.
+(pattern, cause, fix). What the TensorFlow child
+process measures of the GPU is in gpu_probe.py.
 """
 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -377,62 +377,3 @@ def diagnose_gpu(facts: GpuFacts) -> list[Check]:
         if not go_on:
             break
     return rows
-
-
-# -- in the TensorFlow child process ------------------------------------------------------------
-
-
-def probe_build(tf) -> dict:
-    info = dict(tf.sysconfig.get_build_info()) if hasattr(tf.sysconfig, "get_build_info") else {}
-    return {
-        "built_with_cuda": bool(tf.test.is_built_with_cuda()),
-        "cuda_version": info.get("cuda_version"),
-        "cudnn_version": info.get("cudnn_version"),
-        "is_rocm_build": bool(info.get("is_rocm_build", False)),
-    }
-
-
-def probe_gpus(tf) -> dict:
-    devices = []
-    for device in tf.config.list_physical_devices("GPU"):
-        entry = {"name": device.name}
-        try:
-            details = tf.config.experimental.get_device_details(device)
-            entry["device_name"] = details.get("device_name")
-            capability = details.get("compute_capability")
-            entry["compute_capability"] = list(capability) if capability else None
-        except Exception:  # the details are a courtesy; the device itself is what counts
-            pass
-        devices.append(entry)
-    return {"devices": devices}
-
-
-def probe_smoke(tf, size: int = 1024, repeats: int = 10) -> dict:
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    left = rng.standard_normal((size, size), dtype=np.float32)
-    right = rng.standard_normal((size, size), dtype=np.float32)
-
-    def timed(device: str):
-        with tf.device(device):
-            a, b = tf.constant(left), tf.constant(right)
-            result = tf.matmul(a, b)
-            result.numpy()  # warm-up: kernel selection and the first transfer are not timed
-            started = time.perf_counter()
-            for _ in range(repeats):
-                result = tf.matmul(a, b)
-            values = result.numpy()  # waits for the queued GPU work to finish
-            return result.device, values, (time.perf_counter() - started) / repeats
-
-    gpu_device, gpu_values, gpu_seconds = timed("/GPU:0")
-    cpu_device, cpu_values, cpu_seconds = timed("/CPU:0")
-    scale = float(np.abs(cpu_values).max()) or 1.0
-    return {
-        "size": size,
-        "gpu_result_device": gpu_device,
-        "cpu_result_device": cpu_device,
-        "max_relative_difference": float(np.abs(gpu_values - cpu_values).max()) / scale,
-        "gpu_seconds": gpu_seconds,
-        "cpu_seconds": cpu_seconds,
-    }

@@ -17,7 +17,7 @@ import time
 import traceback
 from collections.abc import Mapping
 
-from . import data, gpu
+from . import data, gpu, gpu_probe
 from .core import (
     FAIL,
     INSTALL_EVERYTHING,
@@ -79,12 +79,12 @@ def run_tf_probe() -> dict:
     data_thread = threading.Thread(target=lambda: datasets.update(probe_section(data.probe_datasets)))
     data_thread.start()
     report["keras"] = probe_section(probe_keras, tf)
-    report["build"] = probe_section(gpu.probe_build, tf)
-    report["gpus"] = probe_section(gpu.probe_gpus, tf)
+    report["build"] = probe_section(gpu_probe.probe_build, tf)
+    report["gpus"] = probe_section(gpu_probe.probe_gpus, tf)
     data_thread.join()  # before the smoke test, whose CPU timing it would disturb
     report["datasets"] = datasets
     if report["gpus"].get("devices"):
-        report["smoke"] = probe_section(gpu.probe_smoke, tf)
+        report["smoke"] = probe_section(gpu_probe.probe_smoke, tf)
     return report
 
 
