@@ -13,6 +13,7 @@ from labtest import (
     assert_finished_above,
     execute_notebook,
     lab_env,
+    main_in_process,
     notebook_has_image,
     notebook_text_outputs,
     only_run,
@@ -113,11 +114,11 @@ ACTIVITY_2 = "lesson_1/activity_2/train_mnist.py"
 RECORDED = REPO / "lesson_1" / "activity_2" / "recorded_runs"
 
 
-def test_activity_2_sweep_trains_sibling_runs(runs_dir):
+def test_activity_2_sweep_trains_sibling_runs(runs_dir, monkeypatch):
     from labkit.tblogs import read_scalars, steps_of
 
-    result = run_script(ACTIVITY_2, "--quick", "--sweep", "1e-3@2000,1e-1@100", runs_dir=runs_dir)
-    assert result.returncode == 0, result.stderr
+    argv = ("--quick", "--sweep", "1e-3@2000,1e-1@100")
+    assert main_in_process("lesson_1.activity_2.train_mnist", *argv, runs_dir=runs_dir, monkeypatch=monkeypatch) == 0
     parent = runs_dir / "lesson_1" / "activity_2"
     runs = sorted(parent.iterdir())
     assert len(runs) == 2
@@ -134,9 +135,9 @@ def test_activity_2_sweep_trains_sibling_runs(runs_dir):
     assert steps_of(scalars, "validation", "accuracy_by_step", run=records[0.1][0].name) == [10, 20]
 
 
-def test_activity_2_single_variant_from_steps(runs_dir):
-    result = run_script(ACTIVITY_2, "--learning-rate", "0.1", "--steps", "20", "--dataset", "digits", runs_dir=runs_dir)
-    assert result.returncode == 0, result.stderr
+def test_activity_2_single_variant_from_steps(runs_dir, monkeypatch):
+    argv = ("--learning-rate", "0.1", "--steps", "20", "--dataset", "digits")
+    assert main_in_process("lesson_1.activity_2.train_mnist", *argv, runs_dir=runs_dir, monkeypatch=monkeypatch) == 0
     record = run_json(only_run(runs_dir))
     assert record["hparams"]["learning_rate"] == 0.1
     assert (record["hparams"]["epochs"], record["hparams"]["steps_per_epoch"]) == (10, 2)

@@ -344,6 +344,7 @@ def test_hello_keras_quick_run_records_test_accuracy_and_overfitting_gap(quick_r
     assert "Overfitting: train accuracy" in result.stdout
 
 
+@slow
 @pytest.mark.full
 def test_hello_keras_full_run_reaches_the_lessons_accuracy(runs_dir):
     """Seed 003's figure: 5 epochs of the 512-unit network reach 97.8% on full MNIST (60,000
