@@ -483,6 +483,12 @@ def stratified_split(labels: np.ndarray, sizes: tuple[int, int, int]):
     return train, val, test
 
 
+def split_dataset(name: str, source: str, images: np.ndarray, labels: np.ndarray, sizes) -> Dataset:
+    """A Dataset from one pool of images, split by `stratified_split`."""
+    train, val, test = stratified_split(labels, sizes)
+    return Dataset(name, source, images[train], labels[train], images[val], labels[val], images[test], labels[test])
+
+
 def _load_mnist_5k() -> Dataset:
     path = _mnist_5k_path()
     if path is None:
@@ -494,17 +500,7 @@ def _load_mnist_5k() -> Dataset:
     if table.shape != (5000, 785) or np.bincount(table[:, -1], minlength=10).tolist() != [500] * 10:
         raise CorruptDataFile(f"{path} does not hold 500 digits of each class as 784 pixels + label")
     images, labels = _to_images(table[:, :-1].reshape(-1, 28, 28)), table[:, -1]
-    train, val, test = stratified_split(labels, MNIST_5K_SPLIT)
-    return Dataset(
-        "mnist_5k",
-        _mnist_5k_source(),
-        images[train],
-        labels[train],
-        images[val],
-        labels[val],
-        images[test],
-        labels[test],
-    )
+    return split_dataset("mnist_5k", _mnist_5k_source(), images, labels, MNIST_5K_SPLIT)
 
 
 def upscale_digits(images_8x8: np.ndarray) -> np.ndarray:
@@ -525,17 +521,7 @@ def _load_digits() -> Dataset:
     bunch = load_digits()
     images = upscale_digits(bunch.images)
     labels = bunch.target.astype("uint8")
-    train, val, test = stratified_split(labels, DIGITS_SPLIT)
-    return Dataset(
-        "digits",
-        _digits_source() or "scikit-learn",
-        images[train],
-        labels[train],
-        images[val],
-        labels[val],
-        images[test],
-        labels[test],
-    )
+    return split_dataset("digits", _digits_source() or "scikit-learn", images, labels, DIGITS_SPLIT)
 
 
 def _from_raw(name: str, found: Found) -> Dataset:

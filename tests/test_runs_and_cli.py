@@ -19,6 +19,8 @@ from labtest import (
 
 EXERCISE_A = "lesson_1/exercise_a/train_mnist.py"
 EXERCISE_MODULE = "lesson_1.exercise_a.train_mnist"
+# Many tiny epochs on the small digits set: a run that cannot finish before a signal arrives.
+ENDLESS_RUN = ("--dataset", "digits", "--epochs", "1000", "--steps-per-epoch", "3")
 
 # ---------------------------------------------------------------------------------------------
 # Run folders
@@ -300,15 +302,9 @@ def test_same_seed_same_numbers(runs_dir, monkeypatch):
 
 @pytest.mark.slow
 def test_ctrl_c_leaves_readable_logs_and_marks_the_run_interrupted(runs_dir):
-    # Many tiny epochs: the run cannot finish before the signal arrives.
     result = interrupt_run(
         EXERCISE_A,
-        "--dataset",
-        "digits",
-        "--epochs",
-        "1000",
-        "--steps-per-epoch",
-        "3",
+        *ENDLESS_RUN,
         runs_dir=runs_dir,
         after_epochs=2,
     )
@@ -322,12 +318,7 @@ def test_sigterm_is_an_interruption_too(runs_dir):
 
     result = interrupt_run(
         EXERCISE_A,
-        "--dataset",
-        "digits",
-        "--epochs",
-        "1000",
-        "--steps-per-epoch",
-        "3",
+        *ENDLESS_RUN,
         runs_dir=runs_dir,
         after_epochs=2,
         signal_number=signal.SIGTERM,
@@ -344,12 +335,7 @@ def test_a_killed_run_is_reported_crashed_and_its_logs_read_back(runs_dir):
 
     result = interrupt_run(
         EXERCISE_A,
-        "--dataset",
-        "digits",
-        "--epochs",
-        "1000",
-        "--steps-per-epoch",
-        "3",
+        *ENDLESS_RUN,
         runs_dir=runs_dir,
         after_epochs=2,
         signal_number=signal.SIGKILL,
