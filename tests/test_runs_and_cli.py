@@ -270,6 +270,7 @@ def test_explicit_dataset_that_is_missing_exits_2_and_says_how_to_get_it(runs_di
     assert files_under(runs_dir) == []
 
 
+@pytest.mark.slow
 def test_corrupt_cached_mnist_is_reported_kept_and_replaced_by_the_substitute(runs_dir, tmp_path, monkeypatch, capsys):
     cache = tmp_path / "keras_home" / "datasets"
     cache.mkdir(parents=True)
@@ -286,6 +287,7 @@ def test_corrupt_cached_mnist_is_reported_kept_and_replaced_by_the_substitute(ru
     assert run_json(run)["dataset"]["substitute_for"] == "mnist"
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers(runs_dir, monkeypatch):
     argv = ("--quick", "--dataset", "digits", "--epochs", "1", "--steps-per-epoch", "5", "--seed", "7")
     for _ in range(2):
