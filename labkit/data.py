@@ -110,6 +110,11 @@ INSTALL_HINTS = {
 }
 
 
+# How a note about a corrupt file begins: such notes are printed on their own line, while the
+# other reasons a source failed are folded into the one line that names the data a run uses.
+BAD_FILE_NOTE = "skipped a bad file: "
+
+
 class DataUnavailable(LabError):
     """The dataset the student asked for is in none of the sources."""
 
@@ -378,7 +383,7 @@ def find_raw(name: str, *, allow_download: bool = True, seed_cache: bool = True)
         try:
             arrays = read(folder)
         except CorruptDataFile as error:
-            notes.append(f"skipped a bad file: {error}")
+            notes.append(f"{BAD_FILE_NOTE}{error}")
             continue
         if arrays is None:
             continue
@@ -388,11 +393,9 @@ def find_raw(name: str, *, allow_download: bool = True, seed_cache: bool = True)
                 notes.append(cache_note(name, written))
         return Found(arrays, f"{label}: {folder}", notes)
 
-    if not allow_download:
-        pass
-    elif os.environ.get(OFFLINE_ENV) == "1":
+    if allow_download and os.environ.get(OFFLINE_ENV) == "1":
         notes.append(f"{OFFLINE_ENV}=1: no download tried")
-    else:
+    elif allow_download:
         try:
             _download(name)
             arrays = read(keras_cache_dir())
@@ -569,7 +572,7 @@ def _load_exactly(name: str) -> Dataset:
 
 def _substitute_for_mnist(why: DataUnavailable) -> tuple[Dataset, str]:
     """The best real stand-in for MNIST on this machine, and the one line that says so."""
-    reasons = [note for note in why.notes if not note.startswith("skipped a bad file")]
+    reasons = [note for note in why.notes if not note.startswith(BAD_FILE_NOTE)]
     for name in MNIST_SUBSTITUTES:
         try:
             dataset = _load_exactly(name)
@@ -610,7 +613,7 @@ def load_dataset(name: str | None = None, *, limits: dict[str, int] | None = Non
         dataset, notice = _substitute_for_mnist(error)
         # One line says which data and why; only a bad file found on the way gets its own.
         for note in dataset.notes:
-            if note.startswith("skipped a bad file"):
+            if note.startswith(BAD_FILE_NOTE):
                 announce(f"data: {note}")
         announce(notice)
     else:

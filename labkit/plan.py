@@ -41,9 +41,6 @@ class TrainingPlan:
         full_pass = -(-n_train // self.batch_size)
         return min(full_pass, QUICK_MAX_STEPS_PER_EPOCH) if self.quick else full_pass
 
-    def total_steps(self, n_train: int) -> int:
-        return self.epochs * self.steps_per_epoch_for(n_train)
-
 
 def training_plan(args) -> TrainingPlan:
     """Turn parsed flags (epochs, batch_size, steps_per_epoch, quick) into the run's plan.

@@ -406,10 +406,6 @@ class RunSet:
     def exit_code(self) -> int:
         return max((s.exit_code for s in self.sessions.values()), default=0)
 
-    @property
-    def interrupted(self) -> bool:
-        return any(s.status == "interrupted" for s in self.sessions.values())
-
     def metrics(self):
         """Validation and test accuracy of every run, one row per run name."""
         import pandas as pd

@@ -66,18 +66,9 @@ def test_real_environment_json_report(real_report):
     report = json.loads(real_report.stdout)
     rows = {row["id"]: row for row in report["checks"]}
     assert CORE_IDS | PACKAGE_IDS <= set(rows)
-    for check_id in PACKAGE_IDS | {
-        "python",
-        "pip_check",
-        "labkit",
-        "tf.import",
-        "keras",
-        "tensorboard",
-        "runs_dir",
-        "jupyter.kernel",
-        "data.digits",
-        "data.mnist_5k",
-    }:
+    # Every row must be OK here but those that depend on the machine rather than the install.
+    machine_dependent = {"tensorboard.port", "data.mnist", "data.fashion_mnist", "gpu.driver"}
+    for check_id in PACKAGE_IDS | (CORE_IDS - machine_dependent):
         assert rows[check_id]["status"] == "OK", rows[check_id]
     assert rows["tf.import"]["found"].startswith(f"TensorFlow {metadata.version('tensorflow')} imported in")
     assert report["platform"]["executable"] == sys.executable

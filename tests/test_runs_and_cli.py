@@ -152,7 +152,7 @@ def test_quick_mode_caps_the_same_plan_and_slices_the_data():
 
     plan = plan_of(quick=True, steps=200)
     assert (plan.epochs, plan.steps_per_epoch, plan.repeat) == (2, 25, True)
-    assert plan.slice == QUICK_SLICE and plan.total_steps(2000) == 50
+    assert plan.slice == QUICK_SLICE and plan.epochs * plan.steps_per_epoch_for(2000) == 50
     short = plan_of(quick=True, epochs=1, steps=7)
     assert (short.epochs, short.steps_per_epoch) == (1, 7)  # caps, never raises
     unfixed = plan_of(quick=True, batch_size=32)
@@ -213,22 +213,19 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(case, runs_dir, tmp_
 @pytest.mark.parametrize(
     "argv, expected",
     [
-        (["--quick", "--batch-size", "100000"], "larger than the 2,000 training images of the quick slice of digits"),
-        (["--batch-size", "1258"], "larger than the 1,257 training images of digits; use at most 1257"),
+        (["--quick", "--batch-size", "100000"], "larger than the 2,000 training images of the quick slice of mnist_5k"),
+        (["--batch-size", "4001"], "larger than the 4,000 training images of mnist_5k; use at most 4000"),
     ],
+    ids=["quick slice", "whole set"],
 )
 def test_a_batch_larger_than_the_data_exits_2_before_anything_is_written(
     argv, expected, runs_dir, earlier_run, capsys, monkeypatch
 ):
-    from lesson_1.exercise_a.train_mnist import main
-
-    monkeypatch.setenv("LAB_RUNS_DIR", str(runs_dir))
-    monkeypatch.setattr("sys.argv", ["train_mnist.py"])
     with pytest.raises(SystemExit) as exit_info:
-        main(["--dataset", "digits", *argv])
+        main_in_process(EXERCISE_MODULE, "--dataset", "mnist_5k", *argv, runs_dir=runs_dir, monkeypatch=monkeypatch)
     assert exit_info.value.code == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert expected.replace("2,000", "1,257") in line or expected in line, line
+    assert line.startswith("train_mnist.py: error: --batch-size ") and expected in line, line
     assert {p: p.read_bytes() for p in files_under(runs_dir)} == earlier_run
 
 
@@ -303,30 +300,14 @@ def test_same_seed_same_numbers(runs_dir, monkeypatch):
 
 
 @pytest.mark.slow
-def test_ctrl_c_leaves_readable_logs_and_marks_the_run_interrupted(runs_dir):
-    result = interrupt_run(
-        EXERCISE_A,
-        *ENDLESS_RUN,
-        runs_dir=runs_dir,
-        after_epochs=2,
-    )
-    (run,) = run_dirs(runs_dir)
-    assert_interrupted_but_readable(result, run, after_epochs=2)
-
-
-@pytest.mark.slow
-def test_sigterm_is_an_interruption_too(runs_dir):
+@pytest.mark.parametrize("signal_name, exit_code", [("SIGINT", 130), ("SIGTERM", 143)], ids=["ctrl-c", "kill"])
+def test_ctrl_c_or_a_kill_leaves_readable_logs_and_marks_the_run_interrupted(signal_name, exit_code, runs_dir):
     import signal
 
-    result = interrupt_run(
-        EXERCISE_A,
-        *ENDLESS_RUN,
-        runs_dir=runs_dir,
-        after_epochs=2,
-        signal_number=signal.SIGTERM,
-    )
+    number = getattr(signal, signal_name)
+    result = interrupt_run(EXERCISE_A, *ENDLESS_RUN, runs_dir=runs_dir, after_epochs=2, signal_number=number)
     (run,) = run_dirs(runs_dir)
-    assert_interrupted_but_readable(result, run, after_epochs=2, exit_code=143)
+    assert_interrupted_but_readable(result, run, after_epochs=2, exit_code=exit_code)
 
 
 @pytest.mark.slow
@@ -353,30 +334,33 @@ def test_a_killed_run_is_reported_crashed_and_its_logs_read_back(runs_dir):
 
 @pytest.fixture
 def full_disk(tmp_path):
-    """A 12 KB tmpfs: room for a run folder and run.json, not for a training run's logs."""
+    """A 16 KB tmpfs: room for an earlier run and a new run's run.json, not for its training logs."""
     import subprocess
 
     mount_point = tmp_path / "tiny_disk"
     mount_point.mkdir()
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=12k", "tmpfs", str(mount_point)], capture_output=True, text=True
+        ["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(mount_point)], capture_output=True, text=True
     )
     assert mounted.returncode == 0, (
-        "this test mounts a 12 KB tmpfs and needs root (CI runs as root): " + mounted.stderr.strip()
+        "this test mounts a 16 KB tmpfs and needs root (CI runs as root): " + mounted.stderr.strip()
     )
     yield mount_point
     subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
 @pytest.mark.slow
-def test_a_full_disk_ends_the_run_with_one_line_and_a_failed_status(full_disk, runs_dir, earlier_run):
+def test_a_full_disk_ends_the_run_with_one_line_and_a_failed_status(full_disk, runs_dir):
+    earlier = full_disk / "runs" / "lesson_1" / "exercise_a" / "lr0.0001-earlier"
+    earlier.mkdir(parents=True)
+    (earlier / "run.json").write_text('{"status": "finished"}')
     result = run_script(EXERCISE_A, "--quick", "--logdir", str(full_disk / "runs"), runs_dir=runs_dir)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("train_mnist.py: error: cannot write ") and "No space left on device" in line
-    (run,) = run_dirs(full_disk / "runs")
+    (run,) = [found for found in run_dirs(full_disk / "runs") if found != earlier]
     assert str(run) in line
     record = runs.read_run(run)
     assert record["status"] == "failed" and "No space left" in record["extra"]["error"]
-    assert {p: p.read_bytes() for p in files_under(runs_dir)} == earlier_run
+    assert (earlier / "run.json").read_text() == '{"status": "finished"}', "the earlier run on that disk is untouched"

@@ -161,21 +161,11 @@ class World:
         env = dict(self.env)
         env["TF_CPP_MIN_LOG_LEVEL"] = "1"  # keep TF's warnings: they name missing CUDA libraries
         env["PYTHONIOENCODING"] = "utf-8"
-        try:
-            done = subprocess.run(
-                [self.executable, str(ENTRY_SCRIPT), PROBE_FLAG],
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                encoding="utf-8",
-                errors="replace",
-                timeout=timeout,
-                env=env,
-            )
-        except subprocess.TimeoutExpired:
+        done = self.run([self.executable, str(ENTRY_SCRIPT), PROBE_FLAG], timeout=timeout, env=env)
+        if done.error == "timeout":
             return {"timeout": True, "timeout_s": timeout}
-        except OSError as error:
-            return {"import_ok": False, "import_error": one_line(error)}
+        if done.error:
+            return {"import_ok": False, "import_error": done.error}
         return parse_probe_output(done.returncode, done.stdout, done.stderr)
 
     # -- local resources -----------------------------------------------------------------------
