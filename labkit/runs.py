@@ -154,6 +154,29 @@ class RunRecord:
         }
         self.save()
 
+    @classmethod
+    def reopen(cls, run_dir: Path, argv: list[str] | None = None) -> RunRecord:
+        """The record of an interrupted or crashed run, taken over by this process to resume it.
+
+        Its wall time keeps counting from where it stopped; `resumes` lists every comeback."""
+        record = cls.__new__(cls)
+        record.path = Path(run_dir) / RUN_JSON
+        record.data = json.loads(record.path.read_text())
+        record._started = time.monotonic() - float(record.data.get("wall_time_s") or 0.0)
+        previous = read_run(run_dir)["status"]
+        record.data.setdefault("resumes", []).append(
+            {
+                "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "previous_status": previous,
+                "epochs_completed_before": record.data.get("epochs_completed", 0),
+                "command": [os.path.basename(sys.argv[0])] + list(argv if argv is not None else sys.argv[1:]),
+            }
+        )
+        record.data.update(status="running", finished_at=None, process=this_process())
+        record.data["extra"].pop("error", None)
+        record.save()
+        return record
+
     def _text(self) -> str:
         return json.dumps(_json_safe(self.data), indent=2) + "\n"
 
@@ -246,6 +269,33 @@ def read_run(run_dir: str | os.PathLike) -> dict:
     record = json.loads((Path(run_dir) / RUN_JSON).read_text())
     if record.get("status") == "running" and process_is_alive(record.get("process")) is False:
         record["status"] = CRASHED
+    return record
+
+
+RESUMABLE = ("interrupted", CRASHED, "failed")
+
+
+def check_resumable(run_dir: str | os.PathLike) -> dict:
+    """run.json of a run that `--resume` may continue; a one-line LabError otherwise.
+
+    Standard library only, so the command line can refuse before TensorFlow loads."""
+    folder = Path(run_dir)
+    if not folder.is_dir():
+        raise LabError(f"--resume {run_dir}: no such folder")
+    if not (folder / RUN_JSON).is_file():
+        raise LabError(f"--resume {run_dir}: not a run folder (it holds no {RUN_JSON})")
+    try:
+        record = read_run(folder)
+    except (OSError, ValueError) as error:
+        raise LabError(f"--resume {run_dir}: its {RUN_JSON} cannot be read ({error})") from None
+    status = record.get("status")
+    if status == "finished":
+        raise LabError(f"--resume {run_dir}: that run already finished; start a new run instead")
+    if status == "running":
+        pid = (record.get("process") or {}).get("pid")
+        raise LabError(f"--resume {run_dir}: that run is still running (pid {pid}); stop it first")
+    if status not in RESUMABLE:
+        raise LabError(f"--resume {run_dir}: its {RUN_JSON} has status '{status}', which cannot be resumed")
     return record
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
+import math
 import signal
 import sys
 import threading
@@ -28,7 +30,9 @@ from typing import Any
 from labkit import LabError
 from labkit import data as lab_data
 from labkit.plan import TrainingPlan, training_plan
-from labkit.runs import RunRecord, create_run_dir
+from labkit.runs import RunRecord, check_resumable, create_run_dir
+
+BACKUP_FOLDER = "backup"  # Keras's BackupAndRestore state; removed when a run finishes training
 
 
 class RunWriteError(LabError):
@@ -89,6 +93,7 @@ class TrainingSession:
     history: Any  # Keras's History of the last fit
     epoch_seconds: list[float]  # wall time of each epoch of the last fit
     status: str | None  # finished, failed or interrupted once the session has ended
+    resumed_from_epoch: int | None  # the epoch a --resume run continued from
     exit_code: int  # 0, or 130 after Ctrl-C and 143 after SIGTERM
 
     def __init__(
@@ -117,6 +122,7 @@ class TrainingSession:
         self.epoch_seconds = []
         self.status = None
         self.exit_code = 0
+        self.resumed_from_epoch = None  # set by fit() when it continues an earlier process's run
         self._tensorboard = None
         self._open_writers = []  # summary writers of our own callbacks, closed on Ctrl-C too
         self._previous_sigterm = None
@@ -139,6 +145,9 @@ class TrainingSession:
     # -- lifecycle -------------------------------------------------------------------------
 
     def __enter__(self) -> TrainingSession:
+        resume = getattr(self.args, "resume", None)
+        if resume:
+            self.check_resume_target(Path(resume))
         if self.data is None:
             self.data = lab_data.load_dataset(
                 self.args.dataset,
@@ -155,15 +164,19 @@ class TrainingSession:
         tag = "-".join(t for t in ("quick" if self.plan.quick else None, self.tag) if t) or None
         parent = Path(self.parent_dir or self.args.runs_root / self.lesson / self.activity)
         try:
-            self.run_dir = create_run_dir(parent, self.hparams(), tag=tag)
-            self.record = RunRecord(
-                self.run_dir,
-                lesson=self.lesson,
-                activity=self.activity,
-                hparams=self.hparams(),
-                dataset=self.data.describe(),
-                quick=self.plan.quick,
-            )
+            if resume:
+                self.run_dir = Path(resume)
+                self.record = RunRecord.reopen(self.run_dir)
+            else:
+                self.run_dir = create_run_dir(parent, self.hparams(), tag=tag)
+                self.record = RunRecord(
+                    self.run_dir,
+                    lesson=self.lesson,
+                    activity=self.activity,
+                    hparams=self.hparams(),
+                    dataset=self.data.describe(),
+                    quick=self.plan.quick,
+                )
         except OSError as error:
             raise RunWriteError(write_failure(error, self.run_dir or parent) or str(error)) from None
         self._catch_sigterm()
@@ -174,6 +187,15 @@ class TrainingSession:
             f" / {sizes['test']} test) from {self.data.source}"
         )
         return self
+
+    def check_resume_target(self, run_dir: Path) -> None:
+        """Only this activity's own single runs can be resumed; checked before anything is loaded."""
+        record = check_resumable(run_dir)
+        owner = (record.get("lesson"), record.get("activity"))
+        if owner != (self.lesson, self.activity):
+            raise LabError(
+                f"--resume {run_dir}: that is a run of {owner[0]}/{owner[1]}, not of {self.lesson}/{self.activity}"
+            )
 
     def check_plan_fits_data(self) -> None:
         n_train = len(self.data.x_train)
@@ -281,14 +303,19 @@ class TrainingSession:
 
         # update_freq stays "epoch": with an integer, Keras 3 drops the epoch summaries of any epoch
         # whose step count is not a multiple of it (its record_if closure sees the last batch).
-        self._tensorboard = keras.callbacks.TensorBoard(log_dir=str(self.run_dir), update_freq="epoch")
+        # A resumed run keeps the model summary (tag "keras", step 0) its first process wrote.
+        self._tensorboard = keras.callbacks.TensorBoard(
+            log_dir=str(self.run_dir), update_freq="epoch", write_graph=not self.resumed_from_epoch
+        )
         hparams = {k: v for k, v in self.hparams().items() if v is not None}
         self.epoch_seconds = []
-        return [
-            self._tensorboard,
-            hp.KerasCallback(str(self.run_dir), hparams, trial_id=self.run_dir.name),
-            RecordEpochs(),
-        ]
+        # A resumed run already logged its hyperparameters when it started; twice would duplicate them.
+        hparams_callbacks = (
+            []
+            if self.resumed_from_epoch
+            else [hp.KerasCallback(str(self.run_dir), hparams, trial_id=self.run_dir.name)]
+        )
+        return [self._tensorboard, *hparams_callbacks, RecordEpochs()]
 
     def dataset_pipeline(self, x, y):
         """Shuffled mini-batches; repeated when the plan fixes the steps of an epoch."""
@@ -323,8 +350,13 @@ class TrainingSession:
         x_val = d.x_val if x_val is None else x_val
         y_val = d.y_val if y_val is None else y_val
         steps = self.plan.steps_per_epoch_for(len(x_train)) if self.plan.repeat else None
+        if getattr(self.args, "resume", None):
+            self.prepare_resume()
+        steps_done = (self.resumed_from_epoch or 0) * (steps or math.ceil(len(x_train) / self.plan.batch_size))
         step_validation = (
-            [step_validation_callback(self, x_val, y_val, validate_every_steps)] if validate_every_steps else []
+            [step_validation_callback(self, x_val, y_val, validate_every_steps, first_step=steps_done)]
+            if validate_every_steps
+            else []
         )
         self.history = model.fit(
             self.dataset_pipeline(x_train, y_train),
@@ -332,11 +364,61 @@ class TrainingSession:
             steps_per_epoch=steps,
             validation_data=(x_val, y_val),
             validation_batch_size=max(self.plan.batch_size, 256),
-            callbacks=self.callbacks() + step_validation + list(extra_callbacks),
+            # The backup comes last, so that everything an epoch logged is on disk before the
+            # epoch counts as saved: a run killed in between repeats that epoch, never skips it.
+            callbacks=self.callbacks() + step_validation + list(extra_callbacks) + [self.backup_callback()],
             shuffle=False,  # the pipeline above already shuffles, reproducibly
             verbose=2 if not sys.stdout.isatty() else "auto",
         )
         return self.history
+
+    # -- resuming ---------------------------------------------------------------------------
+
+    @property
+    def backup_dir(self) -> Path:
+        return self.run_dir / BACKUP_FOLDER
+
+    def backup_callback(self):
+        """Keras's BackupAndRestore in `<run>/backup`, flushing every event writer first."""
+        from labkit.deferred import keras
+
+        session = self
+
+        class FlushThenBackup(keras.callbacks.BackupAndRestore):
+            def on_epoch_end(self, epoch, logs=None):
+                session.flush_event_writers()
+                super().on_epoch_end(epoch, logs)
+
+        return FlushThenBackup(str(self.backup_dir))
+
+    def flush_event_writers(self) -> None:
+        keras_writers = getattr(self._tensorboard, "_writers", {}) if self._tensorboard else {}
+        for writer in list(keras_writers.values()) + self._open_writers:
+            writer.flush()
+
+    def prepare_resume(self) -> None:
+        """Find the last saved epoch, and drop what the dead process logged after saving it.
+
+        An epoch is saved only after its logs are flushed, so events newer than the backup belong
+        to the epoch that is about to run again: dropping them keeps every step list free of
+        duplicates, and keeping the rest leaves no gaps."""
+        from labkit.tblogs import drop_events_after
+
+        metadata = self.backup_dir / "training_metadata.json"
+        if metadata.is_file():
+            self.resumed_from_epoch = int(json.loads(metadata.read_text())["epoch"])
+            cutoff = metadata.stat().st_mtime
+        else:  # killed before its first epoch ended: start again, in the same folder
+            self.resumed_from_epoch = 0
+            cutoff = float("-inf")
+        dropped = drop_events_after(self.run_dir, cutoff)
+        self.record.data["resumes"][-1].update(from_epoch=self.resumed_from_epoch, events_dropped=dropped)
+        self.record.data["epochs_completed"] = self.resumed_from_epoch
+        self.record.save()
+        self.say(
+            f"Resuming from epoch {self.resumed_from_epoch + 1} of {self.plan.epochs}"
+            + (f" ({dropped} event(s) logged after the last backup dropped)" if dropped else "")
+        )
 
     def evaluate(self, model, *, x_test=None, y_test=None) -> dict:
         """Score on the held-out test set; logged to run.json and to `<run>/test` in TensorBoard."""
@@ -359,8 +441,11 @@ class TrainingSession:
         return metrics
 
 
-def step_validation_callback(session: TrainingSession, x_val, y_val, every: int, sample: int = 500):
-    """A Keras callback that scores the first `sample` validation images every `every` steps."""
+def step_validation_callback(
+    session: TrainingSession, x_val, y_val, every: int, sample: int = 500, first_step: int = 0
+):
+    """A Keras callback that scores the first `sample` validation images every `every` steps,
+    counting from `first_step` (the steps a resumed run had already taken)."""
     import numpy as np
 
     from labkit.deferred import keras, tf
@@ -368,7 +453,7 @@ def step_validation_callback(session: TrainingSession, x_val, y_val, every: int,
     class StepValidation(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
             self.writer = session.open_writer("validation")
-            self.step = 0
+            self.step = first_step
 
         def on_train_batch_end(self, batch, logs=None):
             self.step += 1

@@ -87,3 +87,37 @@ def curve(scalars: pd.DataFrame, split: str, tag: str) -> pd.DataFrame:
     """One tag of one split, as a run-by-step table ready for `.plot()`."""
     rows = scalars[(scalars.split == split) & (scalars.tag == tag)]
     return rows.pivot_table(index="step", columns="run", values="value", aggfunc="last")
+
+
+def drop_events_after(run_dir: str | Path, cutoff: float) -> int:
+    """Rewrite the event files under `run_dir` without the summaries written after `cutoff`
+    (a Unix time); returns how many were dropped. A record torn by a kill ends its file.
+
+    Event files are TFRecord files of Event protos, so they are read and written back as such;
+    a file is replaced (write, then rename) only when something was dropped from it."""
+    import os
+
+    from tensorboard.compat.proto import event_pb2
+
+    from labkit.deferred import tf
+
+    dropped = 0
+    for path in sorted(Path(run_dir).rglob("events.out.tfevents.*")):
+        kept, dropped_here, torn = [], 0, False
+        try:
+            for raw in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
+                event = event_pb2.Event.FromString(raw)
+                if event.HasField("summary") and event.wall_time > cutoff:
+                    dropped_here += 1
+                else:
+                    kept.append(raw)
+        except tf.errors.DataLossError:
+            torn = True
+        dropped += dropped_here
+        if torn or dropped_here:
+            partial = path.with_name(path.name + ".partial")
+            with tf.io.TFRecordWriter(str(partial)) as writer:
+                for raw in kept:
+                    writer.write(raw)
+            os.replace(partial, path)
+    return dropped

@@ -255,7 +255,13 @@ def optimizer_list(text: str) -> tuple[str, ...]:
 
 
 def make_parser():
-    parser = cli.build_parser(__doc__, epochs=EPOCHS, learning_rate=LEARNING_RATE, batch_size=BATCH_SIZE)
+    parser = cli.build_parser(
+        __doc__,
+        epochs=EPOCHS,
+        learning_rate=LEARNING_RATE,
+        batch_size=BATCH_SIZE,
+        several_runs="one run per optimizer",
+    )
     parser.add_argument(
         "--optimizers",
         type=optimizer_list,

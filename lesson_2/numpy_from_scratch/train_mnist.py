@@ -373,7 +373,13 @@ def activation_name(text: str) -> str:
 
 
 def make_parser():
-    parser = cli.build_parser(__doc__, epochs=EPOCHS, learning_rate=LEARNING_RATE, batch_size=BATCH_SIZE)
+    parser = cli.build_parser(
+        __doc__,
+        epochs=EPOCHS,
+        learning_rate=LEARNING_RATE,
+        batch_size=BATCH_SIZE,
+        several_runs="a NumPy run and its Keras twin",
+    )
     parser.add_argument(
         "--hidden-units",
         type=cli.positive_int,
