@@ -108,9 +108,17 @@ def start(extra: list[str]) -> int:
     return status
 
 
+def parallel_options(extra: list[str]) -> list[str]:
+    """One pytest worker per core, each taking whole test files, so that a file's shared quick
+    runs train once; left out when the caller picks its own `-n` or turns xdist off."""
+    if "no:xdist" in extra or any(arg.startswith(("-n", "--numprocesses")) for arg in extra):
+        return []
+    return ["-n", "auto", "--dist", "loadfile"]
+
+
 def test(extra: list[str]) -> int:
     python = ensure_venv()
-    return run([python, "-m", "pytest", *extra])
+    return run([python, "-m", "pytest", *parallel_options(extra), *extra])
 
 
 def lock_lines(frozen: str) -> list[str]:
