@@ -17,6 +17,7 @@ quarter of the rest, then a `StandardScaler` fitted on the training rows alone s
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ from labkit.data import BAD_FILE_NOTE, MIRROR_ENV, OFFLINE_ENV, DataUnavailable,
 REGRESSION_SETS = ("california_housing", "diabetes")
 DEFAULT_REGRESSION_SET = "california_housing"
 HOUSING_FILE = "cal_housing_py3.pkz"  # the name scikit-learn caches the data under
+HOUSING_SHAPE = (20640, 8)  # districts, features
+SKLEARN_DATA_ENV = "SCIKIT_LEARN_DATA"
 SPLIT_SEED = 42  # the seed's random_state for both splits
 
 # The diabetes score runs from 25 to 346. Divided by 100 it sits in the same range as housing's
@@ -114,13 +117,19 @@ def split_and_scale(name, source, features, target, feature_names, target_name, 
 
 
 def sklearn_data_home() -> Path:
-    from sklearn.datasets import get_data_home
+    """Where scikit-learn caches downloads: $SCIKIT_LEARN_DATA, else ~/scikit_learn_data.
 
-    return Path(get_data_home())
+    Worked out as scikit-learn's get_data_home does, minus the mkdir it does too: looking (a
+    `--check`, a run that falls back to diabetes) must not write anything."""
+    return Path(os.path.expanduser(os.environ.get(SKLEARN_DATA_ENV) or os.path.join("~", "scikit_learn_data")))
 
 
-def _read_housing(folder: Path):
-    """The Bunch from `folder`, None when the file is absent; CorruptDataFile when unreadable."""
+def read_housing(folder: Path):
+    """The Bunch from `folder`, None when the file is absent; CorruptDataFile when unreadable.
+
+    scikit-learn checks the archive it downloads by sha256, but the .pkz it then writes is a
+    joblib dump whose bytes vary with library versions, so a copy is judged by its contents:
+    it must load, and hold 20,640 districts of 8 finite features."""
     from sklearn.datasets import fetch_california_housing
 
     from labkit.data import CorruptDataFile
@@ -129,9 +138,28 @@ def _read_housing(folder: Path):
     if not path.is_file():
         return None
     try:
-        return fetch_california_housing(data_home=str(folder), download_if_missing=False)
+        bunch = fetch_california_housing(data_home=str(folder), download_if_missing=False)
     except Exception as error:
-        raise CorruptDataFile(f"{path}: {type(error).__name__}: {error}") from None
+        raise CorruptDataFile(f"{path}: {type(error).__name__}: {str(error)[:160]}") from None
+    data, target = np.asarray(bunch.data), np.asarray(bunch.target)
+    if data.shape != HOUSING_SHAPE or target.shape != HOUSING_SHAPE[:1] or not np.isfinite(data).all():
+        raise CorruptDataFile(f"{path}: holds {data.shape} features and {target.shape} targets, not {HOUSING_SHAPE}")
+    return bunch
+
+
+def copy_housing(source: Path, target: Path) -> list[Path]:
+    """Copy `source`'s housing file into `target`, keeping one already there; returns what was written.
+
+    Written under a temporary name, then renamed, so an interrupted copy never leaves a truncated
+    file under the real name. The caller verifies `source` first (read_housing)."""
+    dest = target / HOUSING_FILE
+    if dest.exists():
+        return []
+    target.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(dest.name + ".partial")
+    shutil.copyfile(source / HOUSING_FILE, partial)
+    os.replace(partial, dest)
+    return [dest]
 
 
 def _download_housing(target: Path) -> None:
@@ -173,18 +201,18 @@ def find_housing(*, allow_download: bool = True):
     notes: list[str] = []
     for label, folder in housing_sources():
         try:
-            bunch = _read_housing(folder)
+            bunch = read_housing(folder)
         except CorruptDataFile as error:
             notes.append(f"{BAD_FILE_NOTE}{error}")
             continue
         if bunch is not None:
             return bunch, f"{label} {folder / HOUSING_FILE}", notes
-    if os.environ.get(OFFLINE_ENV) == "1":
+    if allow_download and os.environ.get(OFFLINE_ENV) == "1":
         notes.append(f"{OFFLINE_ENV}=1: no download tried")
     elif allow_download:
         try:
             _download_housing(sklearn_data_home())
-            return _read_housing(sklearn_data_home()), f"downloaded to {sklearn_data_home() / HOUSING_FILE}", notes
+            return read_housing(sklearn_data_home()), f"downloaded to {sklearn_data_home() / HOUSING_FILE}", notes
         except Exception as error:
             notes.append(f"download failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
     raise DataUnavailable(f"California housing is not on this machine; {HOUSING_HINT}", notes)

@@ -1,14 +1,18 @@
 """Get the course datasets ready for an offline classroom, and move them between machines.
 
-    python scripts/fetch_data.py                 # fill the Keras cache (downloads what is missing)
+    python scripts/fetch_data.py                 # fill the caches (downloads what is missing)
     python scripts/fetch_data.py --check         # only report; no network, writes nothing
-    python scripts/fetch_data.py --export DIR    # copy the verified cache into a mirror folder
-    python scripts/fetch_data.py --import DIR    # fill the cache from a mirror folder
+    python scripts/fetch_data.py --export DIR    # copy the verified caches into a mirror folder
+    python scripts/fetch_data.py --import DIR    # fill the caches from a mirror folder
 
+MNIST and Fashion-MNIST live in the Keras cache; California housing (Lesson 3's regression data)
+in scikit-learn's data home ($SCIKIT_LEARN_DATA, else ~/scikit_learn_data) as cal_housing_py3.pkz.
 Every file is verified before it is used or copied: mnist.npz by the sha256 Keras expects,
-Fashion-MNIST by the sha256 of its decompressed idx files, MNIST idx files by their headers.
-A mirror folder has the cache's layout (mnist.npz, fashion-mnist/*.gz), so students can also
-use it directly with LAB_DATA_MIRROR=DIR. scikit-learn's digits ship with scikit-learn.
+Fashion-MNIST by the sha256 of its decompressed idx files, MNIST idx files by their headers,
+the housing file by loading it through scikit-learn and checking its 20,640 rows of 8 features.
+A mirror folder has the caches' layout (mnist.npz, fashion-mnist/*.gz, cal_housing_py3.pkz at its
+top), so students can also use it directly with LAB_DATA_MIRROR=DIR. scikit-learn's digits and
+diabetes sets ship with scikit-learn.
 
 Exit codes: 0 all datasets ready, 1 some missing (each with a hint), 2 bad usage.
 """
@@ -21,36 +25,88 @@ from pathlib import Path
 
 import labkit  # noqa: F401  (quiets TensorFlow if a download needs it)
 from labkit import LabError
-from labkit.data import DataUnavailable, copy_dataset_files, dataset_files, find_raw, keras_cache_dir, reader_for
+from labkit.data import (
+    DataUnavailable,
+    copy_dataset_files,
+    dataset_files,
+    find_raw,
+    keras_cache_dir,
+    mirror_dir,
+    reader_for,
+)
+from labkit.tabular import HOUSING_FILE, copy_housing, find_housing, read_housing, sklearn_data_home
 
-FETCHABLE = ("mnist", "fashion_mnist")
+HOUSING = "california_housing"
+FETCHABLE = ("mnist", "fashion_mnist", HOUSING)
+
+
+def home_of(name: str) -> Path:
+    """The cache a dataset lives in on a student's machine."""
+    return sklearn_data_home() if name == HOUSING else keras_cache_dir()
+
+
+def where(name: str) -> str:
+    return "scikit-learn's data home" if name == HOUSING else "the Keras cache"
 
 
 def verified_files(name: str, folder: Path) -> list[Path]:
     """The files holding a valid copy of `name` in `folder` (empty if none); raises if corrupt."""
+    if name == HOUSING:
+        return [folder / HOUSING_FILE] if read_housing(folder) is not None else []
     return dataset_files(name, folder) if reader_for(name)(folder) is not None else []
+
+
+def copy_files(name: str, source: Path, target: Path) -> list[Path]:
+    return copy_housing(source, target) if name == HOUSING else copy_dataset_files(name, source, target)
+
+
+def find(name: str, *, allow_download: bool):
+    """(source, notes) of the first good copy of `name`; DataUnavailable (with its notes) if none.
+
+    Found in the mirror only, housing is also copied into scikit-learn's data home, as the image
+    sets are into the Keras cache, unless this is a --check."""
+    if name != HOUSING:
+        found = find_raw(name, allow_download=allow_download, seed_cache=allow_download)
+        return found.source, found.notes
+    _, source, notes = find_housing(allow_download=allow_download)
+    home, mirror = sklearn_data_home(), mirror_dir()
+    # The chain reads the data home first and downloads into it, so a good copy that is not there came from the mirror.
+    if allow_download and mirror is not None and not (home / HOUSING_FILE).exists():
+        try:
+            if copy_housing(mirror, home):
+                notes.append(f"copied {HOUSING_FILE} into scikit-learn's data home at {home}")
+        except OSError as error:  # a read-only home: the mirror still serves every run
+            notes.append(f"could not copy it into {home}: {error.strerror or error}")
+    return source, notes
 
 
 def fetch(names, *, allow_download: bool) -> int:
     missing = 0
     for name in names:
         try:
-            found = find_raw(name, allow_download=allow_download, seed_cache=allow_download)
+            source, notes = find(name, allow_download=allow_download)
         except DataUnavailable as error:
             print(f"MISSING {name}: {error}")
+            # find_raw folds its notes into the message; the housing chain keeps them apart.
+            for note in error.notes if name == HOUSING else ():
+                print(f"        {note}")
             missing += 1
             continue
-        print(f"OK      {name}: {found.source}")
-        for note in found.notes:
+        print(f"OK      {name}: {source}")
+        for note in notes:
             print(f"        {note}")
-    print(f"Keras cache: {keras_cache_dir()}")
+    if set(names) - {HOUSING}:
+        print(f"Keras cache: {keras_cache_dir()}")
+    if HOUSING in names:
+        print(f"scikit-learn data home: {sklearn_data_home()}")
     return 1 if missing else 0
 
 
-def transfer(names, source: Path, target: Path, *, when_missing: str) -> int:
-    """Copy each verified dataset from `source` to `target`; 1 if any was missing or corrupt."""
+def transfer(names, *, export: Path | None = None, import_dir: Path | None = None) -> int:
+    """Copy each verified dataset between its cache and a mirror folder; 1 if any was missing or corrupt."""
     missing = 0
     for name in names:
+        source, target = (home_of(name), export) if export is not None else (import_dir, home_of(name))
         try:
             present = verified_files(name, source)
         except LabError as error:
@@ -58,10 +114,15 @@ def transfer(names, source: Path, target: Path, *, when_missing: str) -> int:
             missing += 1
             continue
         if not present:
-            print(f"MISSING {name}: {when_missing}")
+            hint = (
+                f"not in {where(name)} at {source}; run this script without --export first"
+                if export is not None
+                else f"nothing for it in {source}"
+            )
+            print(f"MISSING {name}: {hint}")
             missing += 1
             continue
-        written = copy_dataset_files(name, source, target)
+        written = copy_files(name, source, target)
         print(
             f"OK      {name}: " + (f"copied {len(written)} file(s) to {target}" if written else f"already in {target}")
         )
@@ -72,8 +133,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--check", action="store_true", help="report only: no network, no writes")
-    group.add_argument("--export", metavar="DIR", type=Path, help="copy the verified cache into DIR")
-    group.add_argument("--import", dest="import_dir", metavar="DIR", type=Path, help="fill the Keras cache from DIR")
+    group.add_argument("--export", metavar="DIR", type=Path, help="copy the verified caches into DIR")
+    group.add_argument("--import", dest="import_dir", metavar="DIR", type=Path, help="fill the caches from DIR")
     parser.add_argument(
         "--dataset", action="append", choices=FETCHABLE, help="limit to this dataset (repeatable; default: all)"
     )
@@ -85,18 +146,12 @@ def main(argv=None) -> int:
     if args.export is not None and args.export.exists() and not args.export.is_dir():
         parser.exit(2, f"{parser.prog}: error: --export target {args.export} is a file\n")
 
-    cache = keras_cache_dir()
     if args.export is not None:
-        status = transfer(
-            names,
-            cache,
-            args.export,
-            when_missing=f"not in the Keras cache at {cache}; run this script without --export first",
-        )
+        status = transfer(names, export=args.export)
         print(f"Students can use it with: LAB_DATA_MIRROR={args.export}")
         return status
     if args.import_dir is not None:
-        return transfer(names, args.import_dir, cache, when_missing=f"nothing for it in {args.import_dir}")
+        return transfer(names, import_dir=args.import_dir)
     return fetch(names, allow_download=not args.check)
 
 

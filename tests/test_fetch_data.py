@@ -79,3 +79,71 @@ def test_real_fashion_mnist_from_the_system_package_fills_the_cache(homes, tmp_p
     assert "OK      fashion_mnist: system package dataset-fashion-mnist" in result.stdout
     cached = homes["student"] / "datasets" / "fashion-mnist"
     assert sorted(p.name for p in cached.iterdir()) == sorted(IDX_NAMES.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# California housing (Lesson 3's regression data), in scikit-learn's data home. The real file
+# cannot be had offline, so these check everything but the happy path: in-process, no download.
+
+
+@pytest.fixture
+def fetch_main(tmp_path, monkeypatch):
+    """scripts/fetch_data.py's main(), with an empty data home, no mirror and no network."""
+    import importlib.util
+
+    from labtest import REPO
+
+    spec = importlib.util.spec_from_file_location("fetch_data", REPO / FETCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setenv("SCIKIT_LEARN_DATA", str(tmp_path / "sklearn_home"))
+    monkeypatch.delenv("LAB_DATA_MIRROR", raising=False)
+    monkeypatch.setenv("LAB_OFFLINE", "1")
+    return module.main
+
+
+HOUSING_MISSING = (
+    "MISSING california_housing: California housing is not on this machine; run `python scripts/fetch_data.py` "
+    "on a machine with internet (it needs scikit-learn's cal_housing_py3.pkz), or point LAB_DATA_MIRROR at a "
+    "classroom mirror folder that holds it"
+)
+
+
+def test_check_reports_missing_housing_with_its_hint_and_writes_nothing(fetch_main, tmp_path, capsys):
+    assert fetch_main(["--check", "--dataset", "california_housing"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out == [HOUSING_MISSING, f"scikit-learn data home: {tmp_path / 'sklearn_home'}"]
+    assert not (tmp_path / "sklearn_home").exists()
+
+
+def test_offline_fetch_of_housing_tries_no_download(fetch_main, tmp_path, capsys, monkeypatch):
+    from labkit import tabular
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("LAB_OFFLINE=1 must not try a download")
+
+    monkeypatch.setattr(tabular, "_download_housing", no_network)
+    assert fetch_main(["--dataset", "california_housing"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[:2] == [HOUSING_MISSING, "        LAB_OFFLINE=1: no download tried"]
+    assert not (tmp_path / "sklearn_home").exists()
+
+
+def test_corrupt_housing_file_in_a_mirror_is_skipped_on_import(fetch_main, tmp_path, capsys):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "cal_housing_py3.pkz").write_bytes(b"not a joblib file")
+    assert fetch_main(["--import", str(mirror), "--dataset", "california_housing"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and out[0].startswith(f"SKIP    california_housing: {mirror / 'cal_housing_py3.pkz'}: ")
+    assert not (tmp_path / "sklearn_home").exists()
+
+
+def test_export_without_housing_says_where_it_looked(fetch_main, tmp_path, capsys):
+    assert fetch_main(["--export", str(tmp_path / "mirror"), "--dataset", "california_housing"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == (
+        f"MISSING california_housing: not in scikit-learn's data home at {tmp_path / 'sklearn_home'}; "
+        "run this script without --export first"
+    )
+    assert not (tmp_path / "mirror").exists()
