@@ -10,7 +10,7 @@ from labtest import REPO
 
 # Jupyter keeps autosaved copies in .ipynb_checkpoints/ (git ignores them): not course notebooks.
 NOTEBOOKS = sorted(p for p in REPO.glob("lesson_*/**/*.ipynb") if ".ipynb_checkpoints" not in p.parts)
-SCRIPTS = sorted(REPO.glob("lesson_*/*/train_mnist.py"))
+SCRIPTS = sorted(REPO.glob("lesson_*/*/train_*.py"))
 CARD_SECTIONS = ("goal", "steps", "expected", "questions")
 
 
