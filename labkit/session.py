@@ -368,7 +368,7 @@ class TrainingSession:
             # epoch counts as saved: a run killed in between repeats that epoch, never skips it.
             callbacks=self.callbacks() + step_validation + list(extra_callbacks) + [self.backup_callback()],
             shuffle=False,  # the pipeline above already shuffles, reproducibly
-            verbose=2 if not sys.stdout.isatty() else "auto",
+            verbose=0 if self.quiet else 2 if not sys.stdout.isatty() else "auto",
         )
         return self.history
 
