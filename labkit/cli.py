@@ -127,7 +127,10 @@ def build_parser(
         "--resume",
         metavar="RUN_DIR",
         default=None,
-        help="continue an interrupted or crashed run of this activity in its own folder, with its own settings",
+        # Hidden where it cannot work; parse() still answers it with one line that says why.
+        help=argparse.SUPPRESS
+        if several_runs
+        else "continue an interrupted or crashed run of this activity in its own folder, with its own settings",
     )
     return parser
 

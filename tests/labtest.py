@@ -310,3 +310,133 @@ def assert_interrupted_but_readable(
         # The signal may land between an epoch's TensorBoard points and its run.json update.
         assert steps == list(range(len(steps))) and len(steps) in (completed, completed + 1), steps
     return record
+
+
+# ---------------------------------------------------------------------------------------------
+# A real TensorBoard server, for asserting on what its dashboards serve
+
+
+class TensorBoardServer:
+    """This venv's `tensorboard` on `logdir`, localhost only, on a port the OS picks.
+
+        with TensorBoardServer(runs_dir) as board:
+            board.wait_for_runs(["lr0.001/train"])
+            tags = board.get_json("/data/plugin/scalars/tags")
+
+    Every wait is bounded, and leaving the block always stops the server (SIGTERM, then SIGKILL)
+    together with the data server it may have started.
+    """
+
+    def __init__(self, logdir: Path, start_timeout: float = 60, extra_args: tuple[str, ...] = ()):
+        self.logdir = Path(logdir).resolve()
+        self.start_timeout = start_timeout
+        self.extra_args = tuple(extra_args)
+        self.process = None
+        self.port = None
+        self._log = None
+
+    def __enter__(self) -> TensorBoardServer:
+        import tempfile
+
+        binary = Path(sys.executable).parent / ("tensorboard.exe" if os.name == "nt" else "tensorboard")
+        self._log = tempfile.TemporaryFile(mode="w+")
+        # --port 0: the OS picks a free port and TensorBoard records it in its info file, so two
+        # test sessions can never race for the same port.
+        command = [str(binary), "--logdir", str(self.logdir), "--host", "localhost", "--port", "0", *self.extra_args]
+        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=dict(os.environ))
+        try:
+            self.port = self._wait_for_port()
+            self.wait_until(lambda: self.get_json("/data/environment") is not None, "it answers HTTP")
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _wait_for_port(self) -> int:
+        import time
+
+        from tensorboard import manager
+
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"tensorboard exited with {self.process.returncode}: {self.output()}"
+            for info in manager.get_all():
+                if info.pid == self.process.pid:
+                    return info.port
+            time.sleep(0.2)
+        raise AssertionError(f"tensorboard announced no port within {self.start_timeout} s: {self.output()}")
+
+    def output(self) -> str:
+        if self._log is None:
+            return ""
+        self._log.seek(0)
+        return self._log.read()[-3000:]
+
+    def url(self, path: str) -> str:
+        return f"http://localhost:{self.port}{path}"
+
+    def get(self, path: str, timeout: float = 30) -> bytes:
+        import urllib.request
+
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
+        with opener.open(self.url(path), timeout=timeout) as response:
+            return response.read()
+
+    def get_json(self, path: str, **query: str):
+        import urllib.parse
+
+        suffix = ("?" + urllib.parse.urlencode(query)) if query else ""
+        return json.loads(self.get(path + suffix))
+
+    def wait_until(self, condition, what: str, timeout: float = 60):
+        """Poll `condition()` until it returns something truthy (HTTP errors count as not yet)."""
+        import time
+        import urllib.error
+
+        deadline = time.monotonic() + timeout
+        last_error = None
+        while time.monotonic() < deadline:
+            try:
+                value = condition()
+                if value:
+                    return value
+            except (urllib.error.URLError, ConnectionError, OSError, ValueError) as error:
+                last_error = error
+            assert self.process.poll() is None, f"tensorboard exited with {self.process.returncode}: {self.output()}"
+            time.sleep(0.3)
+        raise AssertionError(f"TensorBoard: {what} not within {timeout} s (last error: {last_error}); {self.output()}")
+
+    def wait_for_runs(self, runs, timeout: float = 60) -> list[str]:
+        """Wait until every run in `runs` is listed at /data/runs; returns the listing."""
+        wanted = set(runs)
+        return self.wait_until(
+            lambda: (listed := self.get_json("/data/runs")) and wanted <= set(listed) and listed,
+            f"runs {sorted(wanted)} listed",
+            timeout,
+        )
+
+    def active_plugins(self) -> set[str]:
+        return {name for name, entry in self.get_json("/data/plugins_listing").items() if entry.get("enabled")}
+
+    def wait_for_plugins(self, plugins, timeout: float = 60) -> set[str]:
+        """Some plugins (the projector) decide in a background thread: ask until they say yes."""
+        wanted = set(plugins)
+        return self.wait_until(
+            lambda: wanted <= (active := self.active_plugins()) and active, f"plugins {sorted(wanted)} active", timeout
+        )
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # TensorBoard stops its data server and drops its info file
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=20)
+        if self.process is not None:
+            from tensorboard import manager
+
+            Path(manager._get_info_dir(), f"pid-{self.process.pid}.info").unlink(missing_ok=True)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
