@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from labkit import LabError
-from labkit.data import BAD_FILE_NOTE, MIRROR_ENV, OFFLINE_ENV, DataUnavailable, download_timeout, mirror_dir
+from labkit.data import BAD_FILE_NOTE, MIRROR_ENV, OFFLINE_ENV, Dataset, DataUnavailable, download_timeout, mirror_dir
 
 REGRESSION_SETS = ("california_housing", "diabetes")
 DEFAULT_REGRESSION_SET = "california_housing"
@@ -38,6 +38,14 @@ SPLIT_SEED = 42  # the seed's random_state for both splits
 # The diabetes score runs from 25 to 346. Divided by 100 it sits in the same range as housing's
 # values in $100,000, so the seed's SGD learning rates stay stable on either set.
 DIABETES_TARGET_SCALE = 100.0
+
+# What build_parser needs to offer these sets as --dataset: `cli.build_parser(..., **DATASET_FLAGS)`.
+DATASET_FLAGS = {
+    "datasets": REGRESSION_SETS,
+    "default_dataset": DEFAULT_REGRESSION_SET,
+    "dataset_help": "data to train on (default: California housing, falling back with a notice to "
+    "scikit-learn's bundled diabetes set when it is not here; scripts/fetch_data.py gets it)",
+}
 
 HOUSING_HINT = (
     "run `python scripts/fetch_data.py` on a machine with internet (it needs scikit-learn's "
@@ -68,19 +76,14 @@ class TabularDataset:
     def num_features(self) -> int:
         return self.x_train.shape[1]
 
-    def sizes(self) -> dict[str, int]:
-        return {"train": len(self.x_train), "validation": len(self.x_val), "test": len(self.x_test)}
+    sizes = Dataset.sizes
 
     def describe(self) -> dict:
-        """What run.json records about the data a run saw."""
+        """What run.json records about the data a run saw: the image sets' fields, plus the columns."""
         return {
-            "name": self.name,
-            "source": self.source,
-            "substitute_for": self.substitute_for,
-            "sizes": self.sizes(),
+            **Dataset.describe(self),
             "features": list(self.feature_names),
             "target": f"{self.target_name} ({self.target_unit})",
-            "notes": list(self.notes),
         }
 
 

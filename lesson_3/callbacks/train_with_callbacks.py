@@ -30,7 +30,7 @@ import pandas as pd
 from labkit import cli
 from labkit.deferred import keras, tf  # TensorFlow loads on first use, after the flags are checked
 from labkit.session import TrainingSession, run_main
-from labkit.tabular import DEFAULT_REGRESSION_SET, REGRESSION_SETS
+from labkit.tabular import DATASET_FLAGS
 from lesson_3.regression.train_regression import build_model, compile_model, load_data
 
 EPOCHS = 100  # an upper bound: early stopping decides
@@ -116,10 +116,7 @@ def make_parser():
         epochs=EPOCHS,
         learning_rate=LEARNING_RATE,
         batch_size=BATCH_SIZE,
-        datasets=REGRESSION_SETS,
-        default_dataset=DEFAULT_REGRESSION_SET,
-        dataset_help="data to train on (default: California housing, falling back with a notice to "
-        "scikit-learn's bundled diabetes set when it is not here; scripts/fetch_data.py gets it)",
+        **DATASET_FLAGS,
     )
     parser.add_argument(
         "--patience",

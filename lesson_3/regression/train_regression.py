@@ -23,7 +23,7 @@ from labkit import cli
 from labkit.deferred import keras  # TensorFlow loads on first use, after the flags are checked
 from labkit.plan import training_plan
 from labkit.session import TrainingSession, run_main
-from labkit.tabular import DEFAULT_REGRESSION_SET, REGRESSION_SETS, load_regression_data
+from labkit.tabular import DATASET_FLAGS, load_regression_data
 
 HIDDEN_UNITS = 30
 EPOCHS = 20
@@ -111,10 +111,7 @@ def make_parser():
         epochs=EPOCHS,
         learning_rate=LEARNING_RATE,
         batch_size=BATCH_SIZE,
-        datasets=REGRESSION_SETS,
-        default_dataset=DEFAULT_REGRESSION_SET,
-        dataset_help="data to train on (default: California housing, falling back with a notice to scikit-learn's "
-        "bundled diabetes set when it is not here; scripts/fetch_data.py gets it)",
+        **DATASET_FLAGS,
     )
 
 
