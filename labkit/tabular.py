@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,16 @@ from pathlib import Path
 import numpy as np
 
 from labkit import LabError
-from labkit.data import BAD_FILE_NOTE, MIRROR_ENV, OFFLINE_ENV, Dataset, DataUnavailable, download_timeout, mirror_dir
+from labkit.data import (
+    BAD_FILE_NOTE,
+    MIRROR_ENV,
+    OFFLINE_ENV,
+    Dataset,
+    DataUnavailable,
+    mirror_dir,
+    run_bounded,
+    sliced,
+)
 
 REGRESSION_SETS = ("california_housing", "diabetes")
 DEFAULT_REGRESSION_SET = "california_housing"
@@ -169,25 +177,12 @@ def _download_housing(target: Path) -> None:
     """scikit-learn's own download, bounded in time like the image downloads in labkit.data."""
     from sklearn.datasets import fetch_california_housing
 
-    timeout = download_timeout()
-    outcome: list[BaseException | None] = []
-
     def fetch():
-        try:
-            with warnings.catch_warnings():  # scikit-learn warns on each retry; the caller says it in one line
-                warnings.simplefilter("ignore")
-                fetch_california_housing(data_home=str(target), download_if_missing=True, n_retries=1, delay=0.1)
-            outcome.append(None)
-        except BaseException as error:  # handed to the caller's thread below
-            outcome.append(error)
+        with warnings.catch_warnings():  # scikit-learn warns on each retry; the caller says it in one line
+            warnings.simplefilter("ignore")
+            fetch_california_housing(data_home=str(target), download_if_missing=True, n_retries=1, delay=0.1)
 
-    worker = threading.Thread(target=fetch, name="download-california-housing", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if not outcome:
-        raise TimeoutError(f"no answer from scikit-learn's data server within {timeout:g} s")
-    if outcome[0] is not None:
-        raise outcome[0]
+    run_bounded(fetch, "download-california-housing", "scikit-learn's data server")
 
 
 def housing_sources() -> list[tuple[str, Path]]:
@@ -253,18 +248,6 @@ def load_diabetes_substitute() -> TabularDataset:
 
 # ---------------------------------------------------------------------------------------------
 # The one entry point
-
-
-def sliced(dataset: TabularDataset, limits: dict[str, int] | None) -> TabularDataset:
-    """The first rows of each split, as a quick run's slice; smaller sets are left whole."""
-    if not limits:
-        return dataset
-    for split, attr in (("train", "train"), ("validation", "val"), ("test", "test")):
-        cap = limits.get(split)
-        if cap is not None:
-            setattr(dataset, f"x_{attr}", getattr(dataset, f"x_{attr}")[:cap])
-            setattr(dataset, f"y_{attr}", getattr(dataset, f"y_{attr}")[:cap])
-    return dataset
 
 
 def load_regression_data(
