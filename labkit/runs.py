@@ -129,6 +129,7 @@ class RunRecord:
         hparams: dict,
         dataset: dict,
         quick: bool,
+        tag: str | None = None,
         argv: list[str] | None = None,
     ):
         self.path = Path(run_dir) / RUN_JSON
@@ -138,6 +139,7 @@ class RunRecord:
             "lesson": lesson,
             "activity": activity,
             "run_name": Path(run_dir).name,
+            "tag": tag,  # which of the runs a multi-run command trains (None: the command's only run)
             "status": "running",
             "quick": quick,
             "hparams": dict(hparams),

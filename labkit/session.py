@@ -176,6 +176,7 @@ class TrainingSession:
                     hparams=self.hparams(),
                     dataset=self.data.describe(),
                     quick=self.plan.quick,
+                    tag=self.tag,
                 )
         except OSError as error:
             raise RunWriteError(write_failure(error, self.run_dir or parent) or str(error)) from None
@@ -195,6 +196,13 @@ class TrainingSession:
         if owner != (self.lesson, self.activity):
             raise LabError(
                 f"--resume {run_dir}: that is a run of {owner[0]}/{owner[1]}, not of {self.lesson}/{self.activity}"
+            )
+        if record.get("tag") != self.tag:
+            # One of the runs a multi-run command trains (a linear baseline, a NumPy/Keras pair):
+            # its settings alone cannot say how this command would continue it.
+            raise LabError(
+                f"--resume {run_dir}: that is the '{record.get('tag')}' run of a command that trains several; "
+                "run that command again instead"
             )
 
     def check_plan_fits_data(self) -> None:

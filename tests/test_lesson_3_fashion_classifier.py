@@ -164,6 +164,7 @@ def test_a_linear_baseline_run_is_not_resumable(runs_dir, capsys, monkeypatch):
         "lesson": "lesson_3",
         "activity": "fashion_classifier",
         "status": "interrupted",
+        "tag": "linear_fashion",
         "quick": False,
         "hparams": {"learning_rate": 0.01, "batch_size": 32, "epochs": 10, "model": "linear", "seed": 42},
     }
@@ -173,7 +174,8 @@ def test_a_linear_baseline_run_is_not_resumable(runs_dir, capsys, monkeypatch):
         main(["--resume", str(run)])
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
-    assert len(error.strip().splitlines()) == 1 and "the linear baseline is not resumable" in error, error
+    refusal = "that is the 'linear_fashion' run of a command that trains several"
+    assert len(error.strip().splitlines()) == 1 and refusal in error, error
     assert run_dirs(runs_dir) == [run] and sorted(p.name for p in run.iterdir()) == ["run.json"]
 
 
@@ -250,6 +252,7 @@ def test_quick_linear_baseline_trains_two_tagged_sibling_runs(quick_run):
         # Chance is 10%; 50 SGD steps of the softmax regression reach 39-57% on either set (seeds 42, 1, 2).
         records[tag] = assert_finished_above(run, {"validation.accuracy": 0.3, "test.accuracy": 0.3})
         assert records[tag]["hparams"]["model"] == "linear" and records[tag]["hparams"]["epochs"] == 2
+        assert records[tag]["tag"] == tag  # what --resume checks to refuse a run of a multi-run command
     assert records["linear_fashion"]["dataset"]["name"] == "fashion_mnist"
     mnist = records["linear_mnist"]["dataset"]
     stdout = finished.result.stdout

@@ -23,7 +23,6 @@ from labkit import LabError, cli
 from labkit import data as lab_data
 from labkit.deferred import keras  # TensorFlow loads on first use, after the flags are checked
 from labkit.plan import training_plan
-from labkit.runs import read_run
 from labkit.session import RunSet, TrainingSession, run_main
 
 EPOCHS = 30
@@ -225,8 +224,6 @@ def with_epochs(args) -> argparse.Namespace:
 def train(args, *, dataset=None, quiet=False, parent_dir=None):
     """Train the MLP and return its session, or with --linear-baseline the two linear runs as a RunSet."""
     args = with_epochs(args)
-    if getattr(args, "resume", None) and read_run(args.resume)["hparams"].get("model") == "linear":
-        raise LabError(f"--resume {args.resume}: the linear baseline is not resumable; run --linear-baseline again")
     if getattr(args, "linear_baseline", False):
         return train_linear_baseline(args, quiet=quiet, parent_dir=parent_dir)
     with TrainingSession(
