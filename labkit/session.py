@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import errno
 import json
-import math
 import signal
 import sys
 import threading
@@ -360,7 +359,7 @@ class TrainingSession:
         steps = self.plan.steps_per_epoch_for(len(x_train)) if self.plan.repeat else None
         if getattr(self.args, "resume", None):
             self.prepare_resume()
-        steps_done = (self.resumed_from_epoch or 0) * (steps or math.ceil(len(x_train) / self.plan.batch_size))
+        steps_done = (self.resumed_from_epoch or 0) * self.plan.steps_per_epoch_for(len(x_train))
         step_validation = (
             [step_validation_callback(self, x_val, y_val, validate_every_steps, first_step=steps_done)]
             if validate_every_steps

@@ -152,3 +152,25 @@ def test_dropping_events_after_a_time_keeps_earlier_steps_and_survives_a_torn_re
     assert drop_events_after(tmp_path, cutoff) == 1
     assert read_scalars(tmp_path).step.tolist() == [0, 1, 2]
     assert drop_events_after(tmp_path, cutoff) == 0
+
+
+def test_step_validation_of_a_resumed_run_counts_on_from_the_steps_already_taken(tmp_path):
+    """A resumed Lesson 1 run logs `accuracy_by_step` after the steps its first process took."""
+    import numpy as np
+    import tensorflow as tf
+
+    from labkit.deferred import keras
+    from labkit.session import step_validation_callback
+    from labkit.tblogs import read_scalars, steps_of
+
+    class WritesUnderTmp:  # the one thing the callback asks of its session
+        def open_writer(self, split):
+            return tf.summary.create_file_writer(str(tmp_path / split))
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = np.random.default_rng(0).normal(size=(40, 4)).astype("float32"), np.arange(40) % 3
+    (tmp_path / "run.json").write_text("{}")  # marks tmp_path as the run, so `validation` reads as its split
+    callback = step_validation_callback(WritesUnderTmp(), x, y, every=5, first_step=100)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[callback])  # 10 steps
+    assert steps_of(read_scalars(tmp_path), "validation", "accuracy_by_step") == [105, 110]
