@@ -43,7 +43,7 @@ EMBEDDING_TENSOR = "embedding/.ATTRIBUTES/VARIABLE_VALUE"  # the key tf.train.Ch
 # Pictures, rendered off-screen with matplotlib and handed to tf.summary.image
 
 
-def _figure(width: float, height: float):
+def offscreen_figure(width: float, height: float):
     """A matplotlib figure that never touches pyplot, so no window opens and no global state leaks."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -73,7 +73,7 @@ def confusion_counts(y_true, y_pred, num_classes: int) -> np.ndarray:
 
 def confusion_matrix_figure(counts: np.ndarray, class_names, title: str):
     size = 2.0 + 0.6 * len(class_names)
-    figure = _figure(size, size)
+    figure = offscreen_figure(size, size)
     ax = figure.add_subplot()
     ax.imshow(counts, cmap="Blues")
     ticks = np.arange(len(class_names))
@@ -95,7 +95,7 @@ def misclassified_figure(images, y_true, y_pred, class_names, title: str, shown:
     wrong = np.flatnonzero(np.asarray(y_true) != np.asarray(y_pred))[:shown]
     columns = 5
     rows = max(1, -(-len(wrong) // columns))
-    figure = _figure(2.0 * columns, 2.3 * rows + 0.5)
+    figure = offscreen_figure(2.0 * columns, 2.3 * rows + 0.5)
     figure.suptitle(title)
     if len(wrong) == 0:
         figure.text(0.5, 0.5, "no misclassified images", ha="center", va="center")
