@@ -22,6 +22,9 @@ START_RATE = 1e-5
 END_RATE = 10.0
 ITERATIONS = 500  # the seed's sweep: x1.028 per batch takes 1e-5 to 10 in 500 batches
 SMOOTHING = 0.98  # exponential moving average over about 50 batches, bias-corrected
+# The smoothing window is a tenth of the planned sweep (50 of 500 batches, i.e. SMOOTHING), so that
+# it spans the same stretch of the log-rate axis, about 0.6 decades, in a short sweep as in a long one.
+SMOOTHING_SHARE = 0.1
 BLOW_UP = 4.0  # the sweep stops once the smoothed loss is this many times its lowest value
 SUGGESTION_DIVISOR = 10.0
 
@@ -37,14 +40,21 @@ class FinderResult:
     divergence_rate: float  # the first rate at which the smoothed loss passed BLOW_UP x its lowest
     suggested_rate: float
     notes: list[str] = field(default_factory=list)
+    # What marks the divergence point: "blow-up" (BLOW_UP x the lowest smoothed loss), "nan" (the
+    # first NaN loss) or "end" (neither happened: the last rate tried).
+    diverged_by: str = "blow-up"
 
     @property
     def how(self) -> str:
         """The one line that says how the suggestion was made."""
+        divergence = {
+            "blow-up": f"it passed {BLOW_UP:g}x its lowest at {self.divergence_rate:.2g}",
+            "nan": f"it became NaN at {self.divergence_rate:.2g}",
+            "end": f"it never blew up, up to {self.divergence_rate:.2g}",
+        }[self.diverged_by]
         return (
             f"Suggested {self.suggested_rate:.2g}: {SUGGESTION_DIVISOR:g}x below {self.turn_rate:.2g},"
-            f" the rate at which the smoothed loss stopped falling"
-            f" (it passed {BLOW_UP:g}x its lowest at {self.divergence_rate:.2g})."
+            f" the rate at which the smoothed loss stopped falling ({divergence})."
         )
 
     def describe(self) -> dict:
@@ -55,6 +65,7 @@ class FinderResult:
             "iterations": len(self.rates),
             "turn_rate": self.turn_rate,
             "divergence_rate": self.divergence_rate,
+            "diverged_by": self.diverged_by,
             "suggested_rate": self.suggested_rate,
             "lowest_smoothed_loss": float(np.nanmin(self.smoothed)),
             "how": self.how,
@@ -67,6 +78,11 @@ def growth_factor(start: float, end: float, iterations: int) -> float:
     return (end / start) ** (1.0 / max(iterations - 1, 1))
 
 
+def smoothing_for(iterations: int) -> float:
+    """The moving average's beta for a sweep of `iterations` batches: 0.98 for 500, 0.84 for 63."""
+    return 1.0 - 1.0 / max(SMOOTHING_SHARE * iterations, 2.0)
+
+
 def smooth(losses: np.ndarray, beta: float = SMOOTHING) -> np.ndarray:
     """Bias-corrected exponential moving average: the raw batch losses are too noisy to read."""
     smoothed = np.empty(len(losses))
@@ -77,29 +93,34 @@ def smooth(losses: np.ndarray, beta: float = SMOOTHING) -> np.ndarray:
     return smoothed
 
 
-def suggest(rates: np.ndarray, losses: np.ndarray) -> FinderResult:
-    """Read a sweep: find where the smoothed loss turns up, and suggest a rate ten times lower."""
+def suggest(rates: np.ndarray, losses: np.ndarray, beta: float | None = None) -> FinderResult:
+    """Read a sweep: find where the smoothed loss turns up, and suggest a rate ten times lower.
+
+    `beta` smooths the losses (default: `smoothing_for` the number of losses given)."""
     rates = np.asarray(rates, dtype=float)
     losses = np.asarray(losses, dtype=float)
+    beta = smoothing_for(len(losses)) if beta is None else beta
     finite = np.isfinite(losses)
-    if finite.sum() < 2:
-        raise ValueError("the sweep recorded fewer than two finite losses: nothing to read")
     # A NaN ends the readable part of the sweep: everything after it is the explosion.
     readable = int(np.argmin(finite)) if not finite.all() else len(losses)
-    smoothed = smooth(losses[:readable])
+    if readable < 2:
+        raise ValueError("the sweep recorded fewer than two finite losses before the first NaN: nothing to read")
+    smoothed = smooth(losses[:readable], beta)
     lowest = int(np.argmin(smoothed))
     blown = np.flatnonzero(smoothed[lowest:] > BLOW_UP * smoothed[lowest])
     notes = []
     if blown.size:
-        divergence = rates[lowest + blown[0]]
+        divergence, diverged_by = rates[lowest + blown[0]], "blow-up"
     elif readable < len(losses):
-        divergence = rates[readable]
+        divergence, diverged_by = rates[readable], "nan"
         notes.append("the loss became NaN before the smoothed loss had grown fourfold")
     else:
-        divergence = rates[readable - 1]
+        divergence, diverged_by = rates[readable - 1], "end"
         notes.append("the loss never blew up: the divergence point is at least the last rate tried")
     turn = rates[lowest]
-    if lowest == readable - 1:
+    if lowest == 0:
+        notes.append("the loss was lowest at the very first rate: the sweep started too high, try a smaller start rate")
+    elif lowest == readable - 1:
         notes.append("the loss was still falling at the end of the sweep: try a larger end rate")
     return FinderResult(
         rates=rates,
@@ -109,12 +130,14 @@ def suggest(rates: np.ndarray, losses: np.ndarray) -> FinderResult:
         divergence_rate=float(divergence),
         suggested_rate=float(turn / SUGGESTION_DIVISOR),
         notes=notes,
+        diverged_by=diverged_by,
     )
 
 
-def sweep_callback(start: float, factor: float, iterations: int):
+def sweep_callback(start: float, factor: float, iterations: int, beta: float | None = None):
     """A callback that sets each batch's rate, records each batch's own loss, and stops the sweep
     once the smoothed loss has blown up (the same test `suggest` applies afterwards)."""
+    beta = smoothing_for(iterations) if beta is None else beta
 
     class ExponentialSweep(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
@@ -132,8 +155,8 @@ def sweep_callback(start: float, factor: float, iterations: int):
             self.rates.append(start * factor ** len(self.rates))
             self.losses.append(loss)
             self.running_total = total
-            self.average = SMOOTHING * self.average + (1 - SMOOTHING) * loss
-            smoothed = self.average / (1 - SMOOTHING ** len(self.losses))
+            self.average = beta * self.average + (1 - beta) * loss
+            smoothed = self.average / (1 - beta ** len(self.losses))
             self.lowest = min(self.lowest, smoothed)
             exploded = not math.isfinite(smoothed) or smoothed > BLOW_UP * self.lowest
             if exploded or len(self.rates) >= iterations:
@@ -162,13 +185,14 @@ def find_learning_rate(
     batches = math.ceil(len(x) / batch_size)
     iterations = min(iterations, batches)
     factor = growth_factor(start, end, iterations)
+    beta = smoothing_for(iterations)
     initial_weights = model.get_weights()
     initial_rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-    sweep = sweep_callback(start, factor, iterations)
+    sweep = sweep_callback(start, factor, iterations, beta)
     model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=True, callbacks=[sweep], verbose=0)
     model.set_weights(initial_weights)
     model.optimizer.learning_rate = initial_rate
-    result = suggest(np.array(sweep.rates), np.array(sweep.losses))
+    result = suggest(np.array(sweep.rates), np.array(sweep.losses), beta)
     if len(sweep.rates) < iterations:
         ended = f"the sweep ended after {len(sweep.rates)} of {iterations} batches, once the loss had blown up"
         result.notes.append(ended)
@@ -200,13 +224,18 @@ def sweep_figure(result: FinderResult, title: str = "Learning-rate finder"):
     axes.plot(result.rates, result.smoothed, color="C0", linewidth=1.8, label="smoothed loss")
     axes.set_xscale("log")
     finite = result.smoothed[np.isfinite(result.smoothed)]
-    axes.set_ylim(0, min(float(np.nanmax(result.losses)), BLOW_UP * float(finite.min())) * 1.05)
+    # Half as much again as the starting loss shows the whole descent and the turn; the explosion
+    # above it only needs to be seen leaving the plot.
+    top = min(float(np.nanmax(result.losses)), BLOW_UP * float(finite.min()), 1.5 * float(finite[0]))
+    axes.set_ylim(0, top * 1.05)
     axes.axvline(result.turn_rate, color="C3", linestyle="--", label=f"loss turns up ({result.turn_rate:.2g})")
     axes.axvline(result.suggested_rate, color="C2", linestyle="-", label=f"suggested ({result.suggested_rate:.2g})")
+    diverged = f"divergence point ({result.divergence_rate:.2g})"
+    axes.axvline(result.divergence_rate, color="0.3", linestyle=":", label=diverged)
     axes.set_xlabel("learning rate (log scale)")
     axes.set_ylabel("training loss")
     axes.set_title(title)
-    axes.legend(loc="upper left")
+    axes.legend(loc="lower left")
     figure.tight_layout()
     return figure
 
