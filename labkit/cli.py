@@ -68,9 +68,10 @@ def build_parser(
     description: str,
     *,
     epochs: int,
-    learning_rate: float,
+    learning_rate: float | None,
     batch_size: int,
     steps_per_epoch: int | None = None,
+    learning_rate_help: str | None = None,
     datasets=DATASETS,
     default_dataset: str = DEFAULT_DATASET,
     several_runs: str | None = None,
@@ -81,7 +82,9 @@ def build_parser(
     `several_runs` names what a command trains when it always trains more than one run (say
     "one run per optimizer"): `--resume` continues a single run, so such commands refuse it.
     Activities on other data than images (Lesson 3's regression) pass their own `datasets`,
-    `default_dataset` and `dataset_help`."""
+    `default_dataset` and `dataset_help`. An activity that picks its rate itself when none is given
+    (the deep MLP asks the learning-rate finder) passes `learning_rate=None` and says so in
+    `learning_rate_help`."""
     parser = OneLineParser(
         description=description.strip().splitlines()[0],
         epilog="Defaults follow the lesson; see this folder's README.md.",
@@ -91,7 +94,7 @@ def build_parser(
         "--learning-rate",
         type=positive_float,
         default=learning_rate,
-        help=f"optimizer step size (default {learning_rate:g})",
+        help=learning_rate_help or f"optimizer step size (default {learning_rate:g})",
     )
     parser.add_argument(
         "--batch-size", type=positive_int, default=batch_size, help=f"examples per gradient step (default {batch_size})"

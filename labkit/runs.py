@@ -210,6 +210,12 @@ class RunRecord:
             self.data["metrics"][split][name] = float(value)
         self.save()
 
+    def set_hparams(self, hparams: dict) -> None:
+        """Replace the recorded hyperparameters: a run that chose one itself (a learning rate
+        from the finder) records the value it trained with."""
+        self.data["hparams"] = _json_safe(hparams)
+        self.save()
+
     def set_test_metrics(self, metrics: dict) -> None:
         self.data["metrics"]["test"] = {k: float(v) for k, v in metrics.items()}
         self.save()

@@ -1,0 +1,215 @@
+"""Lesson 3, the deep MLP exercise: the finder's rate, the best checkpoint, early stopping and
+TensorBoard, checked on the run folder one quick run leaves behind; the runs that fall short in the
+notebook; and the exercise's accuracy on the data this machine has."""
+
+import math
+
+import pytest
+
+from labtest import (
+    execute_notebook,
+    main_in_process,
+    notebook_has_image,
+    notebook_text_outputs,
+    only_run,
+    run_dirs,
+    run_json,
+    run_script,
+)
+
+SCRIPT = "lesson_3/deep_mlp/train_mnist.py"
+MODULE = "lesson_3.deep_mlp.train_mnist"
+NOTEBOOK = "lesson_3/deep_mlp/deep_mlp.ipynb"
+# Full runs: more than 98% on full MNIST is the exercise. On the 4,000 training digits of mnist_5k,
+# seeds 42, 1, 2, 3 and 4 measured 0.916-0.930 on its 500 test digits; the floor leaves a margin.
+FULL_MNIST_FLOOR = 0.98
+MNIST_5K_FLOOR = 0.89
+
+slow = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def quick(quick_run):
+    finished = quick_run(SCRIPT, "--quick")
+    assert finished.result.returncode == 0, finished.result.stdout[-3000:] + finished.result.stderr[-3000:]
+    return finished
+
+
+@pytest.fixture(scope="module")
+def run(quick):
+    found = only_run(quick.runs_dir)
+    assert found.parent == quick.runs_dir / "lesson_3" / "deep_mlp" and found.name.startswith("quick-")
+    return found
+
+
+@pytest.fixture(scope="module")
+def scalars(run):
+    from labkit.tblogs import read_scalars
+
+    return read_scalars(run)
+
+
+# ---------------------------------------------------------------------------------------------
+# No TensorFlow needed
+
+
+def test_the_model_is_a_he_initialised_relu_pyramid():
+    from lesson_3.deep_mlp.train_mnist import build_model
+
+    model = build_model()
+    hidden = [layer for layer in model.layers if layer.name.startswith("hidden")]
+    assert [layer.units for layer in hidden] == [300, 200, 100]
+    assert all(layer.activation.__name__ == "relu" for layer in hidden)
+    assert all(type(layer.kernel_initializer).__name__ == "HeNormal" for layer in hidden)
+    # 784*300+300 + 300*200+200 + 200*100+100 + 100*10+10
+    assert model.count_params() == 235_500 + 60_200 + 20_100 + 1_010
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--hidden-units", "300,0"], "--hidden-units"),
+        (["--hidden-units", "wide"], "--hidden-units"),
+        (["--learning-rate", "-1"], "--learning-rate"),
+        (["--patience", "0"], "--patience"),
+    ],
+)
+def test_bad_flags_exit_2_with_one_line_and_write_nothing(argv, words, runs_dir, monkeypatch, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main_in_process(MODULE, *argv, runs_dir=runs_dir, monkeypatch=monkeypatch)
+    error = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(error.splitlines()) == 1 and words in error, error
+    assert not any(runs_dir.iterdir())
+
+
+def test_hidden_units_are_normalised_for_run_json():
+    from labkit import cli
+    from lesson_3.deep_mlp.train_mnist import hidden_units_of, make_parser
+
+    args = cli.parse(make_parser(), ["--hidden-units", " 64, 32 "])
+    assert args.hidden_units == "64,32" and hidden_units_of(args) == (64, 32)
+    assert cli.parse(make_parser(), []).learning_rate is None  # the finder's to choose
+
+
+# ---------------------------------------------------------------------------------------------
+# One quick run, asserted many ways
+
+
+@slow
+def test_quick_run_sweeps_the_rate_and_records_the_suggestion(quick, run, scalars):
+    from labkit.lr_finder import END_RATE, START_RATE, SUGGESTION_DIVISOR
+    from labkit.tblogs import steps_of
+
+    record = run_json(run)
+    finder = record["extra"]["lr_finder"]
+    # One pass of the 2,000-image quick slice in batches of 32 is 63 batches; the sweep may end
+    # sooner, once the loss has blown up.
+    iterations = finder["iterations"]
+    assert 20 <= iterations <= 63
+    assert finder["start_rate"] == pytest.approx(START_RATE) and finder["end_rate"] <= END_RATE
+    for tag in ("lr_finder/learning_rate", "lr_finder/log10_learning_rate"):
+        assert steps_of(scalars, "lr_finder", tag) == list(range(iterations)), tag
+    # The losses are logged while they are numbers: all of them, or all but a last NaN batch.
+    for tag in ("lr_finder/loss", "lr_finder/smoothed_loss"):
+        steps = steps_of(scalars, "lr_finder", tag)
+        assert steps == list(range(len(steps))) and len(steps) >= iterations - 1, (tag, steps)
+    suggested = finder["suggested_rate"]
+    assert math.isfinite(suggested) and START_RATE < suggested < finder["divergence_rate"]
+    assert suggested == pytest.approx(finder["turn_rate"] / SUGGESTION_DIVISOR)
+    # The rate the run trained with is the suggestion, in run.json and in the logged curve.
+    assert record["hparams"]["learning_rate"] == suggested and record["hparams"]["rate_from"] == "finder"
+    logged_rates = scalars[(scalars.split == "train") & (scalars.tag == "epoch_learning_rate")].value
+    assert logged_rates.tolist() == pytest.approx([suggested, suggested])
+    png = (run / "lr_finder.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    assert "Learning-rate finder, " in quick.result.stdout and "Suggested " in quick.result.stdout
+
+
+@slow
+def test_quick_run_logs_epoch_curves_and_keeps_the_best_model(run, scalars):
+    from labkit.deferred import keras
+    from labkit.tblogs import steps_of
+
+    for split in ("train", "validation"):
+        for tag in ("epoch_loss", "epoch_accuracy"):
+            assert steps_of(scalars, split, tag) == [0, 1], (split, tag)
+    assert steps_of(scalars, "test", "test_accuracy") == [1]
+    record = run_json(run)
+    check = record["extra"]["callbacks"]
+    assert check["epochs_run"] == 2 and check["best_epoch"] in (1, 2) and not check["diverged"]
+    assert check["checkpoint_val_loss"] == pytest.approx(check["best_val_loss_logged"], rel=1e-5)
+    assert check["restored_model_val_loss"] == pytest.approx(check["best_val_loss_logged"], rel=1e-5)
+    saved = keras.models.load_model(run / "checkpoints" / "best.keras")
+    assert [layer.units for layer in saved.layers if layer.name.startswith("hidden")] == [300, 200, 100]
+    assert not (run / "backup").exists()
+
+
+@slow
+def test_quick_run_test_accuracy_is_far_above_an_untrained_network(quick, run):
+    record = run_json(run)
+    assert record["status"] == "finished" and record["quick"] is True
+    assert record["dataset"]["name"] in ("mnist", "mnist_5k")
+    if record["dataset"]["name"] == "mnist_5k":
+        assert record["dataset"]["substitute_for"] == "mnist"
+        assert "data: full MNIST is not on this machine" in quick.result.stdout
+    # Chance is 10%. Measured 0.76 on mnist_5k after 2 x 25 SGD steps at the finder's rate.
+    assert record["metrics"]["test"]["accuracy"] > 0.6
+    assert f"Test accuracy of the restored best model: {record['metrics']['test']['accuracy']:.4f}" in (
+        quick.result.stdout
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The notebook: the good run and three that fall short
+
+
+@slow
+def test_notebook_compares_the_good_run_with_three_that_fall_short(runs_dir):
+    from labkit.tblogs import read_scalars, steps_of
+
+    notebook = execute_notebook(NOTEBOOK, runs_dir)
+    text = notebook_text_outputs(notebook)
+    assert "Suggested " in text and "test accuracy: restored model" in text
+    assert notebook_has_image(notebook)
+    runs = {run_json(run)["tag"]: run for run in run_dirs(runs_dir)}
+    assert set(runs) == {None, "too-fast", "too-slow", "too-narrow"}
+    records = {tag: run_json(run) for tag, run in runs.items()}
+    suggested = records[None]["extra"]["lr_finder"]["suggested_rate"]
+    assert records["too-fast"]["hparams"]["learning_rate"] == pytest.approx(100 * suggested)
+    assert records["too-slow"]["hparams"]["learning_rate"] == pytest.approx(suggested / 1000)
+    assert records["too-narrow"]["hparams"]["hidden_units"] == "8"
+    assert "lr_finder" in records["too-narrow"]["extra"] and "lr_finder" not in records["too-fast"]["extra"]
+    # Too fast: NaN within the first epoch, stopped there, and no better than guessing.
+    assert records["too-fast"]["extra"]["callbacks"]["diverged"] is True
+    assert steps_of(read_scalars(runs["too-fast"]), "train", "epoch_loss") == [0]
+    assert records["too-fast"]["metrics"]["test"]["accuracy"] < 0.2
+    # Too slow: trains, but stays far behind the good run.
+    good = records[None]["metrics"]["test"]["accuracy"]
+    assert records["too-slow"]["metrics"]["test"]["accuracy"] < good - 0.2
+    assert all(record["status"] == "finished" for record in records.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# The exercise itself
+
+
+@slow
+@pytest.mark.full
+def test_full_run_passes_98_percent_on_mnist_or_the_measured_floor_on_the_subset(runs_dir):
+    """Up to 100 epochs with early stopping. On mnist_5k (seeds 42, 1, 2, 3, 4) training stopped
+    after 26-37 epochs at test accuracies of 0.916-0.930; the exercise's 98% needs full MNIST."""
+    result = run_script(SCRIPT, runs_dir=runs_dir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run = only_run(runs_dir)
+    record = run_json(run)
+    assert record["status"] == "finished" and record["hparams"]["rate_from"] == "finder"
+    dataset = record["dataset"]["name"]
+    floor = {"mnist": FULL_MNIST_FLOOR, "mnist_5k": MNIST_5K_FLOOR}[dataset]
+    assert record["metrics"]["test"]["accuracy"] > floor
+    check = record["extra"]["callbacks"]
+    if dataset == "mnist_5k":
+        assert check["epochs_run"] < 100, "early stopping ended every measured run well before the cap"
+    if check["epochs_run"] < 100:
+        assert check["best_epoch"] == check["epochs_run"] - 10, check  # patience: ten epochs without better
+    assert check["checkpoint_val_loss"] == pytest.approx(check["best_val_loss_logged"], rel=1e-5)
+    assert (run / "lr_finder.png").is_file()
