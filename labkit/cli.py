@@ -72,6 +72,7 @@ def build_parser(
     batch_size: int,
     steps_per_epoch: int | None = None,
     learning_rate_help: str | None = None,
+    epochs_help: str | None = None,
     datasets=DATASETS,
     default_dataset: str = DEFAULT_DATASET,
     several_runs: str | None = None,
@@ -84,12 +85,15 @@ def build_parser(
     Activities on other data than images (Lesson 3's regression) pass their own `datasets`,
     `default_dataset` and `dataset_help`. An activity that picks its rate itself when none is given
     (the deep MLP asks the learning-rate finder) passes `learning_rate=None` and says so in
-    `learning_rate_help`."""
+    `learning_rate_help`; one whose search draws the rate (keras-tuner) hides the flag with
+    `learning_rate_help=argparse.SUPPRESS` and refuses it. `epochs_help` rewords --epochs."""
     parser = OneLineParser(
         description=description.strip().splitlines()[0],
         epilog="Defaults follow the lesson; see this folder's README.md.",
     )
-    parser.add_argument("--epochs", type=positive_int, default=epochs, help=f"passes of training (default {epochs})")
+    parser.add_argument(
+        "--epochs", type=positive_int, default=epochs, help=epochs_help or f"passes of training (default {epochs})"
+    )
     parser.add_argument(
         "--learning-rate",
         type=positive_float,

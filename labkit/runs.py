@@ -216,6 +216,10 @@ class RunRecord:
         self.data["hparams"] = _json_safe(hparams)
         self.save()
 
+    def set_validation_metrics(self, metrics: dict) -> None:
+        """For runs that never call fit() themselves (a search keeps its best trial's score)."""
+        self.data["metrics"]["validation"] = {k: float(v) for k, v in metrics.items()}
+
     def set_test_metrics(self, metrics: dict) -> None:
         self.data["metrics"]["test"] = {k: float(v) for k, v in metrics.items()}
         self.save()
