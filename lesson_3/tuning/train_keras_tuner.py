@@ -31,7 +31,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from labkit import LabError, cli
+from labkit import cli
 from labkit.deferred import DeferredModule, keras  # TensorFlow loads on first use, after the flags are checked
 from labkit.plan import QUICK_MAX_EPOCHS, training_plan
 from labkit.session import RunSet, TrainingSession, run_main
@@ -54,6 +54,7 @@ PATIENCE = 10
 HYPERBAND_EPOCHS = 20  # the most any Hyperband trial trains; the regression activity's 20 epochs
 FACTOR = 3  # Hyperband keeps the best 1 in 3 of a round, and gives them 3 times the epochs
 BATCH_SIZE = 32
+LOW_RATE, HIGH_RATE = LEARNING_RATE_RANGE
 QUICK_MAX_TRIALS = 3
 SEARCH_FOLDER = "keras_tuner"  # runs/lesson_3/tuning/keras_tuner/: the searches, apart from the folder's other scripts
 TRIALS_FOLDER = "trials"  # TensorBoard logs, one subfolder per trial
@@ -320,7 +321,7 @@ def make_parser():
         __doc__,
         epochs=EPOCHS,
         learning_rate=None,
-        learning_rate_help=argparse.SUPPRESS,  # the search draws it: train() refuses the flag
+        not_here={"--learning-rate": f"the search draws it from {LOW_RATE:g} to {HIGH_RATE:g} itself"},
         epochs_help=f"random search: the most epochs one trial trains, stopping early (default {EPOCHS})",
         batch_size=BATCH_SIZE,
         several_runs="one model per trial",
@@ -353,9 +354,6 @@ def make_parser():
 
 def train(args, *, quiet=False, parent_dir=None) -> RunSet:
     """One search per tuner asked for, on one copy of the data; returns a RunSet keyed by tuner."""
-    if args.learning_rate is not None:
-        low, high = LEARNING_RATE_RANGE
-        raise LabError(f"--learning-rate: the search draws it from {low:g} to {high:g} itself; drop the flag")
     dataset = load_regression_data(
         args.dataset, limits=training_plan(args).slice, announce=(lambda message: None) if quiet else print
     )
