@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import os
 import signal
 import sys
 import threading
@@ -395,6 +396,21 @@ class TrainingSession:
             def on_epoch_end(self, epoch, logs=None):
                 session.flush_event_writers()
                 super().on_epoch_end(epoch, logs)
+
+            def _save_model(self):
+                # Keras writes both files in place, so a kill mid-write leaves an empty metadata
+                # file or a torn weights file, and the run can no longer resume. Write them beside
+                # and rename them over: a rename is atomic, so the backup is always a whole epoch.
+                # Weights first: a kill between the two renames repeats one epoch, never skips one.
+                final = (self._weights_path, self._training_metadata_path)
+                partial = (str(Path(final[0]).with_name("partial.weights.h5")), final[1] + ".partial")
+                self._weights_path, self._training_metadata_path = partial
+                try:
+                    super()._save_model()
+                finally:
+                    self._weights_path, self._training_metadata_path = final
+                for written, target in zip(partial, final, strict=True):
+                    os.replace(written, target)
 
         return FlushThenBackup(str(self.backup_dir))
 
