@@ -53,6 +53,20 @@ def main_in_process(module: str, *args: str, runs_dir: Path, monkeypatch, **env:
     return importlib.import_module(module).main(list(args))
 
 
+def assert_refused(module: str, *args: str, message: str, runs_dir: Path, capsys, monkeypatch) -> str:
+    """Bad input to an activity: main() exits 2 with one line that says `message`, and writes
+    nothing under runs_dir. Returns the line."""
+    import pytest
+
+    with pytest.raises(SystemExit) as exit_info:
+        main_in_process(module, *args, runs_dir=runs_dir, monkeypatch=monkeypatch)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert len(error.strip().splitlines()) == 1 and message in error, error
+    assert not any(Path(runs_dir).iterdir())
+    return error
+
+
 def run_dirs(root: Path) -> list[Path]:
     return sorted(p.parent for p in Path(root).rglob("run.json"))
 

@@ -16,8 +16,8 @@ import pytest
 
 from labtest import (
     TensorBoardServer,
+    assert_refused,
     execute_notebook,
-    main_in_process,
     notebook_has_image,
     notebook_text_outputs,
     run_dirs,
@@ -98,12 +98,7 @@ def test_build_declares_the_seeds_space_and_builds_the_shared_model():
     ],
 )
 def test_bad_flags_exit_2_with_one_line_and_write_nothing(argv, message, runs_dir, capsys, monkeypatch):
-    with pytest.raises(SystemExit) as exit_info:
-        main_in_process(MODULE, *argv, runs_dir=runs_dir, monkeypatch=monkeypatch)
-    assert exit_info.value.code == 2
-    error = capsys.readouterr().err
-    assert len(error.strip().splitlines()) == 1 and message in error, error
-    assert not any(runs_dir.iterdir())
+    assert_refused(MODULE, *argv, message=message, runs_dir=runs_dir, capsys=capsys, monkeypatch=monkeypatch)
 
 
 def test_help_hides_the_learning_rate_and_names_the_tuner_flags(capsys):

@@ -15,8 +15,8 @@ import pytest
 from labtest import (
     assert_epoch_curves,
     assert_finished_above,
+    assert_refused,
     execute_notebook,
-    main_in_process,
     notebook_has_image,
     notebook_text_outputs,
     run_dirs,
@@ -235,12 +235,7 @@ def test_quick_check_trains_better_at_the_suggestion_than_at_100x(quick, runs):
     ],
 )
 def test_bad_flags_exit_2_with_one_line_and_write_nothing(runs_dir, argv, message, capsys, monkeypatch):
-    with pytest.raises(SystemExit) as exit_info:
-        main_in_process(MODULE, *argv, runs_dir=runs_dir, monkeypatch=monkeypatch)
-    assert exit_info.value.code == 2
-    error = capsys.readouterr().err
-    assert len(error.strip().splitlines()) == 1 and message in error, error
-    assert not any(runs_dir.iterdir())
+    assert_refused(MODULE, *argv, message=message, runs_dir=runs_dir, capsys=capsys, monkeypatch=monkeypatch)
 
 
 # ---------------------------------------------------------------------------------------------

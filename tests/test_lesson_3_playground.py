@@ -14,8 +14,8 @@ import pytest
 
 from labtest import (
     assert_epoch_curves,
+    assert_refused,
     execute_notebook,
-    main_in_process,
     notebook_has_image,
     notebook_text_outputs,
     run_dirs,
@@ -172,12 +172,7 @@ def test_the_default_network_is_the_websites():
     ],
 )
 def test_bad_flags_exit_2_with_one_line_and_write_nothing(argv, message, runs_dir, capsys, monkeypatch):
-    with pytest.raises(SystemExit) as exit_info:
-        main_in_process(MODULE, *argv, runs_dir=runs_dir, monkeypatch=monkeypatch)
-    assert exit_info.value.code == 2
-    error = capsys.readouterr().err
-    assert len(error.strip().splitlines()) == 1 and message in error, error
-    assert not any(runs_dir.iterdir())
+    assert_refused(MODULE, *argv, message=message, runs_dir=runs_dir, capsys=capsys, monkeypatch=monkeypatch)
 
 
 # ---------------------------------------------------------------------------------------------

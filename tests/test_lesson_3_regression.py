@@ -14,6 +14,7 @@ import pytest
 from labtest import (
     assert_epoch_curves,
     assert_finished_above,
+    assert_refused,
     execute_notebook,
     main_in_process,
     notebook_has_image,
@@ -86,12 +87,7 @@ def test_the_model_is_the_seeds_and_its_weights_add_up(n_features, expected):
     ],
 )
 def test_bad_flags_exit_2_with_one_line_and_write_nothing(argv, message, runs_dir, capsys, monkeypatch):
-    with pytest.raises(SystemExit) as exit_info:
-        main_in_process(MODULE, *argv, runs_dir=runs_dir, monkeypatch=monkeypatch)
-    assert exit_info.value.code == 2
-    error = capsys.readouterr().err
-    assert len(error.strip().splitlines()) == 1 and message in error, error
-    assert not any(runs_dir.iterdir())
+    assert_refused(MODULE, *argv, message=message, runs_dir=runs_dir, capsys=capsys, monkeypatch=monkeypatch)
 
 
 def test_the_dataset_flag_offers_the_regression_sets_and_says_what_the_default_is(capsys):
