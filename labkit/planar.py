@@ -25,7 +25,7 @@ during training.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -49,29 +49,20 @@ DATASET_FLAGS = {
 
 
 @dataclass
-class PlanarDataset:
-    """Points (n, 2) float32 in [-6, 6], labels (n,) 0/1 as float32 for a sigmoid output."""
+class PlanarDataset(Dataset):
+    """Points (n, 2) float32 in [-6, 6], labels (n,) 0/1 as float32 for a sigmoid output.
 
-    name: str
-    source: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
+    The image sets' fields, sizes() and describe(), plus how the points were generated; it never
+    stands in for another set (`substitute_for` stays None)."""
+
     noise: float = 0.0
     seed: int = 0
-    substitute_for: str | None = None  # never: generated data stands in for nothing
-    notes: list[str] = field(default_factory=list)
 
-    class_names = CLASS_NAMES
+    class_names = CLASS_NAMES  # plain class attributes in place of Dataset's lookups by name
     num_classes = 2
-    sizes = Dataset.sizes
 
     def describe(self) -> dict:
-        """What run.json records: the image sets' fields, plus how the points were generated."""
-        return {**Dataset.describe(self), "generated": True, "noise_percent": self.noise, "data_seed": self.seed}
+        return {**super().describe(), "generated": True, "noise_percent": self.noise, "data_seed": self.seed}
 
 
 # ---------------------------------------------------------------------------------------------
