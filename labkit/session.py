@@ -77,6 +77,15 @@ def activity_of(script_file: str) -> tuple[str, str]:
     return folder.parent.name, folder.name
 
 
+def example_count(x) -> int:
+    """Rows in `x`: one array, or the dict or tuple of arrays that a multi-input model takes."""
+    if isinstance(x, dict):
+        x = next(iter(x.values()))
+    elif isinstance(x, (tuple, list)):
+        x = x[0]
+    return len(x)
+
+
 def tensorboard_command(logdir: Path) -> str:
     return f'tensorboard --logdir "{logdir}"'
 
@@ -330,7 +339,7 @@ class TrainingSession:
         from labkit.deferred import tf
 
         pipeline = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(
-            len(x), seed=self.args.seed, reshuffle_each_iteration=True
+            example_count(x), seed=self.args.seed, reshuffle_each_iteration=True
         )
         if self.plan.repeat:
             pipeline = pipeline.repeat()
@@ -357,10 +366,10 @@ class TrainingSession:
         y_train = d.y_train if y_train is None else y_train
         x_val = d.x_val if x_val is None else x_val
         y_val = d.y_val if y_val is None else y_val
-        steps = self.plan.steps_per_epoch_for(len(x_train)) if self.plan.repeat else None
+        steps = self.plan.steps_per_epoch_for(example_count(x_train)) if self.plan.repeat else None
         if getattr(self.args, "resume", None):
             self.prepare_resume()
-        steps_done = (self.resumed_from_epoch or 0) * self.plan.steps_per_epoch_for(len(x_train))
+        steps_done = (self.resumed_from_epoch or 0) * self.plan.steps_per_epoch_for(example_count(x_train))
         step_validation = (
             [step_validation_callback(self, x_val, y_val, validate_every_steps, first_step=steps_done)]
             if validate_every_steps
