@@ -25,6 +25,14 @@ class FinishedRun:
     runs_dir: Path
 
 
+@pytest.fixture(scope="module")
+def no_housing(tmp_path_factory):
+    """Environment without California housing: an empty scikit-learn data home and no mirror, so a
+    default regression run takes the diabetes substitute. One folder per module, so that a shared
+    quick run is keyed by the same environment each time."""
+    return {"SCIKIT_LEARN_DATA": str(tmp_path_factory.mktemp("sklearn_home") / "empty"), "LAB_DATA_MIRROR": ""}
+
+
 @pytest.fixture(scope="session")
 def quick_run(tmp_path_factory):
     """Run an activity script once per test session for each distinct command line, in a runs

@@ -33,12 +33,6 @@ SEED_LINE = (
 slow = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def no_housing(tmp_path_factory):
-    """An empty scikit-learn data home and no mirror: the default run takes the diabetes substitute."""
-    return {"SCIKIT_LEARN_DATA": str(tmp_path_factory.mktemp("sklearn_home") / "empty"), "LAB_DATA_MIRROR": ""}
-
-
 def diabetes():
     from labkit.tabular import load_regression_data
 

@@ -31,13 +31,6 @@ FALLBACK = "data: California housing is not on this machine"
 slow = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def no_housing(tmp_path_factory):
-    """Environment without California housing: an empty scikit-learn data home and no mirror.
-    One folder per module, so the shared quick run is keyed by the same environment each time."""
-    return {"SCIKIT_LEARN_DATA": str(tmp_path_factory.mktemp("sklearn_home") / "empty"), "LAB_DATA_MIRROR": ""}
-
-
 @pytest.fixture
 def offline_without_housing(no_housing, monkeypatch):
     for name, value in no_housing.items():
