@@ -7,8 +7,8 @@ import math
 import pytest
 
 from labtest import (
+    assert_refused,
     execute_notebook,
-    main_in_process,
     notebook_has_image,
     notebook_text_outputs,
     only_run,
@@ -75,11 +75,7 @@ def test_the_model_is_a_he_initialised_relu_pyramid():
     ],
 )
 def test_bad_flags_exit_2_with_one_line_and_write_nothing(argv, words, runs_dir, monkeypatch, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main_in_process(MODULE, *argv, runs_dir=runs_dir, monkeypatch=monkeypatch)
-    error = capsys.readouterr().err.strip()
-    assert exit_info.value.code == 2 and len(error.splitlines()) == 1 and words in error, error
-    assert not any(runs_dir.iterdir())
+    assert_refused(MODULE, *argv, message=words, runs_dir=runs_dir, capsys=capsys, monkeypatch=monkeypatch)
 
 
 def test_hidden_units_are_normalised_for_run_json():

@@ -14,8 +14,8 @@ import pytest
 
 from labtest import (
     assert_epoch_curves,
+    assert_refused,
     execute_notebook,
-    main_in_process,
     notebook_has_image,
     notebook_text_outputs,
     only_run,
@@ -138,13 +138,9 @@ def test_bad_flags_exit_2_with_one_line_before_keras_loads(argv, message, runs_d
     # Any use of Keras or TensorFlow would now raise ImportError instead of exiting 2.
     monkeypatch.setitem(sys.modules, "keras", None)
     monkeypatch.setitem(sys.modules, "tensorflow", None)
-    with pytest.raises(SystemExit) as exit_info:
-        main_in_process(MODULE, "--dataset", "diabetes", *argv, runs_dir=runs_dir, monkeypatch=monkeypatch)
-    assert exit_info.value.code == 2
-    error = capsys.readouterr().err
-    assert len(error.strip().splitlines()) == 1 and message in error, error
+    argv = ["--dataset", "diabetes", *argv]
+    error = assert_refused(MODULE, *argv, message=message, runs_dir=runs_dir, capsys=capsys, monkeypatch=monkeypatch)
     assert error.startswith("train_random_search.py: error: ")
-    assert not any(runs_dir.iterdir())
 
 
 def test_help_hides_the_flags_that_do_not_apply(capsys):
