@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -7,6 +8,37 @@ from pathlib import Path
 import pytest
 
 from labtest import run_script
+
+FULL_RUN_NAME = re.compile(r"::test_full_")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Full-length runs first. Their names start with test_full_, so that the scheduler below, which sees
+    only node ids, can tell them apart; a full test named otherwise is refused here."""
+    for item in items:
+        if (item.get_closest_marker("full") is not None) != bool(FULL_RUN_NAME.search(item.nodeid)):
+            raise pytest.UsageError(
+                f"{item.nodeid}: a test is marked full exactly when its name starts with test_full_"
+            )
+    items.sort(key=lambda item: item.get_closest_marker("full") is None)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Scheduling for two cores, refining `--dist loadfile`: each full-length run is a work unit
+    of its own, everything else goes by file (a file's tests share quick runs that should train
+    once per worker). With `--no-loadscope-reorder` the units go out in collection order, full
+    runs first: left inside their files, a 2-minute run could start last and keep one worker
+    busy while the other idles. (xdist's own `loadgroup` cannot do this under pytest 9: the group
+    it appends to a node id no longer reaches the scheduler.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FullRunsAlone(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return nodeid if FULL_RUN_NAME.search(nodeid) else nodeid.split("::")[0]
+
+    return FullRunsAlone(config, log)
 
 
 @pytest.fixture

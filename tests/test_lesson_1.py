@@ -67,7 +67,7 @@ def test_exercise_a_default_data_is_real_mnist(exercise_a):
 
 
 @pytest.mark.full
-def test_exercise_a_full_run_reproduces_the_lessons_figures(runs_dir):
+def test_full_exercise_a_run_reproduces_the_lessons_figures(runs_dir):
     """Seed 000: the network passes 90% within about 200 steps and reaches about 97% by step
     2,000. On the offline MNIST subset this run measured 90% at step 120 and 95.8% test accuracy
     on its 500 held-out digits."""

@@ -346,7 +346,7 @@ def test_hello_keras_quick_run_records_test_accuracy_and_overfitting_gap(quick_r
 
 @slow
 @pytest.mark.full
-def test_hello_keras_full_run_reaches_the_lessons_accuracy(runs_dir):
+def test_full_hello_keras_run_reaches_the_lessons_accuracy(runs_dir):
     """Seed 003's figure: 5 epochs of the 512-unit network reach 97.8% on full MNIST (60,000
     images). On the 4,000-image MNIST subset that ships offline, the same run measured 89.6%
     test accuracy, with the overfitting gap the lesson warns about."""
