@@ -115,6 +115,7 @@ class TrainingSession:
         dataset: lab_data.Dataset | None = None,
         quiet: bool = False,
         parent_dir: Path | None = None,
+        save_model: bool = True,
     ):
         self.lesson, self.activity = activity_of(script_file)
         self.args = args
@@ -124,6 +125,7 @@ class TrainingSession:
         self.data = dataset
         self.quiet = quiet
         self.parent_dir = parent_dir  # None: <runs root>/<lesson>/<activity>
+        self.save_model = save_model  # False for runs shipped in the repository (no 77 MB files there)
         self.model = None
         self.run_dir = None
         self.record = None
@@ -259,11 +261,32 @@ class TrainingSession:
             if cause:
                 raise RunWriteError(cause) from None
             return False
+        try:
+            self.save_final_model()
+        except Exception as error:
+            cause = write_failure(error, self.run_dir)
+            self._finish("failed", f"{type(error).__name__}: {error}")
+            if cause:
+                raise RunWriteError(cause) from None
+            raise
         self._finish("finished")
         self.say(self.summary_line())
         self.say(f"See it in TensorBoard:  {tensorboard_command(self.run_dir)}")
         self.say(f"Compare with earlier runs:  {tensorboard_command(self.run_dir.parent)}")
         return False
+
+    def save_final_model(self) -> None:
+        """`<run>/model.keras` and its card, for a run that trained a Keras model, so that any
+        run can be reloaded or served (lesson 4). NumPy weights and scikit-learn models are not saved."""
+        from labkit.saved_models import MODEL_FILE, is_keras_model, save_keras_model
+
+        if not self.save_model or not is_keras_model(self.model):
+            return
+        card = save_keras_model(self.model, self.run_dir / MODEL_FILE, self.run_dir, record=self.record.data)
+        self.record.add_extra(
+            "model", {"file": MODEL_FILE, "identity": card["identity"], "size_bytes": card["size_bytes"]}
+        )
+        self.say(f"Model saved: {self.run_dir / MODEL_FILE} ({card['size_bytes'] / 1e6:.1f} MB)")
 
     def _finish(self, status: str, error: str | None = None) -> None:
         self.status = status

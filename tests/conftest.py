@@ -10,6 +10,9 @@ import pytest
 from labtest import run_script
 
 FULL_RUN_NAME = re.compile(r"::test_full_")
+# Full-length tests that share one full run go out as one work unit, so that the run trains once:
+# Lesson 1's network at full length, which Lesson 4 retrains.
+SHARED_FULL_RUNS = {"::test_full_exercise_a_": "full:exercise_a_full_run"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -36,6 +39,9 @@ def pytest_xdist_make_scheduler(config, log):
 
     class FullRunsAlone(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
+            for marker, unit in SHARED_FULL_RUNS.items():
+                if marker in nodeid:
+                    return unit
             return nodeid if FULL_RUN_NAME.search(nodeid) else nodeid.split("::")[0]
 
     return FullRunsAlone(config, log)
@@ -63,6 +69,15 @@ def no_housing(tmp_path_factory):
     default regression run takes the diabetes substitute. One folder per module, so that a shared
     quick run is keyed by the same environment each time."""
     return {"SCIKIT_LEARN_DATA": str(tmp_path_factory.mktemp("sklearn_home") / "empty"), "LAB_DATA_MIRROR": ""}
+
+
+@pytest.fixture(scope="session")
+def exercise_a_full_run(tmp_path_factory) -> FinishedRun:
+    """Lesson 1's network trained at full length, once per worker: Lesson 1 checks its figures,
+    Lesson 4 retrains it. Tests that take it are named `test_full_exercise_a_*` (see above)."""
+    root = tmp_path_factory.mktemp("exercise_a_full") / "runs"
+    root.mkdir()
+    return FinishedRun(run_script("lesson_1/exercise_a/train_mnist.py", runs_dir=root), root)
 
 
 @pytest.fixture(scope="session")

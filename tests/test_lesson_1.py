@@ -67,15 +67,14 @@ def test_exercise_a_default_data_is_real_mnist(exercise_a):
 
 
 @pytest.mark.full
-def test_full_exercise_a_run_reproduces_the_lessons_figures(runs_dir):
+def test_full_exercise_a_run_reproduces_the_lessons_figures(exercise_a_full_run):
     """Seed 000: the network passes 90% within about 200 steps and reaches about 97% by step
     2,000. On the offline MNIST subset this run measured 90% at step 120 and 95.8% test accuracy
     on its 500 held-out digits."""
     from labkit.tblogs import read_scalars
 
-    result = run_script(EXERCISE_A, runs_dir=runs_dir)
-    assert result.returncode == 0, result.stderr
-    run = only_run(runs_dir)
+    assert exercise_a_full_run.result.returncode == 0, exercise_a_full_run.result.stderr
+    run = only_run(exercise_a_full_run.runs_dir)
     assert_epoch_curves(run, epochs=10)
     record = assert_finished_above(run, {"validation.accuracy": 0.95, "test.accuracy": 0.945})
     assert (record["hparams"]["epochs"], record["hparams"]["steps_per_epoch"]) == (10, 200)
@@ -164,6 +163,7 @@ def test_recorded_runs_are_complete_and_small():
     runs = sorted(p.parent for p in RECORDED.glob("*/run.json"))
     rates = sorted(run_json(run)["hparams"]["learning_rate"] for run in runs)
     assert rates == [1e-4, 1e-3, 0.1]
+    assert not [p for p in RECORDED.rglob("*") if "model" in p.name], "recorded runs ship no model files"
     total = sum(p.stat().st_size for p in RECORDED.rglob("*") if p.is_file())
     assert total < 2_000_000, f"recorded runs weigh {total} bytes"
     scalars = read_scalars(RECORDED)

@@ -92,7 +92,10 @@ def variant_args(args, learning_rate, steps):
 
 
 def train_one(args, *, dataset=None, quiet=False, parent_dir=None):
-    with TrainingSession(__file__, args, dataset=dataset, quiet=quiet, parent_dir=parent_dir) as session:
+    # Recorded runs ship in the repository: event files and run.json only, no model file.
+    with TrainingSession(
+        __file__, args, dataset=dataset, quiet=quiet, parent_dir=parent_dir, save_model=not args.record
+    ) as session:
         model = compile_model(build_model(num_classes=session.data.num_classes), args.learning_rate)
         session.model = model
         session.fit(model, validate_every_steps=VALIDATE_EVERY_STEPS)

@@ -1,0 +1,187 @@
+"""Saved models, each with a JSON model card beside it.
+
+Every Keras run ends by saving what it trained as `<run>/model.keras`, so that any run can be
+reloaded, compared or served. Beside every saved model (a `.keras` file, a `.weights.h5` file or
+an exported SavedModel folder) lies `<name>.card.json`: where the model came from (run folder,
+data and its source), how well it did (the run's metrics), how it was trained (hyperparameters),
+with which libraries, and a fingerprint of the saved bytes that names this exact version.
+
+Standard library only at import time: the command lines check a model path before TensorFlow loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+from labkit import LabError
+from labkit.runs import RUN_JSON, find_runs, library_versions, read_run
+
+MODEL_FILE = "model.keras"
+CARD_SUFFIX = ".card.json"
+CARD_SCHEMA = 1
+
+
+def card_path(model_path: str | os.PathLike) -> Path:
+    """`model.keras` -> `model.keras.card.json`; a SavedModel folder `export/` -> `export.card.json`."""
+    return Path(str(model_path).rstrip("/\\") + CARD_SUFFIX)
+
+
+def _files_of(path: Path) -> list[Path]:
+    return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+
+
+def size_on_disk(path: str | os.PathLike) -> int:
+    """Bytes of a file, or of every file in a folder (a SavedModel)."""
+    return sum(p.stat().st_size for p in _files_of(Path(path)))
+
+
+def fingerprint(path: str | os.PathLike) -> str:
+    """SHA-256 of the saved bytes (of every file, by relative name, for a folder)."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    for file in _files_of(path):
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode() + b"\0")
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def describe_model(model) -> dict:
+    """Name, size and the shapes a Keras model takes and gives (batch axis left out)."""
+
+    def shapes(tensors):
+        return [list(t.shape[1:]) for t in (tensors if isinstance(tensors, (list, tuple)) else [tensors])]
+
+    description = {"name": model.name, "class": type(model).__name__, "parameters": int(model.count_params())}
+    try:
+        description.update(inputs=shapes(model.inputs), outputs=shapes(model.outputs))
+    except (AttributeError, ValueError):  # a subclassed model has no symbolic inputs to show
+        pass
+    return description
+
+
+def model_card(model_path, run_dir, *, model=None, saved_as: str, record: dict | None = None, notes=None) -> dict:
+    """The card of `model_path`, saved from the run in `run_dir` (whose run.json it summarises)."""
+    model_path, run_dir = Path(model_path), Path(run_dir)
+    record = record if record is not None else read_run(run_dir)
+    digest = fingerprint(model_path)
+    card = {
+        "schema_version": CARD_SCHEMA,
+        "identity": f"{record['lesson']}/{record['activity']}/{record['run_name']}#{digest[:12]}",
+        "file": model_path.name,
+        "saved_as": saved_as,
+        "sha256": digest,
+        "size_bytes": size_on_disk(model_path),
+        "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "run_dir": str(run_dir.resolve()),
+        "lesson": record["lesson"],
+        "activity": record["activity"],
+        "run_name": record["run_name"],
+        "quick": record.get("quick"),
+        "data": record.get("dataset"),
+        "metrics": record.get("metrics"),
+        "hparams": record.get("hparams"),
+        "versions": library_versions(),
+    }
+    if model is not None:
+        card["model"] = describe_model(model)
+    if notes:
+        card["notes"] = notes
+    return card
+
+
+def write_card(model_path, card: dict) -> Path:
+    target = card_path(model_path)
+    partial = target.with_name(target.name + ".partial")
+    partial.write_text(json.dumps(card, indent=2) + "\n")
+    os.replace(partial, target)
+    return target
+
+
+def read_card(model_path) -> dict:
+    """The card beside `model_path`; a one-line LabError when it is missing or unreadable."""
+    path = card_path(model_path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise LabError(f"{model_path} has no model card ({path.name} is missing beside it)") from None
+    except (OSError, ValueError) as error:
+        raise LabError(f"{path} cannot be read: {error}") from None
+
+
+def save_keras_model(model, path, run_dir, *, record: dict | None = None) -> dict:
+    """Save `model` as a `.keras` file with its card; returns the card.
+
+    Keras writes the zip in place, so a kill mid-save would leave a torn file under the final name.
+    It is written beside and renamed over instead: `model.keras` is always whole or absent."""
+    path = Path(path)
+    partial = path.with_name("partial-" + path.name)
+    model.save(partial)
+    os.replace(partial, path)
+    card = model_card(path, run_dir, model=model, saved_as="keras", record=record)
+    write_card(path, card)
+    return card
+
+
+def is_keras_model(candidate) -> bool:
+    from labkit.deferred import keras
+
+    return isinstance(candidate, keras.Model)
+
+
+# -- finding a model to load ---------------------------------------------------------------
+
+
+def newest_run_model(root: Path, lesson: str, activity: str, *, quick: bool | None = None) -> Path:
+    """`model.keras` of the newest finished run of `lesson/activity` under the runs root `root`."""
+    folder = Path(root) / lesson / activity
+    candidates = []
+    for run_dir in find_runs(folder) if folder.is_dir() else []:
+        try:
+            record = read_run(run_dir)
+        except (OSError, ValueError):
+            continue
+        if record.get("status") != "finished" or not (run_dir / MODEL_FILE).is_file():
+            continue
+        if quick is not None and bool(record.get("quick")) != quick:
+            continue
+        candidates.append((record.get("finished_at") or "", run_dir.name, run_dir))
+    if not candidates:
+        raise LabError(
+            f"no finished {lesson}/{activity} run with a {MODEL_FILE} under {folder}; "
+            f"train one first: python {lesson}/{activity}/train_mnist.py --quick"
+        )
+    return max(candidates)[2] / MODEL_FILE
+
+
+def model_in_run(run_dir) -> Path:
+    """`<run>/model.keras`, checked: a one-line LabError says what is wrong with the folder."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise LabError(f"--run {run_dir}: no such folder")
+    if not (run_dir / RUN_JSON).is_file():
+        raise LabError(f"--run {run_dir}: not a run folder (it holds no {RUN_JSON})")
+    path = run_dir / MODEL_FILE
+    if not path.is_file():
+        status = read_run(run_dir).get("status")
+        raise LabError(
+            f"--run {run_dir}: it holds no {MODEL_FILE} (its status is '{status}'; only finished runs save one)"
+        )
+    return path
+
+
+def check_model_file(path) -> Path:
+    """A `.keras` file that exists and has its card beside it."""
+    path = Path(path)
+    if not path.is_file():
+        raise LabError(f"--model {path}: no such file")
+    if path.suffix != ".keras":
+        raise LabError(f"--model {path}: not a .keras file")
+    read_card(path)
+    return path
