@@ -26,6 +26,7 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.get_closest_marker("full") is None)
 
 
+@pytest.hookimpl(optionalhook=True)  # an unknown hook when xdist is off (-p no:xdist)
 def pytest_xdist_make_scheduler(config, log):
     """Scheduling for two cores, refining `--dist loadfile`: each full-length run is a work unit
     of its own, everything else goes by file (a file's tests share quick runs that should train

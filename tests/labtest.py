@@ -107,7 +107,11 @@ def assert_finished_above(run_dir: Path, floors: dict[str, float]) -> dict:
 
 
 def execute_notebook(
-    path: str | Path, runs_dir: Path, timeout: float = ACTIVITY_TIMEOUT_S, check_tensorboard: bool | None = None
+    path: str | Path,
+    runs_dir: Path,
+    timeout: float = ACTIVITY_TIMEOUT_S,
+    check_tensorboard: bool | None = None,
+    **extra_env: str,
 ):
     """Execute a committed notebook through a real Jupyter kernel in quick mode.
 
@@ -140,7 +144,7 @@ def execute_notebook(
             }
         )
     )
-    env = lab_env(runs_dir, LAB_QUICK="1", JUPYTER_PATH=str(jupyter_path))
+    env = lab_env(runs_dir, LAB_QUICK="1", JUPYTER_PATH=str(jupyter_path), **extra_env)
     env["PATH"] = os.pathsep.join(p for p in (str(Path(sys.executable).parent), env.get("PATH")) if p)
     # MPLBACKEND must stay unset: ipykernel then selects the inline backend, whose PNG outputs
     # the tests look for.
