@@ -10,7 +10,11 @@ from labtest import REPO
 
 # Jupyter keeps autosaved copies in .ipynb_checkpoints/ (git ignores them): not course notebooks.
 NOTEBOOKS = sorted(p for p in REPO.glob("lesson_*/**/*.ipynb") if ".ipynb_checkpoints" not in p.parts)
-SCRIPTS = sorted(REPO.glob("lesson_*/*/train_*.py"))
+# The activity scripts: one that trains, or in Lesson 4 one that saves or serves a trained model.
+SCRIPTS = sorted(REPO.glob("lesson_*/*/train_*.py")) + [
+    REPO / "lesson_4" / "save_restore" / "save_restore.py",
+    REPO / "lesson_4" / "serve" / "serve.py",
+]
 CARD_SECTIONS = ("goal", "steps", "expected", "questions")
 
 

@@ -57,13 +57,19 @@ class ServedModel:
     """A loaded model, its card, and a lock: requests arrive on many threads at once."""
 
     def __init__(self, path: Path):
-        from labkit.deferred import keras
+        from labkit.deferred import keras, tf
 
         self.path = Path(path).resolve()
         self.card = read_card(self.path)
         # compile=False: serving needs the weights, not the optimizer's state or the loss.
         self.model = keras.models.load_model(self.path, compile=False)
         self.input_shape = check_reads_digits(self.model, self.path)
+        # One traced graph for a batch of one: about 3x faster per request than calling the
+        # model eagerly, and the fixed signature means it is traced once, at load.
+        self._forward = tf.function(
+            lambda batch: self.model(batch, training=False),
+            input_signature=[tf.TensorSpec((1, *self.input_shape), tf.float32)],
+        )
         self.loaded_at = time.time()
         self._lock = threading.Lock()
         self.probabilities(np.zeros((SIDE, SIDE), dtype=np.float32))  # warm up: the first call builds the graph
@@ -76,7 +82,7 @@ class ServedModel:
         """Ten class probabilities for one 28x28 image with pixel values 0-255."""
         batch = (image.astype(np.float32) / 255.0).reshape((1, *self.input_shape))
         with self._lock:
-            output = np.asarray(self.model(batch, training=False), dtype=np.float64)[0]
+            output = np.asarray(self._forward(batch), dtype=np.float64)[0]
         if output.min() < 0 or abs(output.sum() - 1) > 1e-3:  # logits, not a softmax: make them probabilities
             output = np.exp(output - output.max())
             output /= output.sum()
@@ -324,7 +330,9 @@ def choose_model(args) -> Path:
 
 def claim_port(port: int) -> socket.socket:
     """Bind before loading anything: a busy port is a one-line error, not a traceback later."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP named outright: asyncio turns Nagle's algorithm off only on sockets that say
+    # so, and with it on, every answer on a kept-alive connection waited ~40 ms for an ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.bind(("127.0.0.1", port))
     except OSError:
