@@ -106,6 +106,16 @@ def test_quick_run_trains_six_tagged_runs_with_metrics_per_head(quick_run):
     saving = run_json(runs["subclassed"])["extra"]["saving"]
     assert saving["reloaded_max_difference"] == 0 and saving["weights_only_max_difference"] == 0
     assert (runs["subclassed"] / "wide_and_deep.keras").is_file()
+    # Every Keras run ends with its model saved beside a card, multi-input and subclassed ones too.
+    from labkit.saved_models import fingerprint, read_card
+
+    for name, run in runs.items():
+        card = read_card(run / "model.keras")
+        assert card["identity"] == f"lesson_2/functional_api/{run.name}#{fingerprint(run / 'model.keras')[:12]}"
+        assert card["metrics"] == run_json(run)["metrics"] and card["run_dir"] == str(run.resolve())
+        assert run_json(run)["extra"]["model"]["identity"] == card["identity"]
+        if name not in ("two_heads", "inception"):
+            assert card["model"]["parameters"] == run_json(run)["extra"]["parameters"]
 
 
 @slow
