@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from labtest import run_script
+from labtest import only_run, run_script
 
 FULL_RUN_NAME = re.compile(r"::test_full_")
 # Full-length tests that share one full run go out as one work unit, so that the run trains once:
@@ -79,6 +79,15 @@ def exercise_a_full_run(tmp_path_factory) -> FinishedRun:
     root = tmp_path_factory.mktemp("exercise_a_full") / "runs"
     root.mkdir()
     return FinishedRun(run_script("lesson_1/exercise_a/train_mnist.py", runs_dir=root), root)
+
+
+@pytest.fixture(scope="session")
+def exercise_a_retrained_full_run(exercise_a_full_run, tmp_path_factory) -> FinishedRun:
+    """Lesson 4's retraining of that full run with shift augmentation, at full length, once."""
+    root = tmp_path_factory.mktemp("retrain_full") / "runs"
+    root.mkdir()
+    baseline = only_run(exercise_a_full_run.runs_dir)
+    return FinishedRun(run_script("lesson_4/retrain/train_mnist.py", "--baseline", str(baseline), runs_dir=root), root)
 
 
 @pytest.fixture(scope="session")

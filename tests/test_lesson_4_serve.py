@@ -238,3 +238,33 @@ def test_serving_notebook_executes(runs_dir):
     text = notebook_text_outputs(notebook)
     assert "HTTP 200" in text and "HTTP 422" in text and "label" in text
     assert (REPO / "lesson_4" / "serve" / "page.html").is_file()
+
+
+@pytest.mark.full
+def test_full_exercise_a_edge_digits_are_misread_until_the_retrained_model_is_deployed(
+    exercise_a_full_run, exercise_a_retrained_full_run, tmp_path
+):
+    """The whole loop in a real browser: the full Lesson 1 network reads digits drawn in the middle
+    and misreads them at the right edge; the retrained network, deployed with POST /reload and no
+    restart, reads the same strokes."""
+    assert exercise_a_retrained_full_run.result.returncode == 0, exercise_a_retrained_full_run.result.stderr
+    baseline = only_run(exercise_a_full_run.runs_dir)
+    retrained = only_run(exercise_a_retrained_full_run.runs_dir)
+    digits = sorted(DIGIT_STROKES)
+    with DigitServer(["--run", baseline], tmp_path) as server, headless_chromium() as browser:
+        browser.get(server.url + "/")
+        centre = {digit: draw_on_pad(browser, DIGIT_STROKES[digit])["as_drawn"]["label"] for digit in digits}
+        edge_strokes = {digit: against_right_edge(DIGIT_STROKES[digit], at_most=100) for digit in digits}
+        before = {digit: draw_on_pad(browser, edge_strokes[digit]) for digit in digits}
+        save_screenshot(browser, "lesson_4_edge_before_retraining.png")
+        status, deployed = server.post_json("/reload", {"run": str(retrained)})
+        assert status == 200, deployed
+        browser.refresh()
+        after = {digit: draw_on_pad(browser, edge_strokes[digit]) for digit in digits}
+        save_screenshot(browser, "lesson_4_edge_after_retraining.png")
+        shown_model = browser.find_element("id", "model").text
+    assert centre == {digit: digit for digit in digits}
+    misread_before = [digit for digit in digits if before[digit]["as_drawn"]["label"] != digit]
+    assert len(misread_before) >= 2, before
+    assert {digit: after[digit]["as_drawn"]["label"] for digit in digits} == {digit: digit for digit in digits}
+    assert deployed["model"].startswith(f"lesson_4/retrain/{retrained.name}#") and deployed["model"] in shown_model

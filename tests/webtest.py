@@ -156,9 +156,11 @@ DIGIT_STROKES = {
 PAD_SIDE = 280
 
 
-def against_right_edge(strokes, margin: int = 12):
-    """The same strokes slid right until the ink nearly touches the pad's right edge."""
+def against_right_edge(strokes, margin: int = 12, at_most: int | None = None):
+    """The same strokes slid right until the ink nearly touches the pad's right edge, or by
+    `at_most` pad pixels if that comes first (100 pad pixels are 10 of the network's 28)."""
     shift = PAD_SIDE - margin - max(x for stroke in strokes for x, _ in stroke)
+    shift = shift if at_most is None else min(shift, at_most)
     return [[(x + shift, y) for x, y in stroke] for stroke in strokes]
 
 
