@@ -82,6 +82,14 @@ def exercise_a_full_run(tmp_path_factory) -> FinishedRun:
 
 
 @pytest.fixture(scope="session")
+def exercise_a_quick_run(quick_run) -> Path:
+    """The folder of Lesson 1 Exercise A's quick run: the model Lesson 4 saves, serves and retrains."""
+    finished = quick_run("lesson_1/exercise_a/train_mnist.py", "--quick")
+    assert finished.result.returncode == 0, finished.result.stderr
+    return only_run(finished.runs_dir)
+
+
+@pytest.fixture(scope="session")
 def exercise_a_retrained_full_run(exercise_a_full_run, tmp_path_factory) -> FinishedRun:
     """Lesson 4's retraining of that full run with shift augmentation, at full length, once."""
     root = tmp_path_factory.mktemp("retrain_full") / "runs"

@@ -22,7 +22,6 @@ from labtest import (
 
 SCRIPT = "lesson_4/save_restore/save_restore.py"
 MODULE = "lesson_4.save_restore.save_restore"
-EXERCISE_A = "lesson_1/exercise_a/train_mnist.py"
 FORMATS = {"keras": "model.keras", "weights": "model.weights.h5", "savedmodel": "export"}
 ROWS = ["keras", "weights", "savedmodel", "tfsmlayer"]
 
@@ -30,11 +29,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def source_run(quick_run):
+def source_run(exercise_a_quick_run):
     """Lesson 1 Exercise A's quick run: the model this activity saves."""
-    finished = quick_run(EXERCISE_A, "--quick")
-    assert finished.result.returncode == 0, finished.result.stderr
-    return only_run(finished.runs_dir)
+    return exercise_a_quick_run
 
 
 @pytest.fixture(scope="module")

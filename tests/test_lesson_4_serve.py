@@ -19,10 +19,8 @@ LOAD_CHECK = "lesson_4/serve/load_check.py"
 
 
 @pytest.fixture(scope="module")
-def lesson_1_run(quick_run):
-    finished = quick_run(LESSON_1, "--quick")
-    assert finished.result.returncode == 0, finished.result.stderr
-    return only_run(finished.runs_dir)
+def lesson_1_run(exercise_a_quick_run):
+    return exercise_a_quick_run
 
 
 @pytest.fixture(scope="module")
