@@ -45,6 +45,34 @@ class Terminated(BaseException):
     """SIGTERM (a `kill`, a closing terminal) turned into an exception, like Ctrl-C is."""
 
 
+class SigtermAsException:
+    """Between `start()` and `stop()`, SIGTERM raises Terminated in the main thread, so that a
+    run stopped by `kill` can still close its logs and say `interrupted`, as after Ctrl-C.
+    Signal handlers can only be set from the main thread; elsewhere this does nothing."""
+
+    def __init__(self):
+        self._previous = None
+
+    def start(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def terminated(signum, frame):
+            raise Terminated()
+
+        self._previous = signal.signal(signal.SIGTERM, terminated)
+
+    def stop(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
+
+
+def interrupted_exit_code(exc_type) -> int:
+    """The shell's convention: 128 + the signal's number (130 after Ctrl-C, 143 after SIGTERM)."""
+    return 143 if exc_type is Terminated else 130
+
+
 # OS errors that mean "the run's files cannot be written", whatever raised them.
 WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO}
 WRITE_MESSAGES = (
@@ -136,7 +164,7 @@ class TrainingSession:
         self.resumed_from_epoch = None  # set by fit() when it continues an earlier process's run
         self._tensorboard = None
         self._open_writers = []  # summary writers of our own callbacks, closed on Ctrl-C too
-        self._previous_sigterm = None
+        self._sigterm = SigtermAsException()
 
     def say(self, message: str) -> None:
         if not self.quiet:
@@ -191,7 +219,7 @@ class TrainingSession:
                 )
         except OSError as error:
             raise RunWriteError(write_failure(error, self.run_dir or parent) or str(error)) from None
-        self._catch_sigterm()
+        self._sigterm.start()
         sizes = self.data.sizes()
         self.say(f"Run folder: {self.run_dir}")
         self.say(
@@ -225,22 +253,8 @@ class TrainingSession:
                 f"images of {where}{self.data.name}; use at most {n_train}"
             )
 
-    def _catch_sigterm(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return  # signal handlers can only be set from the main thread
-
-        def terminated(signum, frame):
-            raise Terminated()
-
-        self._previous_sigterm = signal.signal(signal.SIGTERM, terminated)
-
-    def _release_sigterm(self) -> None:
-        if self._previous_sigterm is not None:
-            signal.signal(signal.SIGTERM, self._previous_sigterm)
-            self._previous_sigterm = None
-
     def __exit__(self, exc_type, exc, tb) -> bool:
-        self._release_sigterm()
+        self._sigterm.stop()
         if exc_type in (KeyboardInterrupt, Terminated):
             previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
             try:
@@ -248,7 +262,7 @@ class TrainingSession:
                 self._finish("interrupted")
             finally:
                 signal.signal(signal.SIGINT, previous)
-            self.exit_code = 143 if exc_type is Terminated else 130
+            self.exit_code = interrupted_exit_code(exc_type)
             self.say(
                 f"\nInterrupted after {self.record.data['epochs_completed']} epoch(s). "
                 f"The logs so far are readable: {tensorboard_command(self.run_dir)}"

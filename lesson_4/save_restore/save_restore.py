@@ -16,9 +16,7 @@ is kept), scored on the same test images as the original, and must give the same
 """
 
 import copy
-import signal
 import statistics
-import threading
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -32,7 +30,7 @@ from labkit.data import load_dataset
 from labkit.deferred import keras, tf  # TensorFlow loads on first use, after the flags are checked
 from labkit.runs import RunRecord, create_run_dir, read_run
 from labkit.saved_models import MODEL_FILE, model_card, model_in_run, newest_run_model, size_on_disk, write_card
-from labkit.session import Terminated, run_main
+from labkit.session import SigtermAsException, Terminated, interrupted_exit_code, run_main
 
 SOURCE_ACTIVITY = ("lesson_1", "exercise_a")
 WEIGHTS_FILE = "model.weights.h5"
@@ -235,22 +233,17 @@ class RecordedRun:
     """run.json says finished, failed, or interrupted (Ctrl-C or SIGTERM) however the work ends."""
 
     def __init__(self, outcome: SaveRestore):
-        self.outcome, self.previous = outcome, None
+        self.outcome, self.sigterm = outcome, SigtermAsException()
 
     def __enter__(self):
-        def terminated(signum, frame):
-            raise Terminated()
-
-        if threading.current_thread() is threading.main_thread():  # only it may set signal handlers
-            self.previous = signal.signal(signal.SIGTERM, terminated)
+        self.sigterm.start()
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
+        self.sigterm.stop()
         if exc_type in (KeyboardInterrupt, Terminated):
             self.outcome.record.finish("interrupted")
-            self.outcome.exit_code = 143 if exc_type is Terminated else 130
+            self.outcome.exit_code = interrupted_exit_code(exc_type)
             print(f"\nInterrupted; what was saved so far stays in {self.outcome.run_dir}", flush=True)
             return True
         self.outcome.record.finish("failed" if exc_type else "finished", exc_type and f"{exc_type.__name__}: {exc}")
