@@ -142,7 +142,7 @@ def build_parser(
         default=None,
         # Hidden where it cannot work; parse() still answers it with one line that says why.
         help=argparse.SUPPRESS
-        if several_runs
+        if several_runs or "--resume" in not_here
         else "continue an interrupted or crashed run of this activity in its own folder, with its own settings",
     )
     return parser

@@ -160,18 +160,18 @@ def newest_run_model(root: Path, lesson: str, activity: str, *, quick: bool | No
     return max(candidates)[2] / MODEL_FILE
 
 
-def model_in_run(run_dir) -> Path:
-    """`<run>/model.keras`, checked: a one-line LabError says what is wrong with the folder."""
+def model_in_run(run_dir, flag: str = "--run") -> Path:
+    """`<run>/model.keras`, checked: a one-line LabError, naming `flag`, says what is wrong."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise LabError(f"--run {run_dir}: no such folder")
+        raise LabError(f"{flag} {run_dir}: no such folder")
     if not (run_dir / RUN_JSON).is_file():
-        raise LabError(f"--run {run_dir}: not a run folder (it holds no {RUN_JSON})")
+        raise LabError(f"{flag} {run_dir}: not a run folder (it holds no {RUN_JSON})")
     path = run_dir / MODEL_FILE
     if not path.is_file():
         status = read_run(run_dir).get("status")
         raise LabError(
-            f"--run {run_dir}: it holds no {MODEL_FILE} (its status is '{status}'; only finished runs save one)"
+            f"{flag} {run_dir}: it holds no {MODEL_FILE} (its status is '{status}'; only finished runs save one)"
         )
     return path
 
