@@ -45,6 +45,18 @@ def pytest_xdist_make_scheduler(config, log):
                     return unit
             return nodeid if FULL_RUN_NAME.search(nodeid) else nodeid.split("::")[0]
 
+        def _reschedule(self, node) -> None:
+            # xdist tops a worker up while it has up to 2 tests pending, so one worker could queue
+            # two full runs while the other idles. Here a worker gets its next unit only when it is
+            # on its last test (it needs one test in hand to know when its fixtures may go).
+            if node.shutting_down:
+                return
+            if not self.workqueue:
+                node.shutdown()
+                return
+            if self._pending_of(self.assigned_work[node]) <= 1:
+                self._assign_work_unit(node)
+
     return FullRunsAlone(config, log)
 
 
