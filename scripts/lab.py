@@ -55,7 +55,9 @@ def requirements_digest() -> str:
 
 
 def install_command(python: Path) -> list:
-    command = [python, "-m", "pip", "install", "--disable-pip-version-check", "-r", REQUIREMENTS]
+    # --no-compile: pip would byte-compile every file of TensorFlow and its kin (a third of the
+    # install's time); Python compiles the modules a program really imports, once, on first use.
+    command = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-compile", "-r", REQUIREMENTS]
     return command + (["-c", LOCK] if locked() else [])
 
 
@@ -109,12 +111,14 @@ def start(extra: list[str]) -> int:
 
 
 def parallel_options(extra: list[str]) -> list[str]:
-    """One pytest worker per core, each taking whole test files so that a file's shared quick runs
-    train once; tests/conftest.py hands out each full-length run alone and first. Left out when
-    the caller picks its own `-n` or turns xdist off."""
+    """One pytest worker per core plus one: a worker often waits on a server, a kernel or a browser
+    rather than computing, and the extra one keeps the cores busy meanwhile. Each worker takes whole
+    test files, so that a file's shared quick runs train once; tests/conftest.py hands out each
+    full-length run alone and first. Left out when the caller picks its own `-n` or turns xdist off."""
     if "no:xdist" in extra or any(arg.startswith(("-n", "--numprocesses")) for arg in extra):
         return []
-    return ["-n", "auto", "--dist", "loadfile", "--no-loadscope-reorder"]
+    workers = (os.cpu_count() or 1) + 1
+    return ["-n", str(workers), "--dist", "loadfile", "--no-loadscope-reorder"]
 
 
 def test(extra: list[str]) -> int:
