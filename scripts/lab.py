@@ -111,14 +111,13 @@ def start(extra: list[str]) -> int:
 
 
 def parallel_options(extra: list[str]) -> list[str]:
-    """One pytest worker per core plus one: a worker often waits on a server, a kernel or a browser
-    rather than computing, and the extra one keeps the cores busy meanwhile. Each worker takes whole
-    test files, so that a file's shared quick runs train once; tests/conftest.py hands out each
-    full-length run alone and first. Left out when the caller picks its own `-n` or turns xdist off."""
+    """One pytest worker per core, each taking whole test files so that a file's shared quick runs
+    train once; tests/conftest.py hands out each full-length run alone and first. (A third worker
+    on two cores was measured slower: TensorFlow already keeps every core busy.) Left out when the
+    caller picks its own `-n` or turns xdist off."""
     if "no:xdist" in extra or any(arg.startswith(("-n", "--numprocesses")) for arg in extra):
         return []
-    workers = (os.cpu_count() or 1) + 1
-    return ["-n", str(workers), "--dist", "loadfile", "--no-loadscope-reorder"]
+    return ["-n", "auto", "--dist", "loadfile", "--no-loadscope-reorder"]
 
 
 def test(extra: list[str]) -> int:
