@@ -113,9 +113,8 @@ def start(extra: list[str]) -> int:
 
 def parallel_options(extra: list[str]) -> list[str]:
     """One pytest worker per core, each taking whole test files so that a file's shared quick runs
-    train once; tests/conftest.py hands out each full-length run alone and first. (A third worker
-    on two cores was measured slower: TensorFlow already keeps every core busy.) Left out when the
-    caller picks its own `-n` or turns xdist off."""
+    train once; tests/conftest.py hands out each full-length run alone and first. Left out when
+    the caller picks its own `-n` or turns xdist off."""
     if "no:xdist" in extra or any(arg.startswith(("-n", "--numprocesses")) for arg in extra):
         return []
     return ["-n", "auto", "--dist", "loadfile", "--no-loadscope-reorder"]
