@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -130,6 +131,9 @@ def save_keras_model(model, path, run_dir, *, record: dict | None = None) -> dic
 
 
 def is_keras_model(candidate) -> bool:
+    # A Keras model exists only once keras is imported: a NumPy run ends without loading TensorFlow.
+    if "keras" not in sys.modules:
+        return False
     from labkit.deferred import keras
 
     return isinstance(candidate, keras.Model)
