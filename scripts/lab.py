@@ -4,7 +4,14 @@
     python3 scripts/lab.py test  [pytest options]           # set up, run every test
     python3 scripts/lab.py lock                             # refresh requirements-lock.txt
 
-Both create `.venv` in the repository if it is missing and (re)install requirements.txt when
+For instructors and students comparing runs (each runs inside .venv; `--help` explains it):
+
+    python3 scripts/lab.py tensorboard [LOGDIR] [--port N] [--bind-all]
+    python3 scripts/lab.py runs [DIR] [--json] [--lesson N] [--clean [--yes]] [--export FILE]
+    python3 scripts/lab.py collect STUDENT_ARCHIVE... --into DIR
+    python3 scripts/lab.py demo-runs [--lesson N]           # regenerate demo_runs/
+
+All of them create `.venv` in the repository if it is missing and (re)install requirements.txt when
 it or the lock changed since the last install, then run inside that venv. `.ci/run` calls `test`.
 
 The install is pinned by requirements-lock.txt: the exact versions the last green CI used.
@@ -35,7 +42,8 @@ MAIN_ACTIVITY = REPO / "lesson_1" / "exercise_a" / "train_mnist.py"
 
 
 def say(message: str) -> None:
-    print(f"[lab] {message}", flush=True)
+    # stderr, so that a command's own output (`runs --json`) stays clean on stdout.
+    print(f"[lab] {message}", file=sys.stderr, flush=True)
 
 
 def venv_python() -> Path:
@@ -66,14 +74,17 @@ def venv_bin() -> Path:
     return venv_python().parent
 
 
-def run(command: list) -> int:
+def venv_environment() -> dict:
     # Children see the venv's bin folder first on PATH, as if the venv were activated, so that
     # `tensorboard` and `jupyter` resolve to this environment's copies.
-    env = dict(os.environ, PATH=os.pathsep.join([str(venv_bin()), os.environ.get("PATH", "")]), VIRTUAL_ENV=str(VENV))
-    return subprocess.call([str(part) for part in command], cwd=REPO, env=env)
+    return dict(os.environ, PATH=os.pathsep.join([str(venv_bin()), os.environ.get("PATH", "")]), VIRTUAL_ENV=str(VENV))
 
 
-def ensure_venv() -> Path:
+def run(command: list) -> int:
+    return subprocess.call([str(part) for part in command], cwd=REPO, env=venv_environment())
+
+
+def ensure_venv(quiet: bool = False) -> Path:
     if sys.version_info < (3, 10):
         sys.exit(f"[lab] Python 3.10 or newer is needed, this is {sys.version.split()[0]} ({sys.executable})")
     python = venv_python()
@@ -92,7 +103,7 @@ def ensure_venv() -> Path:
             hint = f"; if a pinned version has no wheel for this machine, try {UNLOCKED_ENV}=1" if locked() else ""
             sys.exit(f"[lab] pip could not install requirements.txt; the lines above say which package failed{hint}")
         INSTALL_STAMP.write_text(digest + "\n")
-    else:
+    elif not quiet:
         say("requirements already installed in .venv")
     return python
 
@@ -123,6 +134,26 @@ def parallel_options(extra: list[str]) -> list[str]:
 def test(extra: list[str]) -> int:
     python = ensure_venv()
     return run([python, "-m", "pytest", *parallel_options(extra), *extra])
+
+
+# Commands that run a toolkit module inside .venv. On POSIX the module replaces this process, so
+# that Ctrl-C and kill reach it directly (a server must stop cleanly, not through a wrapper).
+VENV_MODULES = {
+    "tensorboard": "labkit.board",
+    "runs": "labkit.catalog",
+    "collect": "labkit.collect",
+    "demo-runs": "labkit.demo_runs",
+}
+
+
+def run_module(module: str, extra: list[str]) -> int:
+    python = ensure_venv(quiet=True)
+    command = [str(python), "-m", module, *extra]
+    # The caller's working folder is kept: a relative LOGDIR means what the user typed.
+    if os.name != "posix":
+        return subprocess.call(command, env=venv_environment())
+    sys.stdout.flush()
+    os.execve(command[0], command, venv_environment())
 
 
 def lock_lines(frozen: str) -> list[str]:
@@ -179,6 +210,8 @@ def lock(extra: list[str]) -> int:
 
 def main(argv: list[str]) -> int:
     commands = {"start": start, "test": test, "lock": lock}
+    if argv and argv[0] in VENV_MODULES:
+        return run_module(VENV_MODULES[argv[0]], argv[1:])
     if not argv or argv[0] not in commands:
         print(__doc__.strip(), file=sys.stderr)
         return 2
