@@ -170,7 +170,7 @@ def choose_port(requested: int | None, instances: list[Instance]) -> tuple[int, 
     for port in range(DEFAULT_PORT, DEFAULT_PORT + PORT_SCAN):
         if port_is_free(port):
             notes = (
-                [] if port == DEFAULT_PORT else [f"port {DEFAULT_PORT} is busy ({holder_of(DEFAULT_PORT, instances)})"]
+                [] if port == DEFAULT_PORT else [f"port {DEFAULT_PORT} is taken {holder_of(DEFAULT_PORT, instances)}"]
             )
             return port, notes
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:

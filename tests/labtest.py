@@ -111,6 +111,7 @@ def execute_notebook(
     runs_dir: Path,
     timeout: float = ACTIVITY_TIMEOUT_S,
     check_tensorboard: bool | None = None,
+    while_running=None,
     **extra_env: str,
 ):
     """Execute a committed notebook through a real Jupyter kernel in quick mode.
@@ -174,6 +175,8 @@ def execute_notebook(
     # manager of its own; execute() inside it runs the cells in that kernel.
     with client.setup_kernel(env=env, cleanup_kc=True):
         client.execute()
+        if while_running is not None:  # e.g. open the notebook's TensorBoard frame in a browser
+            while_running(notebook)
         if check_tensorboard:
             check_and_stop_notebook_tensorboard(runs_dir, notebook)
     return notebook

@@ -1,10 +1,5 @@
 """Lesson 1 activities, run for real in quick mode on real data."""
 
-import signal
-import subprocess
-import sys
-import time
-
 import pytest
 
 from labtest import (
@@ -12,7 +7,6 @@ from labtest import (
     assert_epoch_curves,
     assert_finished_above,
     execute_notebook,
-    lab_env,
     main_in_process,
     notebook_has_image,
     notebook_text_outputs,
@@ -20,6 +14,8 @@ from labtest import (
     run_json,
     run_script,
 )
+from tbtest import page_server, run_list, tensorboard_cell_html, wait_for
+from webtest import headless_chromium, require_browser, save_screenshot
 
 EXERCISE_A = "lesson_1/exercise_a/train_mnist.py"
 
@@ -110,7 +106,7 @@ def test_exercise_a_notebook_executes(runs_dir):
 # Activity 2: explore a trained network
 
 ACTIVITY_2 = "lesson_1/activity_2/train_mnist.py"
-RECORDED = REPO / "lesson_1" / "activity_2" / "recorded_runs"
+RECORDED = REPO / "demo_runs" / "lesson_1" / "activity_2"
 
 
 def test_activity_2_sweep_trains_sibling_runs(runs_dir, monkeypatch):
@@ -186,54 +182,28 @@ def test_recorded_runs_are_complete_and_small():
     assert late > early + 0.03
 
 
-def free_port():
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def test_real_tensorboard_serves_the_recorded_runs(tmp_path):
-    """The instructor's demo: `tensorboard --logdir recorded_runs` works with no training."""
-    import json as jsonlib
-    import urllib.request
-    from pathlib import Path
-
-    port = free_port()
-    tensorboard = Path(sys.executable).with_name("tensorboard")
-    server = subprocess.Popen(
-        [str(tensorboard), "--logdir", str(RECORDED), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=lab_env(tmp_path),
-    )
-    try:
-        deadline, tags = time.monotonic() + 90, {}
-        while time.monotonic() < deadline:
-            assert server.poll() is None, server.stdout.read().decode()
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/data/plugin/scalars/tags", timeout=5) as reply:
-                    tags = jsonlib.load(reply)
-            except OSError:
-                pass
-            if sum(1 for run in tags if run.endswith("/validation")) == 3:
-                break
-            time.sleep(1)
-        validation_runs = [run for run in tags if run.endswith("/validation")]
-        assert len(validation_runs) == 3, tags
-        for run in validation_runs:
-            assert {"epoch_accuracy", "accuracy_by_step"} <= set(tags[run])
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-
-
 def test_activity_2_notebook_plots_recorded_and_new_runs(runs_dir):
-    notebook = execute_notebook("lesson_1/activity_2/activity_2.ipynb", runs_dir)
+    require_browser()
+    seen = {}
+
+    def open_the_tensorboard_frame(notebook):
+        """While the kernel (and the TensorBoard its `%tensorboard` started) still runs, show the
+        cell's output as a page in Chromium and read the run list inside its frame."""
+        from selenium.webdriver.common.by import By
+
+        with page_server(tensorboard_cell_html(notebook)) as page, headless_chromium(1400, 900) as driver:
+            driver.get(page)
+            driver.switch_to.frame(driver.find_element(By.TAG_NAME, "iframe"))
+            seen["runs"] = wait_for(
+                driver, lambda d: run_list(d).count("/validation") == 3 and run_list(d), what="the runs"
+            )
+            driver.switch_to.default_content()
+            save_screenshot(driver, "lesson_1_notebook_tensorboard_frame.png")
+
+    notebook = execute_notebook(
+        "lesson_1/activity_2/activity_2.ipynb", runs_dir, while_running=open_the_tensorboard_frame
+    )
+    assert all(rate in seen["runs"] for rate in ("lr0.0001-", "lr0.01-", "lr0.1-")), seen["runs"]
     text = notebook_text_outputs(notebook)
     assert "runs read back from the event files: 3" in text
     assert notebook_has_image(notebook)

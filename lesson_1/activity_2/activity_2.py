@@ -21,7 +21,7 @@
 # The same runs open in TensorBoard with:
 #
 # ```
-# tensorboard --logdir lesson_1/activity_2/recorded_runs
+# python scripts/lab.py tensorboard demo_runs/lesson_1
 # ```
 
 # %%

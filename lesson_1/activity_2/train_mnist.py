@@ -9,9 +9,9 @@ TensorBoard (or the notebook here) can lay their curves over each other.
     # a sweep: several variants as sibling runs (LEARNING_RATE@STEPS, comma-separated)
     python lesson_1/activity_2/train_mnist.py --sweep 1e-4@2000,1e-3@2000,1e-1@100
     # the pre-recorded runs that ship with the course (no training needed):
-    tensorboard --logdir lesson_1/activity_2/recorded_runs
-    # how they were made (delete the folder's runs first to replace them, not add to them):
-    python lesson_1/activity_2/train_mnist.py --sweep --record
+    python scripts/lab.py tensorboard demo_runs/lesson_1
+    # how they are made: this script's default --sweep, replayed by
+    python scripts/lab.py demo-runs --lesson 1
 
 Every variant is cut into EVALUATIONS equal "epochs", so all runs have the same number of points
 on the epoch axis; the `accuracy_by_step` curve puts them on a common step axis instead.
@@ -22,7 +22,7 @@ import copy
 import math
 from pathlib import Path
 
-from labkit import cli
+from labkit import REPO_ROOT, cli
 from labkit.session import RunSet, TrainingSession, run_main
 from lesson_1.exercise_a.train_mnist import BATCH_SIZE, LEARNING_RATE, build_model, compile_model
 
@@ -30,7 +30,8 @@ LESSON_STEPS = 2000
 EVALUATIONS = 10  # validation points per run, whatever its length
 DEFAULT_SWEEP = "1e-4@2000,1e-3@2000,1e-1@100"
 VALIDATE_EVERY_STEPS = 10
-RECORDED_RUNS = Path(__file__).resolve().parent / "recorded_runs"
+# Made by `python scripts/lab.py demo-runs --lesson 1` (labkit/demo_runs.py): this script's sweep.
+RECORDED_RUNS = Path(REPO_ROOT) / "demo_runs" / "lesson_1" / "activity_2"
 
 
 def parse_variant(text):
@@ -72,12 +73,6 @@ def make_parser():
         metavar="LR@STEPS,...",
         help=f"train several variants as sibling runs (default set: {DEFAULT_SWEEP})",
     )
-    parser.add_argument(
-        "--record",
-        action="store_true",
-        help=f"write the runs into {RECORDED_RUNS.name}/, the pre-recorded runs "
-        "that ship with the course, instead of the runs root",
-    )
     return parser
 
 
@@ -92,10 +87,7 @@ def variant_args(args, learning_rate, steps):
 
 
 def train_one(args, *, dataset=None, quiet=False, parent_dir=None):
-    # Recorded runs ship in the repository: event files and run.json only, no model file.
-    with TrainingSession(
-        __file__, args, dataset=dataset, quiet=quiet, parent_dir=parent_dir, save_model=not args.record
-    ) as session:
+    with TrainingSession(__file__, args, dataset=dataset, quiet=quiet, parent_dir=parent_dir) as session:
         model = compile_model(build_model(num_classes=session.data.num_classes), args.learning_rate)
         session.model = model
         session.fit(model, validate_every_steps=VALIDATE_EVERY_STEPS)
@@ -106,8 +98,6 @@ def train_one(args, *, dataset=None, quiet=False, parent_dir=None):
 def train(args, *, dataset=None, quiet=False, parent_dir=None):
     """Train one variant, or every variant of --sweep, as sibling runs; returns a RunSet keyed
     by LEARNING_RATE@STEPS (or by the learning rate alone for a plain run)."""
-    if args.record and parent_dir is None:
-        parent_dir = RECORDED_RUNS
     if args.sweep:
         variants = [(f"{rate:g}@{steps}", variant_args(args, rate, steps)) for rate, steps in args.sweep]
     elif args.steps:
