@@ -169,3 +169,23 @@ def test_the_demo_runs_render_in_a_real_browser(tmp_path):
             assert len(tuner_rows) == 10 and all(row.split("/")[0] in " ".join(trial_ids) for row in tuner_rows), cells
             save_screenshot(driver, "tensorboard_demo_hparams.png")
     assert board.exit_code == 0
+
+
+def test_bind_all_listens_beyond_localhost_only_when_asked_and_warns(tmp_path):
+    import psutil
+
+    def listening_addresses(process) -> set[str]:
+        # lab.py execs the module, so the pid that Popen returned is TensorBoard's own process.
+        return {c.laddr.ip for c in psutil.Process(process.pid).net_connections() if c.status == psutil.CONN_LISTEN}
+
+    logdir = DEMO_RUNS / "lesson_2"
+    with LabTensorBoard(logdir, runs_dir=tmp_path / "runs", info_dir_root=tmp_path) as local:
+        assert listening_addresses(local.process) <= {"127.0.0.1", "::1"}
+        assert "warning: --bind-all" not in local.output()
+    with LabTensorBoard(logdir, "--bind-all", runs_dir=tmp_path / "runs", info_dir_root=tmp_path) as shared:
+        assert listening_addresses(shared.process) & {"0.0.0.0", "::"}
+        assert (
+            f"warning: --bind-all serves these runs to anyone who can reach port {shared.port} of this machine, "
+            "with no password; an ssh tunnel is safer"
+        ) in shared.output()
+    assert local.exit_code == 0 and shared.exit_code == 0
