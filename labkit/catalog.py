@@ -1,0 +1,414 @@
+"""`python scripts/lab.py runs [DIR]`: what runs a folder holds, and tidying or handing them in.
+
+    lab.py runs                          # every run under runs/ (or $LAB_RUNS_DIR), oldest first
+    lab.py runs --lesson 1 --json        # the same rows for a program: bytes, seconds
+    lab.py runs --clean [--yes]          # remove failed, crashed and quick runs (asks first)
+    lab.py runs --clean RUN_DIR...       # remove exactly these runs, finished full ones included
+    lab.py runs --export alice.zip       # run.json and TensorBoard logs, for the instructor
+
+Standard library only (no TensorFlow): it answers at once, even while a run trains.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+from labkit import LabError
+from labkit.runs import CRASHED, RUN_JSON, read_run, runs_root
+
+PROG = "lab.py runs"
+UNREADABLE = "unreadable"
+# What an export leaves out: saved models make a run folder big (77 MB for Lesson 1's network).
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+MODEL_FOLDERS = ("tuner", "backup")  # keras-tuner's checkpoints, BackupAndRestore's state
+LARGE_OTHER_BYTES = 10 * 10**6
+HINT = "train one with `python scripts/lab.py start` or any lesson's train script"
+
+
+def walk_runs(root: Path) -> list[Path]:
+    """Run folders under `root`, without following a symlink anywhere (one could lead out of it)."""
+    found = []
+    for folder, subfolders, files in os.walk(root, followlinks=False):
+        subfolders[:] = sorted(d for d in subfolders if not os.path.islink(os.path.join(folder, d)))
+        if RUN_JSON in files and not os.path.islink(os.path.join(folder, RUN_JSON)):
+            found.append(Path(folder))
+    return found
+
+
+def run_files(run_dir: Path, nested: set[Path] = frozenset()):
+    """(path, bytes) of every plain file of a run, leaving out runs nested inside it and symlinks."""
+    for folder, subfolders, files in os.walk(run_dir, followlinks=False):
+        subfolders[:] = sorted(
+            d for d in subfolders if not os.path.islink(os.path.join(folder, d)) and Path(folder, d) not in nested
+        )
+        for name in sorted(files):
+            path = Path(folder, name)
+            if not path.is_symlink() and path.is_file():
+                yield path, path.lstat().st_size
+
+
+def lesson_key(lesson: str) -> tuple:
+    match = re.fullmatch(r"lesson_(\d+)", lesson or "")
+    return (int(match.group(1)), "") if match else (10**6, lesson or "")
+
+
+def key_metrics(metrics: dict) -> tuple[str | None, dict]:
+    """The split to show (test, else validation) and at most two of its numbers."""
+    for split in ("test", "validation"):
+        values = {k: v for k, v in ((metrics or {}).get(split) or {}).items() if isinstance(v, (int, float))}
+        if values:
+            chosen = [k for k in ("accuracy", "loss") if k in values] or sorted(values)[:2]
+            return split, {k: values[k] for k in chosen}
+    return None, {}
+
+
+def describe(run_dir: Path, root: Path, nested: set[Path]) -> dict:
+    relative = run_dir.relative_to(root).parts
+    row = {
+        "lesson": relative[0] if len(relative) > 1 else None,
+        "activity": relative[1] if len(relative) > 2 else None,
+        "run": run_dir.name,
+        "path": run_dir.relative_to(root).as_posix() if run_dir != root else ".",
+        "status": UNREADABLE,
+        "dataset": None,
+        "substitute_for": None,
+        "source": None,
+        "metrics_split": None,
+        "metrics": {},
+        "quick": None,
+        "wall_time_s": None,
+        "size_bytes": sum(size for _, size in run_files(run_dir, nested)),
+        "started_at": None,
+    }
+    try:
+        record = read_run(run_dir)
+        if not isinstance(record, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as error:
+        row["error"] = f"{RUN_JSON} cannot be read: {error}"
+        return row
+    dataset = record.get("dataset") if isinstance(record.get("dataset"), dict) else {}
+    split, metrics = key_metrics(record.get("metrics") if isinstance(record.get("metrics"), dict) else {})
+    row.update(
+        lesson=record.get("lesson") or row["lesson"],
+        activity=record.get("activity") or row["activity"],
+        run=record.get("run_name") or row["run"],
+        status=str(record.get("status")),
+        dataset=dataset.get("name"),
+        substitute_for=dataset.get("substitute_for"),
+        source=dataset.get("source"),
+        metrics_split=split,
+        metrics=metrics,
+        quick=bool(record.get("quick")),
+        wall_time_s=record.get("wall_time_s"),
+        started_at=record.get("started_at"),
+    )
+    return row
+
+
+def catalog(root: Path, lesson: str | None = None, activity: str | None = None) -> list[dict]:
+    folders = walk_runs(root)
+    rows = []
+    for run_dir in folders:
+        nested = {other for other in folders if other != run_dir and run_dir in other.parents}
+        row = describe(run_dir, root, nested)
+        if (lesson is None or row["lesson"] == lesson) and (activity is None or row["activity"] == activity):
+            rows.append(row)
+    return sorted(rows, key=lambda r: (lesson_key(r["lesson"]), r["activity"] or "", r["started_at"] or "", r["path"]))
+
+
+def is_model_file(relative: Path, saved_models: set[Path]) -> bool:
+    return (
+        relative.name.lower().endswith(MODEL_SUFFIXES)
+        or any(part in MODEL_FOLDERS for part in relative.parts[:-1])
+        or any(folder in relative.parents for folder in saved_models)
+    )
+
+
+def export_plan(root: Path, rows: list[dict], with_models: bool):
+    """(files to pack as (path, name in the archive), models left out, others left out), the
+    last two as (count, bytes)."""
+    every_run = walk_runs(root)
+    packed, models, others = [], [0, 0], [0, 0]
+    for row in rows:
+        run_dir = root / row["path"]
+        nested = {other for other in every_run if run_dir in other.parents}
+        files = list(run_files(run_dir, nested))
+        saved_models = {path.parent.relative_to(run_dir) for path, _ in files if path.name == "saved_model.pb"}
+        for path, size in files:
+            relative = path.relative_to(run_dir)
+            event_or_record = relative.name == RUN_JSON or relative.name.startswith("events.out.tfevents.")
+            if is_model_file(relative, saved_models) and not with_models:
+                models[0], models[1] = models[0] + 1, models[1] + size
+            elif not event_or_record and not is_model_file(relative, saved_models) and size > LARGE_OTHER_BYTES:
+                others[0], others[1] = others[0] + 1, others[1] + size
+            else:
+                packed.append((path, path.relative_to(root).as_posix()))
+    return packed, tuple(models), tuple(others)
+
+
+# -- human formats ------------------------------------------------------------------------------
+
+
+def human_size(size: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} B"
+
+
+def human_time(seconds) -> str:
+    if not isinstance(seconds, (int, float)):
+        return "-"
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    whole = int(round(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60:02d}s"
+    return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
+
+
+def data_label(row: dict) -> str:
+    if not row["dataset"]:
+        return "-"
+    return row["dataset"] + (f" (for {row['substitute_for']})" if row["substitute_for"] else "")
+
+
+def result_label(row: dict) -> str:
+    if not row["metrics"]:
+        return "-"
+    names = {"accuracy": "acc", "validation": "val"}
+    numbers = ", ".join(f"{names.get(k, k)} {v:.4g}" for k, v in row["metrics"].items())
+    return f"{names.get(row['metrics_split'], row['metrics_split'])} {numbers}"
+
+
+def mode_label(row: dict) -> str:
+    return "-" if row["quick"] is None else ("quick" if row["quick"] else "full")
+
+
+# A run's name is long (its hyperparameters and a timestamp), so each run takes two lines: the
+# name, then its details in columns that fit a 100-column terminal. Data comes last, whole, since
+# a substitute's name with what it stands in for is the one cell of very varied length.
+DETAIL_COLUMNS = (("status", 11), ("mode", 5), ("time", 7), ("size", 8), ("result", 27), ("data", 0))
+
+
+def detail_line(values: list[str]) -> str:
+    cells = [
+        value.rjust(width) if name in ("time", "size") else value.ljust(width)
+        for (name, width), value in zip(DETAIL_COLUMNS, values, strict=True)
+    ]
+    return ("    " + "  ".join(cells)).rstrip()
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["RUN", detail_line([name.upper() for name, _ in DETAIL_COLUMNS])]
+    group = None
+    for row in rows:
+        if (row["lesson"], row["activity"]) != group:
+            group = (row["lesson"], row["activity"])
+            lines += ["", "/".join(part or "?" for part in group)]
+        lines.append(f"  {row['path'] if row['status'] == UNREADABLE else row['run']}")
+        data = row.get("error") or data_label(row)
+        when, size = human_time(row["wall_time_s"]), human_size(row["size_bytes"])
+        lines.append(detail_line([row["status"], mode_label(row), when, size, result_label(row), data]))
+    return "\n".join(lines)
+
+
+def total_line(rows: list[dict], root: Path) -> str:
+    count = len(rows)
+    return f"{count} run{'s' if count != 1 else ''}, {human_size(sum(r['size_bytes'] for r in rows))} under {root}"
+
+
+# -- cleaning -----------------------------------------------------------------------------------
+
+
+def clean_reason(row: dict) -> str | None:
+    """Why an unnamed run may go; None keeps it. A running run never goes, a full interrupted one
+    can still be resumed, and a finished full run is work that only its owner may throw away."""
+    if row["status"] in ("running", UNREADABLE):
+        return None
+    if row["status"] in ("failed", CRASHED):
+        return row["status"]
+    if row["quick"]:
+        return "quick"
+    return None
+
+
+def named_rows(names: list[str], root: Path, rows: list[dict]) -> list[dict]:
+    by_path = {(root / r["path"]).resolve(): r for r in rows}
+    chosen = []
+    for name in names:
+        given = Path(name).expanduser()
+        candidate = given if given.exists() or given.is_absolute() else root / given
+        if candidate.is_symlink():
+            raise LabError(f"--clean {name}: a symlink, not a run folder; name the folder itself")
+        folder = candidate.resolve()
+        if folder not in by_path:
+            if not folder.is_dir():
+                raise LabError(f"--clean {name}: no such folder")
+            if folder != root and root not in folder.parents:
+                raise LabError(f"--clean {name}: not under {root}; only runs in that folder can be removed")
+            raise LabError(f"--clean {name}: not a run folder (it holds no {RUN_JSON})")
+        row = by_path[folder]
+        if row["status"] == "running":
+            raise LabError(f"--clean {name}: that run is still running; stop it first")
+        if row not in chosen:
+            chosen.append(dict(row, reason="named"))
+    return chosen
+
+
+def ask(question: str) -> bool:
+    if not sys.stdin or not sys.stdin.isatty():
+        return False
+    print(question, end=" ", flush=True)
+    try:
+        return sys.stdin.readline().strip().lower() in ("y", "yes")
+    except (OSError, KeyboardInterrupt):
+        return False
+
+
+def clean(root: Path, rows: list[dict], named: list[str], yes: bool, all_rows: list[dict]) -> int:
+    if named:
+        chosen = named_rows(named, root, all_rows)
+    else:
+        chosen = [dict(row, reason=reason) for row in rows if (reason := clean_reason(row))]
+    if not chosen:
+        print(
+            f"nothing to clean under {root}: no failed, crashed or quick runs (name a finished full run to remove it)"
+        )
+        return 0
+    total = sum(r["size_bytes"] for r in chosen)
+    print(f"Would remove {len(chosen)} run{'s' if len(chosen) != 1 else ''} under {root}:")
+    for row in chosen:
+        print(f"  {row['path']}  [{row['reason']}]  {human_size(row['size_bytes'])}")
+    question = f"Remove {len(chosen)} run{'s' if len(chosen) != 1 else ''} ({human_size(total)})? [y/N]"
+    if not yes and not ask(question):
+        how = (
+            "" if sys.stdin and sys.stdin.isatty() else " (stdin is not a terminal: add --yes to remove without asking)"
+        )
+        print(f"Nothing removed{how}.")
+        return 1
+    removed, freed = 0, 0
+    for row in chosen:
+        folder = root / row["path"]
+        # Checked again at the last moment: the run may have been resumed since the listing.
+        if describe(folder, root, set())["status"] == "running":
+            print(f"  kept {row['path']}: it started running again", file=sys.stderr)
+            continue
+        shutil.rmtree(folder)
+        removed, freed = removed + 1, freed + row["size_bytes"]
+        prune_empty_parents(folder.parent, root)
+    print(f"Removed {removed} run{'s' if removed != 1 else ''}, {human_size(freed)} freed.")
+    return 0
+
+
+def prune_empty_parents(folder: Path, root: Path) -> None:
+    while folder != root and root in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (or not ours to remove): stop there
+            return
+        folder = folder.parent
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+
+def lesson_filter(text: str) -> str:
+    match = re.fullmatch(r"(?:lesson_?)?(\d+)", text.strip().lower())
+    if not match:
+        raise argparse.ArgumentTypeError(f"expected a lesson number such as 1 or lesson_1, got '{text}'")
+    return f"lesson_{int(match.group(1))}"
+
+
+def make_parser() -> argparse.ArgumentParser:
+    from labkit.cli import OneLineParser
+
+    parser = OneLineParser(
+        prog=PROG,
+        description="List the runs in a runs folder; clean up failed, crashed and quick ones; export them.",
+        epilog="DIR defaults to $LAB_RUNS_DIR, else runs/ in the repository. Give DIR before --clean RUN_DIR....",
+    )
+    parser.add_argument("dir", nargs="?", metavar="DIR", help="the runs folder to look in")
+    parser.add_argument("--lesson", type=lesson_filter, help="only this lesson's runs (1 or lesson_1)")
+    parser.add_argument("--activity", help="only this activity's runs (say exercise_a)")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON (bytes, seconds) and nothing else")
+    parser.add_argument(
+        "--clean",
+        nargs="*",
+        metavar="RUN_DIR",
+        help="remove failed, crashed and quick runs, or exactly the RUN_DIRs named (any status but running)",
+    )
+    parser.add_argument("--yes", action="store_true", help="with --clean: remove without asking")
+    parser.add_argument("--export", metavar="FILE", help="write the runs to FILE (.zip, .tar.gz or .tgz)")
+    parser.add_argument("--student", help="with --export: the name the archive carries (default: your login)")
+    parser.add_argument("--with-models", action="store_true", help="with --export: include saved models too")
+    return parser
+
+
+def check_combination(args) -> None:
+    if args.clean is not None and args.export:
+        raise LabError("--clean and --export do different things; run them one at a time")
+    if args.json and (args.clean is not None or args.export):
+        raise LabError("--json lists runs; it cannot be combined with --clean or --export")
+    if args.yes and args.clean is None:
+        raise LabError("--yes answers --clean's question; it means nothing without --clean")
+    if (args.student is not None or args.with_models) and not args.export:
+        raise LabError("--student and --with-models go with --export FILE")
+    if args.clean and (args.lesson or args.activity):
+        raise LabError("--clean RUN_DIR... removes exactly the runs named; drop --lesson/--activity")
+
+
+def run(args) -> int:
+    check_combination(args)
+    root = runs_root(args.dir)
+    if not root.exists() and args.dir is None and not args.export and not args.clean:
+        rows = []  # the default runs root appears with the first run: until then it is simply empty
+    elif not root.exists():
+        raise LabError(f"{root} does not exist; {HINT}, or give the folder that holds the runs")
+    elif not root.is_dir():
+        raise LabError(f"{root} is a file, not a folder of runs")
+    else:
+        rows = catalog(root, args.lesson, args.activity)
+    if args.export:
+        from labkit.collect import export_runs
+
+        return export_runs(root, rows, Path(args.export), student=args.student, with_models=args.with_models)
+    if args.clean is not None:
+        return clean(root, rows, args.clean, args.yes, catalog(root) if args.clean else rows)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        which = " ".join(part for part in (args.lesson, args.activity) if part)
+        print(f"no {which + ' ' if which else ''}runs under {root} yet; {HINT}")
+        return 0
+    print(table(rows))
+    print()
+    print(total_line(rows, root))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except BrokenPipeError:  # `lab.py runs | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except LabError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return error.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
