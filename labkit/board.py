@@ -54,7 +54,7 @@ class Instance:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    from labkit.cli import OneLineParser
+    from labkit.cli import OneLineParser, port_number
 
     parser = OneLineParser(
         prog="python scripts/lab.py tensorboard",
@@ -62,7 +62,9 @@ def make_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("logdir", nargs="?", help="folder of runs (default: runs/, or $LAB_RUNS_DIR)")
     parser.add_argument(
-        "--port", type=port_number, help=f"port to serve on (default: {DEFAULT_PORT}, or the next free one)"
+        "--port",
+        type=port_number,
+        help=f"port to serve on (default: {DEFAULT_PORT}, or the next free one; 0: any free port)",
     )
     parser.add_argument(
         "--bind-all",
@@ -70,16 +72,6 @@ def make_parser() -> argparse.ArgumentParser:
         help="serve to other machines on the network too (no password: prefer the ssh -L line)",
     )
     return parser
-
-
-def port_number(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a port number") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{port} is not a port number (1-65535)")
-    return port
 
 
 def resolve_logdir(raw: str | None) -> Path:
@@ -160,6 +152,8 @@ def holder_of(port: int, instances: list[Instance]) -> str:
 
 def choose_port(requested: int | None, instances: list[Instance]) -> tuple[int, list[str]]:
     """The port to serve on and the notes to print about ports that were taken."""
+    if requested == 0:
+        return any_free_port(), []
     if requested is not None:
         if not port_is_free(requested):
             raise LabError(
@@ -173,10 +167,13 @@ def choose_port(requested: int | None, instances: list[Instance]) -> tuple[int, 
                 [] if port == DEFAULT_PORT else [f"port {DEFAULT_PORT} is taken {holder_of(DEFAULT_PORT, instances)}"]
             )
             return port, notes
+    return any_free_port(), [f"ports {DEFAULT_PORT}-{DEFAULT_PORT + PORT_SCAN - 1} are all busy"]
+
+
+def any_free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return port, [f"ports {DEFAULT_PORT}-{DEFAULT_PORT + PORT_SCAN - 1} are all busy"]
+        return probe.getsockname()[1]
 
 
 def run_groups(logdir: Path, limit: int = 6) -> list[str]:

@@ -44,6 +44,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def port_number(text: str) -> int:
+    """A TCP port for a server's --port; 0 asks for any free port."""
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"a port is a whole number from 0 to 65535, got '{text}'")
+    return int(text)
+
+
 def positive_float(text: str) -> float:
     try:
         value = float(text)

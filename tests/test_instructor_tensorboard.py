@@ -117,11 +117,9 @@ def test_the_demo_runs_render_in_a_real_browser(tmp_path):
     """Every lesson's demo runs, through `lab.py tensorboard demo_runs` and the links it prints:
     the run list, the chart groups, the HParams rows. Screenshots go to test-artifacts/."""
     require_browser()
-    holder = listening_socket()
-    port = holder.getsockname()[1]
-    holder.close()
     lessons = {lesson: demo(lesson) for lesson in ("lesson_1", "lesson_2", "lesson_3", "lesson_4")}
-    with LabTensorBoard(DEMO_RUNS, "--port", port, runs_dir=tmp_path / "runs", info_dir_root=tmp_path) as board:
+    with LabTensorBoard(DEMO_RUNS, "--port", 0, runs_dir=tmp_path / "runs", info_dir_root=tmp_path) as board:
+        port = board.port
         links = links_printed(board.output())
         assert links["Time series, smoothing 0 (raw points)"] == f"http://localhost:{port}/?smoothing=0#timeseries"
         assert links["HParams: one row per run"] == f"http://localhost:{port}/#hparams"

@@ -306,18 +306,12 @@ def make_parser() -> argparse.ArgumentParser:
     source.add_argument("--run", metavar="RUN_DIR", help="a finished run folder; serves its model.keras")
     parser.add_argument(
         "--port",
-        type=port_number,
+        type=cli.port_number,
         default=DEFAULT_PORT,
         help=f"port on 127.0.0.1 (default {DEFAULT_PORT}; 0: any free port)",
     )
     parser.add_argument("--logdir", metavar="DIR", help="runs root to look in for the default model (default: runs/)")
     return parser
-
-
-def port_number(text: str) -> int:
-    if not text.isdigit() or int(text) > 65535:
-        raise argparse.ArgumentTypeError(f"a port is a whole number from 0 to 65535, got '{text}'")
-    return int(text)
 
 
 def choose_model(args) -> Path:
