@@ -10,6 +10,7 @@ For instructors and students comparing runs (each runs inside .venv; `--help` ex
     python3 scripts/lab.py runs [DIR] [--json] [--lesson N] [--clean [--yes]] [--export FILE]
     python3 scripts/lab.py collect STUDENT_ARCHIVE... --into DIR
     python3 scripts/lab.py demo-runs [--lesson N]           # regenerate demo_runs/
+    python3 scripts/lab.py workers N -- ACTIVITY_COMMAND    # one training job on N local workers
 
 All of them create `.venv` in the repository if it is missing and (re)install requirements.txt when
 it or the lock changed since the last install, then run inside that venv. `.ci/run` calls `test`.
@@ -143,6 +144,7 @@ VENV_MODULES = {
     "runs": "labkit.catalog",
     "collect": "labkit.collect",
     "demo-runs": "labkit.demo_runs",
+    "workers": "labkit.workers",
 }
 
 
