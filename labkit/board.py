@@ -57,7 +57,7 @@ def make_parser() -> argparse.ArgumentParser:
     from labkit.cli import OneLineParser, port_number
 
     parser = OneLineParser(
-        prog="python scripts/lab.py tensorboard",
+        prog="lab.py tensorboard",
         description="Start this environment's TensorBoard on a folder of runs, ready for a demo.",
     )
     parser.add_argument("logdir", nargs="?", help="folder of runs (default: runs/, or $LAB_RUNS_DIR)")

@@ -144,7 +144,7 @@ def make_parser() -> argparse.ArgumentParser:
     from labkit.cli import OneLineParser
 
     parser = OneLineParser(
-        prog="python scripts/lab.py demo-runs",
+        prog="lab.py demo-runs",
         description="Regenerate the recorded demo runs with the course's own scripts.",
     )
     parser.add_argument(

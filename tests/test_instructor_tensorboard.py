@@ -77,7 +77,7 @@ def test_a_relative_logdir_is_made_absolute_and_a_named_busy_port_is_refused(tmp
         holder.close()
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        f"python scripts/lab.py tensorboard: error: port {port} is taken by a program other than TensorBoard; "
+        f"lab.py tensorboard: error: port {port} is taken by a program other than TensorBoard; "
         "or leave out --port to use the next free one"
     )
     assert info_files(tmp_path) == []
