@@ -2,7 +2,7 @@
 
     --epochs N  --learning-rate LR  --batch-size N  --steps-per-epoch N
     --dataset {mnist,mnist_5k,fashion_mnist,digits}  --logdir DIR  --seed N  --quick  --verbose
-    --resume RUN_DIR
+    --resume RUN_DIR  --distribute {none,mirrored,multiworker}  --cpu-replicas N
 
 Bad values end the program with one line on stderr and exit code 2, before anything is
 written and before TensorFlow is imported (this module needs only the standard library and
@@ -21,6 +21,7 @@ from typing import NoReturn
 
 from labkit import LabError
 from labkit.data import DATASETS, DEFAULT_DATASET, FULL_NAMES
+from labkit.distribute import DISTRIBUTIONS, NOT_FASTER, check_flags
 from labkit.plan import QUICK_ENV, QUICK_MAX_EPOCHS, quick_requested
 from labkit.runs import check_resumable, check_writable, runs_root
 
@@ -152,6 +153,21 @@ def build_parser(
         if several_runs or "--resume" in not_here
         else "continue an interrupted or crashed run of this activity in its own folder, with its own settings",
     )
+    add_shared(
+        "--distribute",
+        "none",
+        "spread training with tf.distribute: mirrored = every local GPU (or --cpu-replicas); multiworker = "
+        "the cluster in TF_CONFIG, see `python3 scripts/lab.py workers --help` (default none). "
+        "--batch-size is then the global batch, split evenly over the replicas",
+        choices=DISTRIBUTIONS,
+    )
+    add_shared(
+        "--cpu-replicas",
+        None,
+        f"with --distribute mirrored on a machine without a GPU: split the CPU into N logical devices; {NOT_FASTER}",
+        type=positive_int,
+        metavar="N",
+    )
     return parser
 
 
@@ -165,6 +181,7 @@ def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
         for flag, reason in getattr(args, "flags_not_here", {}).items():
             if getattr(args, flag.lstrip("-").replace("-", "_")) is not None:
                 raise LabError(f"{flag}: {reason}; drop the flag")
+        check_flags(args)
         if getattr(args, "resume", None):
             if getattr(args, "several_runs", None):
                 raise LabError(f"--resume continues a single run, and this command trains {args.several_runs}")

@@ -11,6 +11,11 @@ a fresh run folder and writes run.json. `fit` adds the TensorBoard, HParams and 
 callbacks. Leaving the session marks the run finished, failed or, on Ctrl-C or a kill,
 interrupted, after closing the event writers so that the logs stay readable. A disk that fills
 up mid-run ends it with one line naming the path and the cause.
+
+With `--distribute`, entering the session first builds the tf.distribute strategy (before any
+TensorFlow op), and the session's body runs inside its scope, so that the model the activity
+builds there has mirrored variables. Only the chief writes into the runs root: another worker's
+run lives in a temporary folder that leaving the session removes (labkit.distribute).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import Any
 
 from labkit import LabError
 from labkit import data as lab_data
+from labkit import distribute as lab_distribute
 from labkit.plan import TrainingPlan, training_plan
 from labkit.runs import RunRecord, check_resumable, create_run_dir
 
@@ -132,6 +138,7 @@ class TrainingSession:
     status: str | None  # finished, failed or interrupted once the session has ended
     resumed_from_epoch: int | None  # the epoch a --resume run continued from
     exit_code: int  # 0, or 130 after Ctrl-C and 143 after SIGTERM
+    distribution: lab_distribute.Distribution | None  # the tf.distribute strategy; None on one device
 
     def __init__(
         self,
@@ -165,6 +172,7 @@ class TrainingSession:
         self._tensorboard = None
         self._open_writers = []  # summary writers of our own callbacks, closed on Ctrl-C too
         self._sigterm = SigtermAsException()
+        self.distribution = None
 
     def say(self, message: str) -> None:
         if not self.quiet:
@@ -184,9 +192,20 @@ class TrainingSession:
     # -- lifecycle -------------------------------------------------------------------------
 
     def __enter__(self) -> TrainingSession:
+        try:
+            return self._begin()
+        except BaseException:
+            if self.distribution:  # leave no scope entered and no worker's temporary folder behind
+                self.distribution.leave()
+            raise
+
+    def _begin(self) -> TrainingSession:
         resume = getattr(self.args, "resume", None)
         if resume:
             self.check_resume_target(Path(resume))
+        self.distribution = lab_distribute.start(self.args, self.plan.batch_size)
+        for line in self.distribution.lines() if self.distribution else ():
+            self.say(line)
         if self.data is None:
             self.data = lab_data.load_dataset(
                 self.args.dataset,
@@ -202,6 +221,8 @@ class TrainingSession:
 
         tag = "-".join(t for t in ("quick" if self.plan.quick else None, self.tag) if t) or None
         parent = Path(self.parent_dir or self.args.runs_root / self.lesson / self.activity)
+        if self.distribution and not self.distribution.chief:
+            parent = self.distribution.scratch_folder()
         try:
             if resume:
                 self.run_dir = Path(resume)
@@ -219,6 +240,9 @@ class TrainingSession:
                 )
         except OSError as error:
             raise RunWriteError(write_failure(error, self.run_dir or parent) or str(error)) from None
+        if self.distribution:
+            self.record.add_extra("distribution", self.distribution.record())
+            self.distribution.enter_scope()
         self._sigterm.start()
         sizes = self.data.sizes()
         self.say(f"Run folder: {self.run_dir}")
@@ -254,6 +278,13 @@ class TrainingSession:
             )
 
     def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            return self._end(exc_type, exc)
+        finally:
+            if self.distribution:
+                self.distribution.leave()
+
+    def _end(self, exc_type, exc) -> bool:
         self._sigterm.stop()
         if exc_type in (KeyboardInterrupt, Terminated):
             previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
@@ -285,6 +316,9 @@ class TrainingSession:
             raise
         self._finish("finished")
         self.say(self.summary_line())
+        if self.distribution and not self.distribution.chief:
+            self.say(self.distribution.not_chief_line())
+            return False
         self.say(f"See it in TensorBoard:  {tensorboard_command(self.run_dir)}")
         self.say(f"Compare with earlier runs:  {tensorboard_command(self.run_dir.parent)}")
         return False
@@ -296,6 +330,9 @@ class TrainingSession:
 
         if not self.save_model or not is_keras_model(self.model):
             return
+        # A non-chief worker saves too, into its temporary folder: under MultiWorkerMirroredStrategy
+        # saving broadcasts values between workers, and a worker that skipped it would leave the
+        # chief waiting for it.
         card = save_keras_model(self.model, self.run_dir / MODEL_FILE, self.run_dir, record=self.record.data)
         self.record.add_extra(
             "model", {"file": MODEL_FILE, "identity": card["identity"], "size_bytes": card["size_bytes"]}
@@ -375,12 +412,18 @@ class TrainingSession:
         """Shuffled mini-batches; repeated when the plan fixes the steps of an epoch."""
         from labkit.deferred import tf
 
-        pipeline = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(
-            example_count(x), seed=self.args.seed, reshuffle_each_iteration=True
-        )
-        if self.plan.repeat:
-            pipeline = pipeline.repeat()
-        return pipeline.batch(self.plan.batch_size).prefetch(tf.data.AUTOTUNE)
+        n = example_count(x)
+        if self.distribution and self.plan.repeat:
+            # The very batches of the one-device run, in the same order (see batches_in_order).
+            steps = self.plan.epochs * self.plan.steps_per_epoch_for(n)
+            return self.distribution.batches_in_order(self._shuffled(tf.data.Dataset.range(n), n), x, y, steps)
+        pipeline = self._shuffled(tf.data.Dataset.from_tensor_slices((x, y)), n)
+        pipeline = pipeline.batch(self.plan.batch_size).prefetch(tf.data.AUTOTUNE)
+        return self.distribution.shard_by_data(pipeline) if self.distribution else pipeline
+
+    def _shuffled(self, dataset, n: int):
+        dataset = dataset.shuffle(n, seed=self.args.seed, reshuffle_each_iteration=True)
+        return dataset.repeat() if self.plan.repeat else dataset
 
     def fit(
         self,
@@ -403,6 +446,8 @@ class TrainingSession:
         y_train = d.y_train if y_train is None else y_train
         x_val = d.x_val if x_val is None else x_val
         y_val = d.y_val if y_val is None else y_val
+        if self.distribution:
+            self.distribution.check_model(model)
         steps = self.plan.steps_per_epoch_for(example_count(x_train)) if self.plan.repeat else None
         if getattr(self.args, "resume", None):
             self.prepare_resume()
@@ -528,7 +573,12 @@ def step_validation_callback(
             self.step += 1
             if self.step % every:
                 return
-            probabilities = self.model.predict_on_batch(x_val[:sample])
+            if getattr(session, "distribution", None):
+                # predict_on_batch would run the whole sample on every replica and concatenate
+                # the copies; a plain call reads the mirrored weights once, with no collective.
+                probabilities = keras.ops.convert_to_numpy(self.model(x_val[:sample], training=False))
+            else:
+                probabilities = self.model.predict_on_batch(x_val[:sample])
             accuracy = float(np.mean(np.argmax(probabilities, axis=1) == y_val[:sample]))
             with self.writer.as_default():
                 tf.summary.scalar("accuracy_by_step", accuracy, step=self.step)

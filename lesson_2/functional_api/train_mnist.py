@@ -345,6 +345,10 @@ def make_parser():
         learning_rate=LEARNING_RATE,
         batch_size=BATCH_SIZE,
         several_runs="one run per model",
+        not_here=dict.fromkeys(
+            ("--distribute", "--cpu-replicas"),
+            "its regression models are built outside tf.distribute's scope",
+        ),
     )
     parser.add_argument(
         "--part",

@@ -379,6 +379,9 @@ def make_parser():
         learning_rate=LEARNING_RATE,
         batch_size=BATCH_SIZE,
         several_runs="a NumPy run and its Keras twin",
+        not_here=dict.fromkeys(
+            ("--distribute", "--cpu-replicas"), "the NumPy network trains outside TensorFlow, beside a one-device twin"
+        ),
     )
     parser.add_argument(
         "--hidden-units",

@@ -200,7 +200,15 @@ def class_weight_comparison(data, *, train_size=5000, epochs=5, seed=42, learnin
 
 def make_parser():
     parser = cli.build_parser(
-        __doc__, epochs=EPOCHS, learning_rate=LEARNING_RATE, batch_size=BATCH_SIZE, default_dataset="fashion_mnist"
+        __doc__,
+        epochs=EPOCHS,
+        learning_rate=LEARNING_RATE,
+        batch_size=BATCH_SIZE,
+        default_dataset="fashion_mnist",
+        not_here=dict.fromkeys(
+            ("--distribute", "--cpu-replicas"),
+            "keras.backend.clear_session() leaves tf.distribute's scope",
+        ),
     )
     parser.add_argument(
         "--linear-baseline",

@@ -352,6 +352,9 @@ def make_parser():
         batch_size=BATCH_SIZE,
         steps_per_epoch=STEPS_PER_EPOCH,
         several_runs="one run per network of each experiment",
+        not_here=dict.fromkeys(
+            ("--distribute", "--cpu-replicas"), "its gradient probe takes gradients outside tf.distribute's replicas"
+        ),
         **DATASET_FLAGS,
     )
     parser.add_argument(

@@ -157,6 +157,9 @@ def make_parser():
         batch_size=BATCH_SIZE,
         default_dataset="fashion_mnist",
         several_runs="a regression pair, a tf.summary run and a deep-dive run",
+        not_here=dict.fromkeys(
+            ("--distribute", "--cpu-replicas"), "keras.backend.clear_session() leaves tf.distribute's scope"
+        ),
     )
     parser.add_argument(
         "--part",

@@ -321,7 +321,10 @@ def make_parser():
         __doc__,
         epochs=EPOCHS,
         learning_rate=None,
-        not_here={"--learning-rate": f"the search draws it from {LOW_RATE:g} to {HIGH_RATE:g} itself"},
+        not_here={
+            "--learning-rate": f"the search draws it from {LOW_RATE:g} to {HIGH_RATE:g} itself",
+            **dict.fromkeys(("--distribute", "--cpu-replicas"), "KerasTuner trains every trial's model itself"),
+        },
         epochs_help=f"random search: the most epochs one trial trains, stopping early (default {EPOCHS})",
         batch_size=BATCH_SIZE,
         several_runs="one model per trial",

@@ -380,6 +380,7 @@ def make_parser():
         not_here={
             "--learning-rate": "the search draws it from {:g} to {:g} itself".format(*LEARNING_RATE_RANGE),
             "--steps-per-epoch": "every epoch of a fit is one pass over its folds",
+            **dict.fromkeys(("--distribute", "--cpu-replicas"), "scikit-learn's search trains its models itself"),
         },
         **DATASET_FLAGS,
     )
