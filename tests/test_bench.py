@@ -1,0 +1,130 @@
+"""scripts/bench.py: a quick run of three sections as a real process, its written report, the
+merge that keeps sections measured earlier, and one-line refusals of bad flags.
+
+No timing thresholds here: how fast things are is the benchmark's report, not a test's verdict."""
+
+from __future__ import annotations
+
+import math
+import re
+import subprocess
+import sys
+
+import pytest
+
+from labtest import REPO, lab_env
+
+pytestmark = pytest.mark.slow
+
+BENCH = REPO / "scripts" / "bench.py"
+RATIO_LINE = re.compile(r"^ratio (\S+) (\S+)  \(.+\)$")
+QUICK_SECTIONS = ("roofline", "input", "options")
+EXPECTED_RATIOS = {
+    "roofline.Lesson_1_CNN",
+    "roofline.Lesson_2_MLP",
+    "roofline.mlp_layer_matmul",
+    "input.Lesson_2_MLP.arrays",
+    "input.Lesson_2_MLP.tf_data",
+    "input.Lesson_2_MLP.toolkit",
+    "jit.Lesson_1_CNN",
+    "jit.Lesson_2_MLP",
+    "determinism.Lesson_1_CNN",
+    "determinism.Lesson_2_MLP",
+}
+
+
+def bench(*args: str, tmp_path, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(BENCH), *args],
+        cwd=REPO,
+        env=lab_env(tmp_path / "runs"),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def quick_bench(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("bench")
+    report = tmp_path / "benchmarks.md"
+    done = bench("--quick", "--only", *QUICK_SECTIONS, "--write", str(report), tmp_path=tmp_path)
+    return done, report
+
+
+def test_quick_sections_print_finite_positive_ratios(quick_bench):
+    done, _ = quick_bench
+    assert done.returncode == 0, done.stderr[-2000:]
+    ratios = {}
+    for line in done.stdout.splitlines():
+        if line.startswith("ratio "):
+            match = RATIO_LINE.match(line)
+            assert match, f"unparsable ratio line: {line!r}"
+            ratios[match[1]] = float(match[2])
+    assert set(ratios) == EXPECTED_RATIOS
+    assert all(math.isfinite(value) and value > 0 for value in ratios.values()), ratios
+    headers = re.findall(r"^== (\w+): ", done.stdout, re.M)
+    assert headers == list(QUICK_SECTIONS)
+    # The budget is asked for by name only, and only the sections named ran.
+    assert "[overhead]" not in done.stdout and "[budget]" not in done.stdout
+    machine = next(line for line in done.stdout.splitlines() if line.startswith("Machine: "))
+    if machine.endswith("GPU none"):
+        assert "Mixed precision: no GPU: skipped." in done.stdout
+
+
+def test_write_holds_the_machine_and_the_tables(quick_bench):
+    done, report = quick_bench
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = report.read_text()
+    for fact in ("CPU", "cores", "memory", "OS", "Python", "libraries", "GPU"):
+        assert re.search(rf"^- {fact}: \S", text, re.M), fact
+    assert re.search(r"^- libraries: tensorflow \d", text, re.M)
+    blocks = re.findall(r"^<!-- bench:(\w+) -->$", text, re.M)
+    assert blocks == list(QUICK_SECTIONS)
+    assert "| workload | batch | GFLOP per call or step | median s | GFLOP/s | of roofline |" in text
+    assert "| model | XLA | op determinism | steps | median s | steps/s |" in text
+    for name in EXPECTED_RATIOS:
+        assert f"`ratio {name} " in text, name
+    assert "`python scripts/bench.py --only roofline --quick`" in text
+    assert not report.with_name(report.name + ".partial").exists()
+
+
+def test_write_keeps_sections_measured_earlier(tmp_path):
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import bench
+        from bench_common import Section
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    args = bench.parse(["--only", "budget", "--write", str(tmp_path / "b.md")])
+    facts = [("CPU", "test CPU"), ("GPU", "none")]
+    earlier = Section("budget", "Budget", headers=["a"], rows=[["41.0"]])
+    earlier.ratio("budget.total_minutes", 0.7, "minutes")
+    bench.write_markdown(tmp_path / "b.md", [earlier], args, facts)
+    with open(tmp_path / "b.md", "a") as handle:  # the hand-written reading of the figures
+        handle.write("<!-- bench:analysis -->\nWritten by hand.\n<!-- /bench:analysis -->\n")
+    later = Section("overhead", "Overhead", headers=["b"], rows=[["1.01"]])
+    later.goals.append(("at most 1.05x", True, "1.01x"))
+    bench.write_markdown(tmp_path / "b.md", [later], args, facts)
+    text = (tmp_path / "b.md").read_text()
+    assert re.findall(r"^<!-- bench:(\w+) -->$", text, re.M) == ["analysis", "overhead", "budget"]
+    assert "\nWritten by hand.\n" in text
+    assert "`ratio budget.total_minutes 0.7`" in text and "| 41.0 |" in text and "| 1.01 |" in text
+    assert "- Goal: at most 1.05x: **met** (1.01x)" in text.split("<!-- bench:")[0]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--rounds", "0"], "argument --rounds: must be at least 1, got 0"),
+        (["--only", "speed"], "argument --only: invalid choice: 'speed'"),
+        (["--write", "{tmp}/no/such/b.md"], "the folder"),
+        (["--quick", "--frobnicate"], "unrecognized arguments: --frobnicate"),
+    ],
+)
+def test_bad_flags_exit_2_with_one_line(tmp_path, args, message):
+    done = bench(*(arg.replace("{tmp}", str(tmp_path)) for arg in args), tmp_path=tmp_path, timeout=60)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bench.py: error: ") and message in lines[0], done.stderr
+    assert done.stdout == "" and not (tmp_path / "runs").exists() and not (tmp_path / "no").exists()
