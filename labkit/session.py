@@ -150,7 +150,6 @@ class TrainingSession:
         dataset: lab_data.Dataset | None = None,
         quiet: bool = False,
         parent_dir: Path | None = None,
-        save_model: bool = True,
     ):
         self.lesson, self.activity = activity_of(script_file)
         self.args = args
@@ -160,7 +159,6 @@ class TrainingSession:
         self.data = dataset
         self.quiet = quiet
         self.parent_dir = parent_dir  # None: <runs root>/<lesson>/<activity>
-        self.save_model = save_model  # False for runs shipped in the repository (no 77 MB files there)
         self.model = None
         self.run_dir = None
         self.record = None
@@ -328,7 +326,7 @@ class TrainingSession:
         run can be reloaded or served (lesson 4). NumPy weights and scikit-learn models are not saved."""
         from labkit.saved_models import MODEL_FILE, is_keras_model, save_keras_model
 
-        if not self.save_model or not is_keras_model(self.model):
+        if not is_keras_model(self.model):
             return
         # A non-chief worker saves too, into its temporary folder: under MultiWorkerMirroredStrategy
         # saving broadcasts values between workers, and a worker that skipped it would leave the
