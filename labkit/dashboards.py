@@ -370,6 +370,7 @@ class SummaryRun:
             hparams=self.hparams,
             dataset={"name": "none", "source": self.source, "substitute_for": None, "sizes": {}, "notes": []},
             quick=quick,
+            tag=self.tag,
         )
         if threading.current_thread() is threading.main_thread():
 

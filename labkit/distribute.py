@@ -40,6 +40,10 @@ NOT_FASTER = (
 )
 
 
+# The distribution whose scope the running session entered, if any (see clear_session).
+_IN_SCOPE: Distribution | None = None
+
+
 @dataclass(frozen=True)
 class ClusterPlace:
     """What TF_CONFIG says: every worker's address, and which one this process is."""
@@ -187,8 +191,16 @@ class Distribution:
 
     def enter_scope(self) -> None:
         """Models the activity builds from now on get mirrored variables."""
+        global _IN_SCOPE
         self._scope = self.strategy.scope()
         self._scope.__enter__()
+        _IN_SCOPE = self
+
+    def enter_scope_again(self) -> None:
+        """After keras.backend.clear_session(): the scope lived on the TensorFlow graph that the
+        clearing replaced, so it is gone without being left; enter a fresh one."""
+        self._scope = None
+        self.enter_scope()
 
     def scratch_folder(self) -> Path:
         """A non-chief worker's temporary parent folder for its run, removed by `leave`."""
@@ -200,22 +212,26 @@ class Distribution:
         return folder
 
     def check_model(self, model) -> None:
-        """A model built outside the scope (before the session, or after a
+        """A model built outside the scope (before the session, or after a bare
         keras.backend.clear_session() wiped the scope) would not be mirrored: refuse it plainly."""
         weights = getattr(model, "weights", None) or []
         if weights and not self.strategy.extended.variable_created_in_scope(weights[0].value):
             raise LabError(
                 f"--distribute {self.kind}: this activity builds its model outside the strategy's scope, "
-                "so tf.distribute cannot mirror it; drop --distribute"
+                "so tf.distribute cannot mirror it; drop --distribute, or build the model inside the "
+                "TrainingSession and clear Keras with labkit.distribute.clear_session()"
             )
 
     def leave(self) -> None:
+        global _IN_SCOPE
+        if _IN_SCOPE is self:
+            _IN_SCOPE = None
         if self._scope is not None:
             scope, self._scope = self._scope, None
             try:
                 scope.__exit__(None, None, None)
             except IndexError:
-                pass  # keras.backend.clear_session() already emptied the strategy stack
+                pass  # a bare keras.backend.clear_session() already emptied the strategy stack
         while self._scratch:
             shutil.rmtree(self._scratch.pop(), ignore_errors=True)
 
@@ -260,6 +276,29 @@ class Distribution:
 # One strategy per process: TensorFlow configures devices and collectives once, so a command that
 # trains several runs (a sweep) reuses the strategy its first run built.
 _BUILT: dict[tuple, object] = {}
+
+
+def clear_session() -> None:
+    """keras.backend.clear_session() for activities that build a fresh model inside a session.
+
+    Clearing replaces TensorFlow's default graph, and a tf.distribute scope lives on that graph:
+    after a bare clear_session() under --distribute, the next model would be built outside the
+    strategy and not be mirrored. This one enters the running session's scope again; with no
+    --distribute it is exactly keras.backend.clear_session()."""
+    from labkit.deferred import keras
+
+    keras.backend.clear_session()
+    if _IN_SCOPE is not None:
+        _IN_SCOPE.enter_scope_again()
+
+
+def writes_runs(args) -> bool:
+    """Whether this process writes into the runs root: always, except a non-chief worker of
+    --distribute multiworker. For parts of an activity that train nothing (and so need no
+    collective with the other workers), which those workers skip."""
+    if requested(args) != "multiworker":
+        return True
+    return read_tf_config(os.environ.get(TF_CONFIG_ENV)).chief
 
 
 def start(args, global_batch: int) -> Distribution | None:

@@ -159,13 +159,19 @@ def expected_parameters(n_features, units=UNITS) -> dict:
     }
 
 
-def regression_models(n_features) -> dict:
+REGRESSION_MODELS = ("wide_deep", "two_inputs", "auxiliary")
+
+
+def build_regression_model(name, n_features):
+    """One of the three functional regression models, by name."""
     n_wide, n_deep = len(range(n_features)[WIDE]), len(range(n_features)[DEEP])
-    return {
-        "wide_deep": build_wide_deep(n_features),
-        "two_inputs": build_two_inputs(n_wide, n_deep),
-        "auxiliary": build_two_inputs(n_wide, n_deep, auxiliary=True),
-    }
+    if name == "wide_deep":
+        return build_wide_deep(n_features)
+    return build_two_inputs(n_wide, n_deep, auxiliary=name == "auxiliary")
+
+
+def regression_models(n_features) -> dict:
+    return {name: build_regression_model(name, n_features) for name in REGRESSION_MODELS}
 
 
 def compile_regression(model, two_heads=False, learning_rate=REGRESSION_LEARNING_RATE):
@@ -276,14 +282,18 @@ def load_table(args, quiet=False):
     )
 
 
-def regression_run(args, name, model, data, *, quiet, parent_dir, after_fit=None):
-    """Train one regression model in its own run folder; multi-input models get split features."""
+def regression_run(args, name, build, data, *, quiet, parent_dir, after_fit=None):
+    """Train one regression model in its own run folder; multi-input models get split features.
+    `build()` makes the model inside the session, where the session has seeded Keras and, with
+    --distribute, entered the strategy's scope."""
     two_inputs, two_heads = name != "wide_deep", name in ("auxiliary", "subclassed")
     x = split_features if two_inputs else same
     y = (lambda target: {"main": target, "aux": target}) if two_heads else (lambda target: target)
+    keras.backend.clear_session()
     with TrainingSession(
         __file__, regression_args(args), tag=name, dataset=data, quiet=quiet, parent_dir=parent_dir
     ) as session:
+        model = build()
         session.model = compile_regression(model, two_heads)
         session.fit(model, x_train=x(data.x_train), y_train=y(data.y_train), x_val=x(data.x_val), y_val=y(data.y_val))
         tested = session.evaluate(model, x_test=x(data.x_test), y_test=y(data.y_test))
@@ -306,11 +316,12 @@ def regression_run(args, name, model, data, *, quiet, parent_dir, after_fit=None
 def train_wide_deep(args, *, dataset=None, quiet=False, parent_dir=None) -> RunSet:
     data = dataset or load_table(args, quiet)
     runs = RunSet()
-    for name in ("wide_deep", "two_inputs", "auxiliary"):
-        keras.backend.clear_session()
-        keras.utils.set_random_seed(args.seed)
-        model = regression_models(data.num_features)[name]
-        session = runs.add(name, regression_run(args, name, model, data, quiet=quiet, parent_dir=parent_dir))
+    for name in REGRESSION_MODELS:
+
+        def build(name=name):
+            return build_regression_model(name, data.num_features)
+
+        session = runs.add(name, regression_run(args, name, build, data, quiet=quiet, parent_dir=parent_dir))
         if session.status != "finished":
             break
     return runs
@@ -318,10 +329,11 @@ def train_wide_deep(args, *, dataset=None, quiet=False, parent_dir=None) -> RunS
 
 def train_subclassing(args, *, dataset=None, quiet=False, parent_dir=None) -> TrainingSession:
     data = dataset or load_table(args, quiet)
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(args.seed)
-    model = define_wide_and_deep()(units=UNITS, activation="relu", name="wide_and_deep")
-    model(split_features(data.x_train[:1]))  # creates the weights: until its first call it has none
+
+    def build():
+        model = define_wide_and_deep()(units=UNITS, activation="relu", name="wide_and_deep")
+        model(split_features(data.x_train[:1]))  # creates the weights: until its first call it has none
+        return model
 
     def save(session, model, x):
         check = save_and_reload(model, session.run_dir, x)
@@ -331,7 +343,7 @@ def train_subclassing(args, *, dataset=None, quiet=False, parent_dir=None) -> Tr
             f"{check['reloaded_max_difference']:g} (.keras), {check['weights_only_max_difference']:g} (.weights.h5)"
         )
 
-    return regression_run(args, "subclassed", model, data, quiet=quiet, parent_dir=parent_dir, after_fit=save)
+    return regression_run(args, "subclassed", build, data, quiet=quiet, parent_dir=parent_dir, after_fit=save)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -345,10 +357,6 @@ def make_parser():
         learning_rate=LEARNING_RATE,
         batch_size=BATCH_SIZE,
         several_runs="one run per model",
-        not_here=dict.fromkeys(
-            ("--distribute", "--cpu-replicas"),
-            "its regression models are built outside tf.distribute's scope",
-        ),
     )
     parser.add_argument(
         "--part",

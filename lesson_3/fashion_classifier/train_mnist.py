@@ -22,6 +22,7 @@ import pandas as pd
 from labkit import LabError, cli
 from labkit import data as lab_data
 from labkit.deferred import keras  # TensorFlow loads on first use, after the flags are checked
+from labkit.distribute import clear_session
 from labkit.plan import training_plan
 from labkit.session import RunSet, TrainingSession, run_main
 
@@ -42,8 +43,9 @@ RARE_FRACTION = 0.05
 
 def build_model(num_classes=10):
     # A fresh Keras session restarts layer naming, so the first hidden layer is called "dense"
-    # however many models the process built before.
-    keras.backend.clear_session()
+    # however many models the process built before. (labkit's clear_session is Keras's, and keeps
+    # a --distribute run's strategy scope, which Keras's alone would drop.)
+    clear_session()
     return keras.Sequential(
         [
             keras.Input(shape=(28, 28, 1)),  # Keras 3 wants an Input; input_shape= on a layer only warns
@@ -70,7 +72,7 @@ def compile_model(model, learning_rate=LEARNING_RATE):
 
 def build_linear_model(num_classes=10):
     """Softmax regression: the same input and output as the MLP, with no hidden layer at all."""
-    keras.backend.clear_session()
+    clear_session()
     return keras.Sequential(
         [
             keras.Input(shape=(28, 28, 1)),
@@ -205,10 +207,6 @@ def make_parser():
         learning_rate=LEARNING_RATE,
         batch_size=BATCH_SIZE,
         default_dataset="fashion_mnist",
-        not_here=dict.fromkeys(
-            ("--distribute", "--cpu-replicas"),
-            "keras.backend.clear_session() leaves tf.distribute's scope",
-        ),
     )
     parser.add_argument(
         "--linear-baseline",

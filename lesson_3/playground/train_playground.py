@@ -86,13 +86,16 @@ def build_model(hidden_layers=DEFAULT_LAYERS, activation="tanh"):
 def compile_model(model, learning_rate=LEARNING_RATE, optimizer="sgd", steps_per_epoch=STEPS_PER_EPOCH):
     """Binary cross-entropy, accuracy at the 0.5 threshold, plain SGD (or Adam, the chapter's cure
     for plateaus). steps_per_execution runs a whole pass per call: on a network this small, Python's
-    overhead per batch costs more than the arithmetic, and the updates are the same either way."""
+    overhead per batch costs more than the arithmetic, and the updates are the same either way.
+    Under --distribute, one step per call: Keras 3.15's loop of several steps fails on a
+    distributed dataset's iterator (TensorFlow: "You must feed a value for placeholder tensor")."""
     chosen = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam}[optimizer](learning_rate=learning_rate)
+    distributed = tf.distribute.has_strategy()
     model.compile(
         optimizer=chosen,
         loss="binary_crossentropy",
         metrics=["accuracy"],
-        steps_per_execution=math.gcd(BATCHES_PER_PASS, steps_per_epoch),
+        steps_per_execution=1 if distributed else math.gcd(BATCHES_PER_PASS, steps_per_epoch),
     )
     return model
 
@@ -162,11 +165,19 @@ def neuron_maps_figure(model, size: int = 80):
 
 def layer_gradient_norms(model, x, y) -> dict:
     """The size of the loss gradient on each layer's kernel, over the whole training set. Smaller
-    numbers near the input than near the output is the vanishing-gradient problem of exercise 1f."""
+    numbers near the input than near the output is the vanishing-gradient problem of exercise 1f.
+
+    A probe, not a training step: the weights go in as plain tensors (`stateless_call`), so that
+    it reads the same under --distribute, where the kernels are mirrored variables that a tape
+    outside the replicas cannot differentiate against."""
+    weights = [tf.convert_to_tensor(v) for v in model.trainable_variables]
+    others = [tf.convert_to_tensor(v) for v in model.non_trainable_variables]
     with tf.GradientTape() as tape:
-        loss = tf.reduce_mean(keras.losses.binary_crossentropy(y[:, None], model(x, training=True)))
-    gradients = tape.gradient(loss, [layer.kernel for layer in model.layers])
-    return {layer.name: float(tf.norm(g)) for layer, g in zip(model.layers, gradients, strict=True)}
+        tape.watch(weights)
+        predicted, _ = model.stateless_call(weights, others, x, training=True)
+        loss = tf.reduce_mean(keras.losses.binary_crossentropy(y[:, None], predicted))
+    gradients = dict(zip((v.path for v in model.trainable_variables), tape.gradient(loss, weights), strict=True))
+    return {layer.name: float(tf.norm(gradients[layer.kernel.path])) for layer in model.layers}
 
 
 def snapshot_epochs(epochs: int, count: int = SNAPSHOTS) -> list[int]:
@@ -352,9 +363,6 @@ def make_parser():
         batch_size=BATCH_SIZE,
         steps_per_epoch=STEPS_PER_EPOCH,
         several_runs="one run per network of each experiment",
-        not_here=dict.fromkeys(
-            ("--distribute", "--cpu-replicas"), "its gradient probe takes gradients outside tf.distribute's replicas"
-        ),
         **DATASET_FLAGS,
     )
     parser.add_argument(

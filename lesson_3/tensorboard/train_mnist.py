@@ -28,6 +28,7 @@ import numpy as np
 from labkit import cli
 from labkit.dashboards import SummaryRun, deep_dive_callbacks
 from labkit.deferred import keras, tf  # TensorFlow loads on first use, after the flags are checked
+from labkit.distribute import writes_runs
 from labkit.plan import training_plan
 from labkit.session import RunSet, TrainingSession, run_main
 from labkit.tabular import load_regression_data
@@ -157,9 +158,6 @@ def make_parser():
         batch_size=BATCH_SIZE,
         default_dataset="fashion_mnist",
         several_runs="a regression pair, a tf.summary run and a deep-dive run",
-        not_here=dict.fromkeys(
-            ("--distribute", "--cpu-replicas"), "keras.backend.clear_session() leaves tf.distribute's scope"
-        ),
     )
     parser.add_argument(
         "--part",
@@ -187,7 +185,9 @@ def train(args, *, quiet=False, parent_dir=None) -> RunSet:
             runs.add(name, session)
         if runs.exit_code:
             return runs
-    if "summaries" in wanted:
+    # The summaries part trains nothing, so the other workers of --distribute multiworker have no
+    # share in it: the chief writes it alone.
+    if "summaries" in wanted and writes_runs(args):
         runs.add("summaries", summaries_demo(args, quiet=quiet, parent_dir=parent_dir))
         if runs.exit_code:
             return runs
