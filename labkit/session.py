@@ -150,6 +150,7 @@ class TrainingSession:
         dataset: lab_data.Dataset | None = None,
         quiet: bool = False,
         parent_dir: Path | None = None,
+        save_model: bool = True,
     ):
         self.lesson, self.activity = activity_of(script_file)
         self.args = args
@@ -159,6 +160,7 @@ class TrainingSession:
         self.data = dataset
         self.quiet = quiet
         self.parent_dir = parent_dir  # None: <runs root>/<lesson>/<activity>
+        self.save_model = save_model  # False where the model is thrown away (scripts/bench.py's rounds)
         self.model = None
         self.run_dir = None
         self.record = None
@@ -326,7 +328,7 @@ class TrainingSession:
         run can be reloaded or served (lesson 4). NumPy weights and scikit-learn models are not saved."""
         from labkit.saved_models import MODEL_FILE, is_keras_model, save_keras_model
 
-        if not is_keras_model(self.model):
+        if not self.save_model or not is_keras_model(self.model):
             return
         # A non-chief worker saves too, into its temporary folder: under MultiWorkerMirroredStrategy
         # saving broadcasts values between workers, and a worker that skipped it would leave the

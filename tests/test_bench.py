@@ -5,6 +5,7 @@ No timing thresholds here: how fast things are is the benchmark's report, not a 
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import subprocess
@@ -128,3 +129,29 @@ def test_bad_flags_exit_2_with_one_line(tmp_path, args, message):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("bench.py: error: ") and message in lines[0], done.stderr
     assert done.stdout == "" and not (tmp_path / "runs").exists() and not (tmp_path / "no").exists()
+
+
+def test_quick_overhead_of_one_activity_times_both_loops_and_saves_no_model(tmp_path):
+    """The overhead section's own code on the smallest activity, in a fresh process: a lab loop and
+    a bare fit each timed, their ratio finite, and no model file left in the runs it made."""
+    code = (
+        "import json, sys, pathlib\n"
+        "from bench_overhead import overhead\n"
+        "section = overhead(quick=True, rounds=1, runs_root=pathlib.Path(sys.argv[1]), only=['lesson_3/regression'])\n"
+        "print(json.dumps(section.rows[0]))\n"
+    )
+    runs = tmp_path / "runs"
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(runs)],
+        cwd=REPO / "scripts",
+        env=lab_env(runs),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    ratio = re.search(r"lesson_3/regression: (\S+)x", result.stdout)
+    assert ratio and math.isfinite(float(ratio.group(1))) and float(ratio.group(1)) > 0, result.stdout
+    row = json.loads(result.stdout.strip().splitlines()[-1])
+    assert row[0] == "lesson_3/regression" and float(row[5]) > 0 and float(row[6]) > 0
+    assert sorted(p.name for p in runs.rglob("run.json")) and not list(runs.rglob("model.keras"))
