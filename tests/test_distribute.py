@@ -123,6 +123,21 @@ def test_two_cpu_replicas_split_the_global_batch(mirrored):
     assert lines[1].startswith("Note: 2 logical CPU devices:") and "not faster" in lines[1]
 
 
+def test_lesson_4_retrains_the_mirrored_run_on_two_cpu_replicas(mirrored, runs_dir):
+    """A model trained on two replicas, saved by the chief, loaded and retrained on two replicas."""
+    from labkit.tblogs import read_scalars, steps_of
+
+    baseline = str(mirrored[1])
+    argv = ("--quick", "--epochs", "1", "--baseline", baseline, *MIRRORED[1:])
+    result = run_script("lesson_4/retrain/train_mnist.py", *argv, runs_dir=runs_dir)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    run = only_run(runs_dir)
+    record = assert_finished_above(run, {})
+    distribution = record["extra"]["distribution"]
+    assert (distribution["replicas"], distribution["global_batch"], distribution["per_replica_batch"]) == (2, 100, 50)
+    assert steps_of(read_scalars(run), "train", "epoch_loss") == [0]
+
+
 def test_two_localhost_workers_train_one_run(two_workers):
     result, root, tmp = two_workers
     run = only_run(root)  # exactly one run folder: worker 1 wrote into a temporary one
