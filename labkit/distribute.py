@@ -292,6 +292,11 @@ def clear_session() -> None:
         _IN_SCOPE.enter_scope_again()
 
 
+def not_offered(reason: str) -> dict[str, str]:
+    """For an activity's `not_here`: both distribution flags refused with the same reason."""
+    return dict.fromkeys(("--distribute", "--cpu-replicas"), reason)
+
+
 def writes_runs(args) -> bool:
     """Whether this process writes into the runs root: always, except a non-chief worker of
     --distribute multiworker. For parts of an activity that train nothing (and so need no

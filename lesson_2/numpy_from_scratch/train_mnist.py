@@ -30,6 +30,7 @@ import pandas as pd
 
 from labkit import cli
 from labkit.deferred import keras, tf  # TensorFlow loads on first use, after the flags are checked
+from labkit.distribute import not_offered
 from labkit.session import RunSet, TrainingSession, run_main
 from lesson_2.hello_keras.train_mnist import build_model, flatten_images
 
@@ -379,9 +380,7 @@ def make_parser():
         learning_rate=LEARNING_RATE,
         batch_size=BATCH_SIZE,
         several_runs="a NumPy run and its Keras twin",
-        not_here=dict.fromkeys(
-            ("--distribute", "--cpu-replicas"), "the NumPy network trains outside TensorFlow, beside a one-device twin"
-        ),
+        not_here=not_offered("the NumPy network trains outside TensorFlow, beside a one-device twin"),
     )
     parser.add_argument(
         "--hidden-units",

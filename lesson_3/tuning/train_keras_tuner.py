@@ -33,6 +33,7 @@ import pandas as pd
 
 from labkit import cli
 from labkit.deferred import DeferredModule, keras  # TensorFlow loads on first use, after the flags are checked
+from labkit.distribute import not_offered
 from labkit.plan import QUICK_MAX_EPOCHS, training_plan
 from labkit.session import RunSet, TrainingSession, run_main
 from labkit.tabular import DATASET_FLAGS, load_regression_data
@@ -323,7 +324,7 @@ def make_parser():
         learning_rate=None,
         not_here={
             "--learning-rate": f"the search draws it from {LOW_RATE:g} to {HIGH_RATE:g} itself",
-            **dict.fromkeys(("--distribute", "--cpu-replicas"), "KerasTuner trains every trial's model itself"),
+            **not_offered("KerasTuner trains every trial's model itself"),
         },
         epochs_help=f"random search: the most epochs one trial trains, stopping early (default {EPOCHS})",
         batch_size=BATCH_SIZE,

@@ -35,6 +35,7 @@ from sklearn.model_selection import RandomizedSearchCV, cross_val_score
 
 from labkit import LabError, cli
 from labkit.deferred import keras, tf  # TensorFlow loads on first use, after the flags are checked
+from labkit.distribute import not_offered
 from labkit.plan import training_plan
 from labkit.session import TrainingSession, run_main
 from labkit.tabular import DATASET_FLAGS
@@ -380,7 +381,7 @@ def make_parser():
         not_here={
             "--learning-rate": "the search draws it from {:g} to {:g} itself".format(*LEARNING_RATE_RANGE),
             "--steps-per-epoch": "every epoch of a fit is one pass over its folds",
-            **dict.fromkeys(("--distribute", "--cpu-replicas"), "scikit-learn's search trains its models itself"),
+            **not_offered("scikit-learn's search trains its models itself"),
         },
         **DATASET_FLAGS,
     )
