@@ -13,16 +13,18 @@ code on a small slice for at most two epochs: see labkit.plan.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import sys
+import typing
 from pathlib import Path
 from typing import NoReturn
 
 from labkit import LabError
 from labkit.data import DATASETS, DEFAULT_DATASET, FULL_NAMES
 from labkit.distribute import DISTRIBUTIONS, NOT_FASTER, check_flags
-from labkit.plan import QUICK_ENV, QUICK_MAX_EPOCHS, quick_requested
+from labkit.plan import QUICK_ENV, QUICK_MAX_EPOCHS, TrainingPlan, quick_requested, training_plan
 from labkit.runs import check_resumable, check_writable, runs_root
 
 MAX_SEED = 2**32 - 1  # NumPy and TensorFlow seeds are unsigned 32-bit numbers
@@ -171,10 +173,14 @@ def build_parser(
     return parser
 
 
-def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
-    """Parse and validate; exits 2 with one line on any bad value. Nothing is written here.
+def parse(parser: argparse.ArgumentParser, argv=None) -> Config:
+    """Parse and validate the flags into a frozen Config; exits 2 with one line on any bad value.
 
-    The values stay as given; quick mode's caps are applied by labkit.plan.training_plan."""
+    A script reads its command line; a notebook has none, so there it takes the defaults (and
+    LAB_QUICK=1). Nothing is written here, and TensorFlow is not imported. The values stay as
+    given; quick mode's caps are applied by labkit.plan.training_plan."""
+    if argv is None and in_notebook():
+        argv = []
     args = parser.parse_args(argv)
     args.quick = quick_requested(args.quick)
     try:
@@ -188,9 +194,66 @@ def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
             adopt_recorded_settings(args, sys.argv[1:] if argv is None else list(argv))
         args.runs_root = runs_root(args.logdir)
         check_writable(args.runs_root)
+        args.lesson, args.activity = activity_folder()
     except LabError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
-    return args
+    return freeze(args)
+
+
+class Config:
+    """The base of every activity's frozen settings: the shared flags, typed, and the plan they make.
+
+    `cli.parse` returns a frozen dataclass built on this class, with one field per flag of the
+    activity's parser (its own flags included). Change a copy with `dataclasses.replace`."""
+
+    epochs: int
+    learning_rate: float | None
+    batch_size: int
+    steps_per_epoch: int | None
+    dataset: str | None
+    default_dataset: str
+    logdir: str | None
+    runs_root: Path
+    seed: int
+    quick: bool
+    verbose: bool
+    resume: Path | None
+    distribute: str | None
+    cpu_replicas: int | None
+    lesson: str
+    activity: str
+
+    @property
+    def plan(self) -> TrainingPlan:
+        return training_plan(self)
+
+
+def freeze(args: argparse.Namespace) -> Config:
+    values = vars(args)
+    shared = typing.get_type_hints(Config)
+    fields = [(name, shared.get(name, typing.Any)) for name in values]
+    frozen_type = dataclasses.make_dataclass("Config", fields, bases=(Config,), frozen=True)
+    return frozen_type(**values)
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (where sys.argv holds the kernel's own arguments)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def activity_folder() -> tuple[str, str]:
+    """("lesson_1", "exercise_a") for the activity being run: the folder of the script, or the
+    notebook's folder (Jupyter starts a kernel in its notebook's folder). Its runs go under
+    <runs root>/<lesson>/<activity>."""
+    if in_notebook() or not sys.argv or not sys.argv[0]:
+        folder = Path.cwd().resolve()
+    else:
+        folder = Path(sys.argv[0]).resolve().parent
+    if folder.parent.name.startswith("lesson_"):
+        return folder.parent.name, folder.name
+    return "scratch", folder.name
 
 
 # Flags that may come with --resume: they change where or how loudly a run reports, not what it trains.

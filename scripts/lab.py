@@ -140,11 +140,11 @@ def test(extra: list[str]) -> int:
 # Commands that run a toolkit module inside .venv. On POSIX the module replaces this process, so
 # that Ctrl-C and kill reach it directly (a server must stop cleanly, not through a wrapper).
 VENV_MODULES = {
-    "tensorboard": "labkit.board",
-    "runs": "labkit.catalog",
-    "collect": "labkit.collect",
-    "demo-runs": "labkit.demo_runs",
-    "workers": "labkit.workers",
+    "tensorboard": "labkit.instructor.board",
+    "runs": "labkit.instructor.catalog",
+    "collect": "labkit.instructor.collect",
+    "demo-runs": "labkit.instructor.demo_runs",
+    "workers": "labkit.instructor.workers",
 }
 
 

@@ -40,26 +40,45 @@ def run_script(
     )
 
 
-def main_in_process(module: str, *args: str, runs_dir: Path, monkeypatch, **env: str) -> int:
-    """Run an activity's main() inside the test process, with the environment run_script gives
-    a subprocess. For what needs no fresh interpreter: it skips the 4-5 s TensorFlow import."""
-    import importlib
+def run_in_process(script: str | Path, *args: str, runs_dir: Path, monkeypatch, **env: str) -> int:
+    """Run an activity file top to bottom inside the test process, as `python script args` would,
+    with the environment run_script gives a subprocess; returns the exit code. For what needs no
+    fresh interpreter: it skips the 4-5 s TensorFlow import. An error that escapes the activity is
+    reported as the script's own excepthook would (one line and exit 2 for a LabError)."""
+    import runpy
+
+    from labkit.lifecycle import report_uncaught
 
     for name, value in lab_env(runs_dir, **env).items():
         if os.environ.get(name) != value:
             monkeypatch.setenv(name, value)
     monkeypatch.delenv("LAB_QUICK", raising=False)
-    monkeypatch.setattr(sys, "argv", [module.rsplit(".", 1)[-1] + ".py"])
-    return importlib.import_module(module).main(list(args))
+    path = REPO / script
+    monkeypatch.setattr(sys, "argv", [str(path), *args])
+    try:
+        runpy.run_path(str(path), run_name="__main__")
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    except BaseException as error:
+        code = report_uncaught(error)
+        if code is None:
+            raise
+        raise SystemExit(code) from None
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close("all")
+    return 0
 
 
-def assert_refused(module: str, *args: str, message: str, runs_dir: Path, capsys, monkeypatch) -> str:
-    """Bad input to an activity: main() exits 2 with one line that says `message`, and writes
+def assert_refused(script: str, *args: str, message: str, runs_dir: Path, capsys, monkeypatch) -> str:
+    """Bad input to an activity: it exits 2 with one line that says `message`, and writes
     nothing under runs_dir. Returns the line."""
     import pytest
 
     with pytest.raises(SystemExit) as exit_info:
-        main_in_process(module, *args, runs_dir=runs_dir, monkeypatch=monkeypatch)
+        code = run_in_process(script, *args, runs_dir=runs_dir, monkeypatch=monkeypatch)
+        raise SystemExit(code)
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
     assert len(error.strip().splitlines()) == 1 and message in error, error

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit import catalog, collect
+from labkit.instructor import catalog, collect
 from labtest import REPO, files_under
 
 LAB = REPO / "scripts" / "lab.py"

@@ -1,5 +1,5 @@
 """demo_runs/: the recorded runs every lesson's TensorBoard demo opens, and the command that
-makes them (`python scripts/lab.py demo-runs`, labkit/demo_runs.py)."""
+makes them (`python scripts/lab.py demo-runs`, labkit/instructor/demo_runs.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from labkit.demo_runs import DEMO_JSON, PLAN, SIZE_BUDGET_BYTES
+from labkit.instructor.demo_runs import DEMO_JSON, PLAN, SIZE_BUDGET_BYTES
 from labkit.tblogs import read_scalars, steps_of
 from labtest import REPO, lab_env, run_json
 

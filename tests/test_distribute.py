@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from labkit.instructor import workers
 from labtest import (
     REPO,
     assert_epoch_curves,
@@ -176,7 +177,7 @@ def test_a_dying_worker_fails_the_job_within_a_bounded_time(tmp_path):
     root.mkdir()
     tmp.mkdir()
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "labkit.workers", "2", "--", "python", EXERCISE_A, "--quick"],
+        [sys.executable, "-m", "labkit.instructor.workers", "2", "--", "python", EXERCISE_A, "--quick"],
         cwd=REPO,
         env=lab_env(root, TMPDIR=str(tmp)),
         stdout=subprocess.PIPE,
@@ -271,8 +272,6 @@ def test_bad_tf_config_exits_2(config, message, runs_dir, capsys, monkeypatch):
     ],
 )
 def test_bad_workers_commands_exit_2(argv, message, tmp_path, capsys, monkeypatch):
-    from labkit import workers
-
     monkeypatch.chdir(REPO)
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     assert workers.main(list(argv)) == 2

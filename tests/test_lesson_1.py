@@ -7,10 +7,10 @@ from labtest import (
     assert_epoch_curves,
     assert_finished_above,
     execute_notebook,
-    main_in_process,
     notebook_has_image,
     notebook_text_outputs,
     only_run,
+    run_in_process,
     run_json,
     run_script,
 )
@@ -94,7 +94,7 @@ def test_exercise_a_writes_step_level_curve_and_edge_scalars(exercise_a):
 
 
 def test_exercise_a_notebook_executes(runs_dir):
-    notebook = execute_notebook("lesson_1/exercise_a/exercise_a.ipynb", runs_dir)
+    notebook = execute_notebook("lesson_1/exercise_a/train_mnist.ipynb", runs_dir)
     text = notebook_text_outputs(notebook)
     assert "Edge test" in text
     assert notebook_has_image(notebook)
@@ -113,7 +113,7 @@ def test_activity_2_sweep_trains_sibling_runs(runs_dir, monkeypatch):
     from labkit.tblogs import read_scalars, steps_of
 
     argv = ("--quick", "--sweep", "1e-3@2000,1e-1@100")
-    assert main_in_process("lesson_1.activity_2.train_mnist", *argv, runs_dir=runs_dir, monkeypatch=monkeypatch) == 0
+    assert run_in_process(ACTIVITY_2, *argv, runs_dir=runs_dir, monkeypatch=monkeypatch) == 0
     parent = runs_dir / "lesson_1" / "activity_2"
     runs = sorted(parent.iterdir())
     assert len(runs) == 2
@@ -132,7 +132,7 @@ def test_activity_2_sweep_trains_sibling_runs(runs_dir, monkeypatch):
 
 def test_activity_2_single_variant_from_steps(runs_dir, monkeypatch):
     argv = ("--learning-rate", "0.1", "--steps", "20", "--dataset", "digits")
-    assert main_in_process("lesson_1.activity_2.train_mnist", *argv, runs_dir=runs_dir, monkeypatch=monkeypatch) == 0
+    assert run_in_process(ACTIVITY_2, *argv, runs_dir=runs_dir, monkeypatch=monkeypatch) == 0
     record = run_json(only_run(runs_dir))
     assert record["hparams"]["learning_rate"] == 0.1
     assert (record["hparams"]["epochs"], record["hparams"]["steps_per_epoch"]) == (10, 2)

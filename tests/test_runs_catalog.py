@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from labkit import catalog, runs
+from labkit import runs
+from labkit.instructor import catalog
 from labtest import REPO, lab_env, run_dirs, run_json
 
 LAB = REPO / "scripts" / "lab.py"

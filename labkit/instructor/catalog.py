@@ -6,7 +6,7 @@
     lab.py runs --clean RUN_DIR...       # remove exactly these runs, finished full ones included
     lab.py runs --export alice.zip       # run.json and TensorBoard logs, for the instructor
 
-Standard library only (no TensorFlow): it answers at once, even while a run trains.
+It never imports TensorFlow: it answers at once, even while a run trains.
 """
 
 from __future__ import annotations
@@ -20,37 +20,13 @@ import sys
 from pathlib import Path
 
 from labkit import LabError
+from labkit.cli import OneLineParser
+from labkit.instructor.export import export_runs, human_size, run_files, walk_runs
 from labkit.runs import CRASHED, RUN_JSON, read_run, runs_root
 
 PROG = "lab.py runs"
 UNREADABLE = "unreadable"
-# What an export leaves out: saved models make a run folder big (77 MB for Lesson 1's network).
-MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
-MODEL_FOLDERS = ("tuner", "backup")  # keras-tuner's checkpoints, BackupAndRestore's state
-LARGE_OTHER_BYTES = 10 * 10**6
 HINT = "train one with `python scripts/lab.py start` or any lesson's train script"
-
-
-def walk_runs(root: Path) -> list[Path]:
-    """Run folders under `root`, without following a symlink anywhere (one could lead out of it)."""
-    found = []
-    for folder, subfolders, files in os.walk(root, followlinks=False):
-        subfolders[:] = sorted(d for d in subfolders if not os.path.islink(os.path.join(folder, d)))
-        if RUN_JSON in files and not os.path.islink(os.path.join(folder, RUN_JSON)):
-            found.append(Path(folder))
-    return found
-
-
-def run_files(run_dir: Path, nested: set[Path] = frozenset()):
-    """(path, bytes) of every plain file of a run, leaving out runs nested inside it and symlinks."""
-    for folder, subfolders, files in os.walk(run_dir, followlinks=False):
-        subfolders[:] = sorted(
-            d for d in subfolders if not os.path.islink(os.path.join(folder, d)) and Path(folder, d) not in nested
-        )
-        for name in sorted(files):
-            path = Path(folder, name)
-            if not path.is_symlink() and path.is_file():
-                yield path, path.lstat().st_size
 
 
 def lesson_key(lesson: str) -> tuple:
@@ -123,44 +99,7 @@ def catalog(root: Path, lesson: str | None = None, activity: str | None = None) 
     return sorted(rows, key=lambda r: (lesson_key(r["lesson"]), r["activity"] or "", r["started_at"] or "", r["path"]))
 
 
-def is_model_file(relative: Path, saved_models: set[Path]) -> bool:
-    return (
-        relative.name.lower().endswith(MODEL_SUFFIXES)
-        or any(part in MODEL_FOLDERS for part in relative.parts[:-1])
-        or any(folder in relative.parents for folder in saved_models)
-    )
-
-
-def export_plan(root: Path, rows: list[dict], with_models: bool):
-    """(files to pack as (path, name in the archive), models left out, others left out), the
-    last two as (count, bytes)."""
-    every_run = walk_runs(root)
-    packed, models, others = [], [0, 0], [0, 0]
-    for row in rows:
-        run_dir = root / row["path"]
-        nested = {other for other in every_run if run_dir in other.parents}
-        files = list(run_files(run_dir, nested))
-        saved_models = {path.parent.relative_to(run_dir) for path, _ in files if path.name == "saved_model.pb"}
-        for path, size in files:
-            relative = path.relative_to(run_dir)
-            event_or_record = relative.name == RUN_JSON or relative.name.startswith("events.out.tfevents.")
-            if is_model_file(relative, saved_models) and not with_models:
-                models[0], models[1] = models[0] + 1, models[1] + size
-            elif not event_or_record and not is_model_file(relative, saved_models) and size > LARGE_OTHER_BYTES:
-                others[0], others[1] = others[0] + 1, others[1] + size
-            else:
-                packed.append((path, path.relative_to(root).as_posix()))
-    return packed, tuple(models), tuple(others)
-
-
 # -- human formats ------------------------------------------------------------------------------
-
-
-def human_size(size: int) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if size >= scale:
-            return f"{size / scale:.1f} {unit}"
-    return f"{size} B"
 
 
 def human_time(seconds) -> str:
@@ -330,8 +269,6 @@ def lesson_filter(text: str) -> str:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    from labkit.cli import OneLineParser
-
     parser = OneLineParser(
         prog=PROG,
         description="List the runs in a runs folder; clean up failed, crashed and quick ones; export them.",
@@ -379,8 +316,6 @@ def run(args) -> int:
     else:
         rows = catalog(root, args.lesson, args.activity)
     if args.export:
-        from labkit.collect import export_runs
-
         return export_runs(root, rows, Path(args.export), student=args.student, with_models=args.with_models)
     if args.clean is not None:
         return clean(root, rows, args.clean, args.yes, catalog(root) if args.clean else rows)

@@ -15,6 +15,7 @@ On one machine this is practice: the workers share its cores and it is slower th
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
@@ -118,8 +119,6 @@ def tf_config(ports: list[int], index: int) -> str:
 def _die_with_launcher() -> None:
     """Linux: a worker gets SIGKILL if the launcher itself is killed, instead of training on alone."""
     try:
-        import ctypes
-
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass

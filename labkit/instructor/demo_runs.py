@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from labkit import REPO_ROOT, LabError
+from labkit.cli import OneLineParser
 
 DEMO_ROOT = Path(REPO_ROOT) / "demo_runs"
 DEMO_JSON = "demo.json"
@@ -141,8 +142,6 @@ def swap_in(staged: Path, final: Path) -> None:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    from labkit.cli import OneLineParser
-
     parser = OneLineParser(
         prog="lab.py demo-runs",
         description="Regenerate the recorded demo runs with the course's own scripts.",

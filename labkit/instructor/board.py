@@ -18,6 +18,7 @@ import argparse
 import atexit
 import base64
 import getpass
+import importlib.util
 import json
 import os
 import signal
@@ -31,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labkit import LabError
+from labkit.cli import OneLineParser, port_number
+from labkit.runs import runs_root
 
 DEFAULT_PORT = 6006
 # How far past 6006 to look for a free port before asking the OS for any free one.
@@ -54,8 +57,6 @@ class Instance:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    from labkit.cli import OneLineParser, port_number
-
     parser = OneLineParser(
         prog="lab.py tensorboard",
         description="Start this environment's TensorBoard on a folder of runs, ready for a demo.",
@@ -76,8 +77,6 @@ def make_parser() -> argparse.ArgumentParser:
 
 def resolve_logdir(raw: str | None) -> Path:
     """The absolute logdir, or a one-line LabError saying what to do instead."""
-    from labkit.runs import runs_root
-
     logdir = runs_root(raw)
     hint = "train a run first (python lesson_1/exercise_a/train_mnist.py --quick), or show the demo runs: " + (
         "python scripts/lab.py tensorboard demo_runs"
@@ -238,8 +237,6 @@ def wait_until_loaded(url: str) -> int:
 def fast_loader() -> str:
     """TensorBoard's compiled data server reads logs faster; naming it (rather than "auto")
     also spares the audience TensorBoard's "experimental" banner."""
-    import importlib.util
-
     return "true" if importlib.util.find_spec("tensorboard_data_server") else "false"
 
 

@@ -8,8 +8,7 @@ whole archive. It is unpacked into a hidden staging folder inside DIR and rename
 only when complete, so a corrupt upload leaves nothing behind. `DIR/collected.json` remembers
 each input's SHA-256, so collecting the same upload twice is a no-op.
 
-This module also writes those archives (`export_runs`, behind `lab.py runs --export`).
-Standard library only (no TensorFlow).
+The archive format itself is defined in labkit.instructor.export. No TensorFlow import.
 """
 
 from __future__ import annotations
@@ -17,14 +16,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import getpass
 import hashlib
-import io
 import json
 import os
 import re
 import shutil
-import socket
 import stat
 import sys
 import tarfile
@@ -34,12 +30,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from labkit import LabError
+from labkit.cli import OneLineParser
+from labkit.instructor.export import MANIFEST, input_stem, manifest_student
 from labkit.runs import RUN_JSON
 
 PROG = "lab.py collect"
-EXPORT_FORMAT = "keras-course-lab-export"
-EXPORT_VERSION = 1
-MANIFEST = "lab-export.json"
 LEDGER = "collected.json"
 STAGING_PREFIX = ".incoming-"
 # Against zip bombs and runaway uploads: a class's runs without models are a few MB per student.
@@ -55,108 +50,6 @@ class Refused(Exception):
 def sanitise(name: str) -> str:
     cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", name.strip()).lstrip(".-")[:64]
     return cleaned or "student"
-
-
-def input_stem(path: Path) -> str:
-    name = path.name
-    for suffix in (".tar.gz", ".tgz", ".tar", ".zip"):
-        if name.lower().endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return path.stem if path.is_file() else name
-
-
-# -- export --------------------------------------------------------------------------------------
-
-
-def archive_kind(target: Path) -> str:
-    name = target.name.lower()
-    for suffix, kind in ((".zip", "zip"), (".tar.gz", "tar"), (".tgz", "tar")):
-        if name.endswith(suffix) and len(name) > len(suffix):
-            return kind
-    raise LabError(f"--export {target}: give a file name ending in .zip, .tar.gz or .tgz")
-
-
-def export_runs(root: Path, rows: list[dict], target: Path, *, student: str | None, with_models: bool) -> int:
-    from labkit import catalog
-
-    kind = archive_kind(target)
-    target = target.expanduser().absolute()
-    if target.exists() or target.is_symlink():
-        raise LabError(f"--export {target}: that file already exists; choose another name or remove it first")
-    if not target.parent.is_dir():
-        raise LabError(f"--export {target}: the folder {target.parent} does not exist")
-    if student is not None and not re.search(r"[A-Za-z0-9]", student):
-        raise LabError(f"--student '{student}': give a name with letters or digits")
-    if not rows:
-        raise LabError(f"no runs to export under {root} (with these filters)")
-    if student is None:
-        try:
-            student = getpass.getuser()
-        except (KeyError, OSError):  # no login name (some containers): the archive's name will do
-            student = input_stem(target)
-    packed, models, others = catalog.export_plan(root, rows, with_models)
-    manifest = {
-        "format": EXPORT_FORMAT,
-        "version": EXPORT_VERSION,
-        "student": student,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "host": socket.gethostname(),
-        "with_models": with_models,
-        "runs": [
-            {key: row[key] for key in ("path", "lesson", "activity", "run", "status", "quick", "size_bytes")}
-            for row in rows
-        ],
-    }
-    manifest_bytes = (json.dumps(manifest, indent=2) + "\n").encode()
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    try:
-        write_archive(partial, kind, manifest_bytes, packed)
-        publish(partial, target)
-    except OSError as error:
-        raise LabError(f"--export {target}: cannot write it ({error.strerror or error})") from None
-    finally:
-        partial.unlink(missing_ok=True)
-    count = len(rows)
-    print(f"Wrote {target}: {count} run{'s' if count != 1 else ''}, {catalog.human_size(target.stat().st_size)}")
-    if models[0]:
-        print(f"Left out {models[0]} model file(s), {catalog.human_size(models[1])}: add --with-models to include them")
-    if others[0]:
-        limit = catalog.human_size(catalog.LARGE_OTHER_BYTES)
-        print(f"Left out {others[0]} other file(s) over {limit}, {catalog.human_size(others[1])}")
-    return 0
-
-
-def write_archive(path: Path, kind: str, manifest: bytes, packed: list) -> None:
-    if kind == "zip":
-        with zipfile.ZipFile(path, "x", compression=zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr(MANIFEST, manifest)
-            for file, name in packed:
-                archive.write(file, name)
-        return
-
-    def anonymous(info: tarfile.TarInfo) -> tarfile.TarInfo:
-        info.uid = info.gid = 0
-        info.uname = info.gname = ""
-        return info
-
-    with tarfile.open(path, "x:gz") as archive:
-        info = tarfile.TarInfo(MANIFEST)
-        info.size, info.mtime, info.mode = len(manifest), int(datetime.now().timestamp()), 0o644
-        archive.addfile(info, io.BytesIO(manifest))  # first, so a reader finds it without unpacking
-        for file, name in packed:
-            archive.add(file, name, recursive=False, filter=anonymous)
-
-
-def publish(partial: Path, target: Path) -> None:
-    """Give the finished archive its name, never replacing a file that appeared meanwhile."""
-    try:
-        os.link(partial, target)
-    except FileExistsError:
-        raise LabError(f"--export {target}: that file appeared while writing; nothing replaced") from None
-    except OSError:  # a file system without hard links
-        if target.exists():
-            raise LabError(f"--export {target}: that file appeared while writing; nothing replaced") from None
-        os.replace(partial, target)
 
 
 # -- reading archives safely ----------------------------------------------------------------------
@@ -273,19 +166,12 @@ def members_of(source: Path, into: Path, stack: contextlib.ExitStack) -> list:
     return check_members(entries)
 
 
-def manifest_student(members: list) -> str | None:
-    """The student an export's manifest names, if it has a readable one."""
+def student_of(members: list) -> str | None:
+    """The student an export's manifest names, if the input has a readable one."""
     for name, kind, _, opener in members:
         if name == MANIFEST and kind == "file":
             with opener() as handle:
-                text = handle.read(MAX_MANIFEST_BYTES)
-            try:
-                manifest = json.loads(text.decode("utf-8"))
-            except ValueError:  # UnicodeDecodeError included: a manifest it cannot read names no one
-                return None
-            if isinstance(manifest, dict) and manifest.get("format") == EXPORT_FORMAT:
-                student = manifest.get("student")
-                return student if isinstance(student, str) and re.search(r"[A-Za-z0-9]", student) else None
+                return manifest_student(handle.read(MAX_MANIFEST_BYTES))
     return None
 
 
@@ -361,7 +247,7 @@ def collect_one(source: Path, into: Path, ledger: dict) -> tuple[str, str, int]:
             return "already", entry.get("student", "?"), entry.get("runs", 0)
     with contextlib.ExitStack() as stack:
         members = members_of(source, into, stack)
-        student = manifest_student(members)
+        student = student_of(members)
         into.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=into))
         try:
@@ -389,8 +275,6 @@ def collect_one(source: Path, into: Path, ledger: dict) -> tuple[str, str, int]:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    from labkit.cli import OneLineParser
-
     parser = OneLineParser(
         prog=PROG,
         description="Merge students' run archives (or folders) into one TensorBoard logdir, one folder each.",
