@@ -55,6 +55,7 @@ import numpy as np
 import tensorflow as tf
 
 from labkit.figures import plot_model
+from labkit.shifts import EDGE_SHIFTS, shift_right
 from labkit.tblogs import curve, read_scalars
 from labkit.training import load_data, start_run
 
@@ -95,6 +96,7 @@ run = start_run(config, data)  # extra code: a new run folder; seeds every rando
 # connected layers: 1,024 ReLU units and 10 softmax outputs, one per digit. The original lesson
 # drew the weights from a truncated normal (standard deviation 0.1) and set every bias to 0.1,
 # so that the ReLUs start switched on; we keep that to reproduce its learning curve.
+
 
 # %%
 def weights():
@@ -198,21 +200,10 @@ plt.show()
 #
 # MNIST digits are centred with a 4-pixel margin. The original lesson asked you to draw a digit
 # near the edge of a web canvas and watch the network fail. Here we do it offline: slide the test
-# digits to the right and score the same network again.
+# digits to the right (`shift_right` pads the left with blank canvas; Lesson 4 uses it too) and
+# score the same network again.
 
 # %%
-EDGE_SHIFTS = (0, 2, 4, 6, 8, 10)  # pixels to the right
-
-
-def shift_right(images, pixels):
-    """Slide every image `pixels` to the right, filling with blank canvas (no wrap-around)."""
-    if pixels == 0:
-        return images
-    shifted = np.zeros_like(images)
-    shifted[:, :, pixels:] = images[:, :, :-pixels]
-    return shifted
-
-
 edge_accuracy = {}
 for pixels in EDGE_SHIFTS:
     predicted = model.predict(shift_right(x_test, pixels), batch_size=256, verbose=0).argmax(axis=1)
