@@ -91,3 +91,10 @@ class LabError(Exception):
     """A problem the student can fix; reported as one line and exit code 2."""
 
     exit_code = 2
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (where sys.argv holds the kernel's own arguments)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"

@@ -21,9 +21,10 @@ import typing
 from pathlib import Path
 from typing import NoReturn
 
-from labkit import LabError
+from labkit import LabError, in_notebook
 from labkit.data import DATASETS, DEFAULT_DATASET, FULL_NAMES
 from labkit.distribute import DISTRIBUTIONS, NOT_FASTER, check_flags
+from labkit.lifecycle import install_error_hooks
 from labkit.plan import QUICK_ENV, QUICK_MAX_EPOCHS, TrainingPlan, quick_requested, training_plan
 from labkit.runs import check_resumable, check_writable, runs_root
 
@@ -181,6 +182,7 @@ def parse(parser: argparse.ArgumentParser, argv=None) -> Config:
     given; quick mode's caps are applied by labkit.plan.training_plan."""
     if argv is None and in_notebook():
         argv = []
+    install_error_hooks()
     args = parser.parse_args(argv)
     args.quick = quick_requested(args.quick)
     try:
@@ -234,13 +236,6 @@ def freeze(args: argparse.Namespace) -> Config:
     fields = [(name, shared.get(name, typing.Any)) for name in values]
     frozen_type = dataclasses.make_dataclass("Config", fields, bases=(Config,), frozen=True)
     return frozen_type(**values)
-
-
-def in_notebook() -> bool:
-    """True inside a Jupyter kernel (where sys.argv holds the kernel's own arguments)."""
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
 def activity_folder() -> tuple[str, str]:

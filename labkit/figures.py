@@ -15,7 +15,7 @@ from pathlib import Path
 
 import matplotlib
 
-from labkit.cli import in_notebook
+from labkit import in_notebook
 from labkit.lifecycle import open_runs
 
 GRAPHVIZ_HINT = (

@@ -24,8 +24,7 @@ import sys
 import threading
 from pathlib import Path
 
-from labkit import LabError
-from labkit.cli import in_notebook
+from labkit import LabError, in_notebook
 from labkit.runs import RunRecord
 
 
@@ -89,7 +88,8 @@ class RunLifecycle:
         self.writers: list = []  # event writers closed when the run ends, however it ends
         self.on_end: list = []  # callables run once the run has ended (leave a tf.distribute scope)
         _open_runs.append(self)
-        _install_end_hooks()
+        install_error_hooks()
+        _catch_sigterm()
 
     @property
     def ended(self) -> bool:
@@ -172,15 +172,10 @@ def _on_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def _install_end_hooks() -> None:
-    """Once per process: SIGTERM as an exception, and the hook that ends runs after an error."""
-    global _hooks_installed, _previous_sigterm
-    if _on_main_thread() and _previous_sigterm is None:
-
-        def terminated(signum, frame):
-            raise Terminated()
-
-        _previous_sigterm = signal.signal(signal.SIGTERM, terminated)
+def install_error_hooks() -> None:
+    """Once per process (labkit.cli.parse calls it): the hook that ends open runs, and turns a
+    LabError into one line, when an error escapes the activity's code."""
+    global _hooks_installed
     if _hooks_installed:
         return
     _hooks_installed = True
@@ -191,6 +186,18 @@ def _install_end_hooks() -> None:
     else:
         sys.excepthook = _script_excepthook(sys.excepthook)
         atexit.register(_exiting_with_runs_open)
+
+
+def _catch_sigterm() -> None:
+    """While a run is open, SIGTERM raises Terminated in the main thread, so that a run stopped by
+    `kill` can still close its logs and say `interrupted`, as after Ctrl-C."""
+    global _previous_sigterm
+    if _on_main_thread() and _previous_sigterm is None:
+
+        def terminated(signum, frame):
+            raise Terminated()
+
+        _previous_sigterm = signal.signal(signal.SIGTERM, terminated)
 
 
 def _restore_sigterm() -> None:

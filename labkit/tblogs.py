@@ -99,7 +99,7 @@ def drop_events_after(run_dir: str | Path, cutoff: float) -> int:
 
     from tensorboard.compat.proto import event_pb2
 
-    from labkit.deferred import tf
+    import tensorflow as tf
 
     dropped = 0
     for path in sorted(Path(run_dir).rglob("events.out.tfevents.*")):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 
 from labkit import LabError
@@ -30,6 +31,8 @@ from labkit.lifecycle import RunLifecycle, RunWriteError, tensorboard_command, w
 from labkit.runs import RunRecord, check_resumable, create_run_dir
 
 save_figures_on_show()
+# run.batches() already shuffles, reproducibly; Keras's fit warns that its own shuffle=True is ignored.
+warnings.filterwarnings("ignore", message="`shuffle=True` was passed, but will be ignored")
 
 BACKUP_FOLDER = "backup"  # Keras's BackupAndRestore state; removed when a run finishes training
 EPOCH_LOG = "epochs.log"  # one line per epoch, whatever the console showed
@@ -76,9 +79,10 @@ def start_run(
     n_train = example_count(data.x_train)
     if plan.batch_size > n_train:
         where = "the quick slice of " if plan.quick else ""
+        what = "images" if getattr(data.x_train, "ndim", 0) >= 3 else "examples"
         raise LabError(
             f"--batch-size {plan.batch_size} is larger than the {n_train:,} training "
-            f"examples of {where}{data.name}; use at most {n_train}"
+            f"{what} of {where}{data.name}; use at most {n_train}"
         )
     distribution = lab_distribute.start(config, plan.batch_size)
     try:

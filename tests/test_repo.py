@@ -10,7 +10,7 @@ from labtest import REPO
 
 # Jupyter keeps autosaved copies in .ipynb_checkpoints/ (git ignores them): not course notebooks.
 NOTEBOOKS = sorted(p for p in REPO.glob("lesson_*/**/*.ipynb") if ".ipynb_checkpoints" not in p.parts)
-# The activity scripts: one that trains, or in Lesson 4 one that saves or serves a trained model.
+# The activity files: one that trains, or in Lesson 4 one that saves or serves a trained model.
 SCRIPTS = sorted(REPO.glob("lesson_*/*/train_*.py")) + [
     REPO / "lesson_4" / "save_restore" / "save_restore.py",
     REPO / "lesson_4" / "serve" / "serve.py",
@@ -32,30 +32,105 @@ def test_committed_notebooks_carry_no_outputs(notebook):
             )
 
 
+def code_cells(notebook: Path) -> str:
+    """The source of a notebook's code cells, joined; magics and shell lines left out."""
+    cells = [cell for cell in json.loads(notebook.read_text())["cells"] if cell["cell_type"] == "code"]
+    lines = "\n".join("".join(cell["source"]) for cell in cells).splitlines()
+    return "\n".join(line for line in lines if not line.lstrip().startswith(("%", "!")))
+
+
+# Pages that train with Keras: every notebook that starts a run and imports keras.
+TRAINING_PAGES = [nb for nb in NOTEBOOKS if "start_run(" in code_cells(nb) and "import keras" in code_cells(nb)]
+# The lessons about TensorBoard itself.
+TENSORBOARD_LESSONS = [
+    REPO / "lesson_1" / "exercise_a" / "train_mnist.ipynb",
+    REPO / "lesson_1" / "activity_2" / "train_mnist.ipynb",
+    REPO / "lesson_3" / "tensorboard" / "train_mnist.ipynb",
+]
+
+
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(p.relative_to(REPO)))
-def test_every_activity_has_a_notebook_that_imports_its_script_and_a_card(script):
+def test_every_activity_is_one_file_paired_with_its_notebook_and_has_a_card(script):
     folder = script.parent
-    notebooks = list(folder.glob("*.ipynb"))
-    assert notebooks, f"{folder} has no notebook"
-    sources = "\n".join(
-        "".join(cell["source"])
-        for nb in notebooks
-        for cell in json.loads(nb.read_text())["cells"]
-        if cell["cell_type"] == "code"
-    )
-    package_import = f"from {folder.parent.name}.{folder.name}.{script.stem} import"
-    assert package_import in sources, (
-        f"the notebook in {folder} should import {script.name}'s functions ({package_import} ...), not copy them"
-    )
-    # Through the package, never through the working directory (a bare `from train_mnist import`
-    # works only when the kernel happens to start in this folder).
-    siblings = "|".join(re.escape(module.stem) for module in folder.glob("*.py"))
-    bare = re.findall(rf"^\s*(?:from|import)\s+(?:{siblings})\b.*$", sources, re.MULTILINE)
-    assert not bare, f"the notebook in {folder} imports a sibling module by its bare name: {bare}"
+    if script.name not in ("serve.py",):  # the digit server is a program; serving.ipynb is its page
+        assert JUPYTEXT_HEADER.match(script.read_text(encoding="utf-8")), (
+            f"{script.relative_to(REPO)} should be the activity's page: a py:percent file paired with a notebook"
+        )
+        assert script.with_suffix(".ipynb").is_file(), f"{script.relative_to(REPO)} has no paired notebook"
     card = (folder / "README.md").read_text().lower()
     for section in CARD_SECTIONS:
         assert section in card, f"{folder}/README.md lacks a '{section}' part"
     assert f"python {script.relative_to(REPO).as_posix()}" in card
+
+
+def test_the_course_has_keras_training_pages():
+    assert len(TRAINING_PAGES) >= 12, [nb.relative_to(REPO) for nb in TRAINING_PAGES]
+
+
+@pytest.mark.parametrize("notebook", TRAINING_PAGES, ids=lambda p: str(p.relative_to(REPO)))
+def test_a_page_that_trains_shows_compile_and_fit_in_its_own_cells(notebook):
+    code = code_cells(notebook)
+    assert ".compile(" in code, f"{notebook.relative_to(REPO)} trains a Keras model but never shows model.compile("
+    assert re.search(r"\.(fit|search)\(", code), (
+        f"{notebook.relative_to(REPO)} never shows .fit( (or a search's .search()"
+    )
+
+
+@pytest.mark.parametrize("notebook", TENSORBOARD_LESSONS, ids=lambda p: str(p.relative_to(REPO)))
+def test_a_tensorboard_lesson_shows_the_tensorboard_callback(notebook):
+    assert "keras.callbacks.TensorBoard(" in code_cells(notebook), notebook.relative_to(REPO)
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: str(p.relative_to(REPO)))
+def test_run_callbacks_come_after_a_visible_tensorboard_callback(notebook):
+    """The lab's callbacks do not write TensorBoard's curves: a page that uses them shows the
+    callback that does."""
+    code = code_cells(notebook)
+    if "run.callbacks(" in code:
+        assert "keras.callbacks.TensorBoard(" in code, notebook.relative_to(REPO)
+
+
+LESSON_FILES = sorted(p for p in REPO.glob("lesson_*/**/*.py") if ".ipynb_checkpoints" not in p.parts)
+
+
+def imported_modules(tree) -> list[str]:
+    import ast
+
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.append(node.module)
+            names += [f"{node.module}.{alias.name}" for alias in node.names]
+    return names
+
+
+@pytest.mark.parametrize("path", LESSON_FILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_lesson_code_imports_keras_plainly_and_no_other_activity(path):
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    relative = path.relative_to(REPO)
+    lesson = relative.parts[0]
+    own_folder = ".".join(relative.parts[:2]) if len(relative.parts) > 2 else None
+    for module in imported_modules(tree):
+        assert not module.startswith(("labkit.deferred", "labkit.session")), f"{relative} imports {module}"
+        parts = module.split(".")
+        if parts[0].startswith("lesson_") and len(parts) >= 2 and parts[1] != "models":
+            assert ".".join(parts[:2]) == own_folder, f"{relative} imports another activity: {module}"
+        if parts[0].startswith("lesson_") and len(parts) >= 2 and parts[1] == "models":
+            assert parts[0] == lesson, f"{relative} imports another lesson's models: {module}"
+
+
+@pytest.mark.parametrize("path", LESSON_FILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_keras_subclasses_in_lesson_code_are_top_level_classes(path):
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for function in (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
+        nested = [n.name for n in ast.walk(function) if isinstance(n, ast.ClassDef)]
+        assert not nested, f"{path.relative_to(REPO)}: class {nested} is defined inside {function.name}()"
 
 
 def test_readme_quickstart_matches_ci():

@@ -11,14 +11,13 @@ from labtest import (
     assert_interrupted_but_readable,
     files_under,
     interrupt_run,
-    main_in_process,
     run_dirs,
+    run_in_process,
     run_json,
     run_script,
 )
 
 EXERCISE_A = "lesson_1/exercise_a/train_mnist.py"
-EXERCISE_MODULE = "lesson_1.exercise_a.train_mnist"
 # Many tiny epochs on the small digits set: a run that cannot finish before a signal arrives.
 ENDLESS_RUN = ("--dataset", "digits", "--epochs", "1000", "--steps-per-epoch", "3")
 
@@ -192,17 +191,11 @@ def earlier_run(runs_dir):
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS), ids=list(BAD_INPUTS))
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(case, runs_dir, tmp_path, earlier_run, capsys, monkeypatch):
-    from lesson_1.exercise_a.train_mnist import main
-
-    monkeypatch.setenv("LAB_RUNS_DIR", str(runs_dir))
-    monkeypatch.setattr("sys.argv", ["train_mnist.py"])
     argv, expected = BAD_INPUTS[case]
     blocker = tmp_path / "blocker"
     blocker.write_text("file")
     argv = [arg.replace("{blocker}", str(blocker)) for arg in argv]
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--quick", *argv])
-    assert exit_info.value.code == 2
+    assert run_in_process(EXERCISE_A, "--quick", *argv, runs_dir=runs_dir, monkeypatch=monkeypatch) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1, lines
     assert lines[0].startswith("train_mnist.py: error: ") and expected in lines[0]
@@ -222,7 +215,7 @@ def test_a_batch_larger_than_the_data_exits_2_before_anything_is_written(
     argv, expected, runs_dir, earlier_run, capsys, monkeypatch
 ):
     with pytest.raises(SystemExit) as exit_info:
-        main_in_process(EXERCISE_MODULE, "--dataset", "mnist_5k", *argv, runs_dir=runs_dir, monkeypatch=monkeypatch)
+        run_in_process(EXERCISE_A, "--dataset", "mnist_5k", *argv, runs_dir=runs_dir, monkeypatch=monkeypatch)
     assert exit_info.value.code == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("train_mnist.py: error: --batch-size ") and expected in line, line
@@ -233,11 +226,11 @@ def test_a_batch_larger_than_the_data_exits_2_before_anything_is_written(
 def test_a_bad_flag_exits_2_at_once_without_loading_tensorflow(runs_dir):
     """The subprocess smoke test of the matrix above: a real interpreter, the real script."""
     probe = (
-        "import sys\n"
-        "from lesson_1.exercise_a.train_mnist import main\n"
-        "try:\n    main(['--seed', '-1'])\n"
+        "import runpy, sys\n"
+        f"sys.argv = [{EXERCISE_A!r}, '--seed', '-1']\n"
+        "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
         "except SystemExit as done:\n"
-        "    print('exit', done.code, 'tensorflow' in sys.modules)\n"
+        "    print('exit', done.code, 'tensorflow' in sys.modules, 'keras' in sys.modules)\n"
     )
     import subprocess
     import sys
@@ -247,7 +240,7 @@ def test_a_bad_flag_exits_2_at_once_without_loading_tensorflow(runs_dir):
     checked = subprocess.run(
         [sys.executable, "-c", probe], cwd=REPO, env=lab_env(runs_dir), capture_output=True, text=True, timeout=60
     )
-    assert checked.stdout.strip() == "exit 2 False", checked.stdout + checked.stderr
+    assert checked.stdout.strip() == "exit 2 False False", checked.stdout + checked.stderr
     result = run_script(EXERCISE_A, "--seed", "-1", runs_dir=runs_dir)
     assert result.returncode == 2 and result.stdout == ""
     (line,) = result.stderr.strip().splitlines()
@@ -273,8 +266,8 @@ def test_corrupt_cached_mnist_is_reported_kept_and_replaced_by_the_substitute(ru
     cache.mkdir(parents=True)
     (cache / "mnist.npz").write_bytes(b"PK\x03\x04 cut short by a dropped connection")
     argv = ("--quick", "--epochs", "1", "--steps-per-epoch", "2")
-    code = main_in_process(
-        EXERCISE_MODULE, *argv, runs_dir=runs_dir, monkeypatch=monkeypatch, KERAS_HOME=str(cache.parent)
+    code = run_in_process(
+        EXERCISE_A, *argv, runs_dir=runs_dir, monkeypatch=monkeypatch, KERAS_HOME=str(cache.parent)
     )
     assert code == 0
     said = capsys.readouterr().out
@@ -288,7 +281,7 @@ def test_corrupt_cached_mnist_is_reported_kept_and_replaced_by_the_substitute(ru
 def test_same_seed_same_numbers(runs_dir, monkeypatch):
     argv = ("--quick", "--dataset", "digits", "--epochs", "1", "--steps-per-epoch", "5", "--seed", "7")
     for _ in range(2):
-        assert main_in_process(EXERCISE_MODULE, *argv, runs_dir=runs_dir, monkeypatch=monkeypatch) == 0
+        assert run_in_process(EXERCISE_A, *argv, runs_dir=runs_dir, monkeypatch=monkeypatch) == 0
     first, second = (run_json(run) for run in run_dirs(runs_dir))
     assert first["run_name"] != second["run_name"]
     assert first["metrics"] == second["metrics"]

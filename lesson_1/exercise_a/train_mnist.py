@@ -56,7 +56,7 @@ import tensorflow as tf
 
 from labkit.figures import plot_model
 from labkit.shifts import EDGE_SHIFTS, shift_right
-from labkit.tblogs import curve, read_scalars
+from labkit.tblogs import read_scalars
 from labkit.training import load_data, start_run
 
 # %% [markdown]
@@ -186,11 +186,12 @@ print("confidence:", probabilities.max(axis=1).round(3))
 # passes 90% within about 200 steps.
 
 # %%
-by_step = curve(read_scalars(run.dir), "validation", "accuracy_by_step")
-print("first step at 90% validation accuracy or more:", by_step[by_step.iloc[:, 0] >= 0.9].index.min())
+scalars = read_scalars(run.dir)  # every point TensorBoard stored, as a pandas DataFrame
+by_step = scalars.query("split == 'validation' and tag == 'accuracy_by_step'").set_index("step")["value"]
+print("first step at 90% validation accuracy or more:", by_step[by_step >= 0.9].index.min())
 
 fig, ax = plt.subplots(figsize=(7, 4))
-by_step.plot(ax=ax, legend=False, marker=".")
+ax.plot(by_step.index, by_step.values, marker=".")
 ax.axhline(0.9, color="grey", linestyle="--", linewidth=1)
 ax.set(xlabel="training step", ylabel="validation accuracy", title="Accuracy climbs fast, then slowly")
 plt.show()
