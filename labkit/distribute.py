@@ -10,7 +10,7 @@
 `--batch-size` is always the GLOBAL batch: each step, every replica takes an equal share of it and
 the gradients are averaged, so the maths of a step is that of the single-device run. Only the
 chief (worker 0) writes into the runs root; every other worker writes into a temporary folder that
-is removed when its session ends (they must still write, or their collectives would wait for them).
+is removed when its run ends (they must still write, or their collectives would wait for them).
 
 The flag checks (`check_flags`) use the standard library only, so that bad flags are refused with
 one line before TensorFlow loads; `start` builds the strategy, before any TensorFlow op runs.
@@ -40,7 +40,7 @@ NOT_FASTER = (
 )
 
 
-# The distribution whose scope the running session entered, if any (see clear_session).
+# The distribution whose scope the running run entered, if any (see clear_session).
 _IN_SCOPE: Distribution | None = None
 
 
@@ -219,7 +219,7 @@ class Distribution:
             raise LabError(
                 f"--distribute {self.kind}: this activity builds its model outside the strategy's scope, "
                 "so tf.distribute cannot mirror it; drop --distribute, or build the model inside the "
-                "TrainingSession and clear Keras with labkit.distribute.clear_session()"
+                "run's start_run() and clear Keras with labkit.distribute.clear_session()"
             )
 
     def leave(self) -> None:
@@ -239,7 +239,7 @@ class Distribution:
         """In-memory data has no files to hand out: every worker builds the same shuffled stream
         (same seed) and keeps its share of each global batch. Said explicitly, so that
         tf.data does not first try FILE sharding and warn."""
-        from labkit.deferred import tf
+        import tensorflow as tf
 
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -254,8 +254,7 @@ class Distribution:
         shuffle of the example indices (same seed, same buffer, hence the same permutations), so
         that every opening yields the same batches and a step's maths matches one device's."""
         import numpy as np
-
-        from labkit.deferred import tf
+        import tensorflow as tf
 
         wanted = shuffled_indices.take(steps * self.global_batch).batch(1 << 16)
         order = np.concatenate(list(wanted.as_numpy_iterator()))
@@ -285,7 +284,7 @@ def clear_session() -> None:
     after a bare clear_session() under --distribute, the next model would be built outside the
     strategy and not be mirrored. This one enters the running session's scope again; with no
     --distribute it is exactly keras.backend.clear_session()."""
-    from labkit.deferred import keras
+    import keras
 
     keras.backend.clear_session()
     if _IN_SCOPE is not None:
@@ -330,7 +329,7 @@ def start(args, global_batch: int) -> Distribution | None:
 
 
 def _mirrored(cpu_replicas: int | None):
-    from labkit.deferred import tf
+    import tensorflow as tf
 
     if not cpu_replicas:
         return tf.distribute.MirroredStrategy()  # every local GPU, or the CPU alone without one
@@ -361,7 +360,7 @@ def _for_keras_3(strategy):
 
 
 def _multiworker():
-    from labkit.deferred import tf
+    import tensorflow as tf
 
     try:
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
@@ -380,7 +379,7 @@ def _keras_3_reduce(reduce):
     This replica's own share answers the question, with no collective. And under
     MultiWorkerMirroredStrategy Keras asks for the mean of per-replica scalars (loss, metrics)
     over axis 0, which scalars do not have: they are averaged over the replicas instead."""
-    from labkit.deferred import tf
+    import tensorflow as tf
 
     def local(value):
         return value.values[0] if isinstance(value, tf.distribute.DistributedValues) else value
@@ -392,20 +391,3 @@ def _keras_3_reduce(reduce):
         return reduce(reduce_op, value, axis=None if scalar else axis)
 
     return each
-
-
-def real_machines_text(command: str = "python lesson_1/exercise_a/train_mnist.py --quick") -> str:
-    """How to run the same job on several hosts: the README's and `lab.py workers --help`'s text."""
-    config = {"cluster": {"worker": ["host-a:12345", "host-b:12345"]}, "task": {"type": "worker", "index": 0}}
-    return (
-        "On real machines, give each host the same repository and the same command, and one TF_CONFIG that\n"
-        "lists every worker (same order everywhere) and names this host's index. On host-a:\n\n"
-        f"    export TF_CONFIG='{json.dumps(config)}'\n"
-        f"    {command} --distribute multiworker\n\n"
-        'and on host-b the same, with "index": 1. Worker 0 is the chief: it alone writes the run folder.\n'
-        "The port must be open between the hosts; every worker must reach every other.\n"
-    )
-
-
-if __name__ == "__main__":  # print the real-machines text
-    sys.stdout.write(real_machines_text())

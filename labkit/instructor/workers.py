@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from labkit import REPO_ROOT, LabError
-from labkit.distribute import SCRATCH_ENV, TF_CONFIG_ENV, real_machines_text
+from labkit.distribute import SCRATCH_ENV, TF_CONFIG_ENV
 
 PROG = "lab.py workers"
 MAX_WORKERS = 16  # each worker is a whole TensorFlow process
@@ -46,6 +46,19 @@ class Stop(BaseException):
 
     def __init__(self, signum: int):
         self.signum = signum
+
+
+def real_machines_text(command: str = "python lesson_1/exercise_a/train_mnist.py --quick") -> str:
+    """How to run the same job on several hosts: the README's and `lab.py workers --help`'s text."""
+    config = {"cluster": {"worker": ["host-a:12345", "host-b:12345"]}, "task": {"type": "worker", "index": 0}}
+    return (
+        "On real machines, give each host the same repository and the same command, and one TF_CONFIG that\n"
+        "lists every worker (same order everywhere) and names this host's index. On host-a:\n\n"
+        f"    export TF_CONFIG='{json.dumps(config)}'\n"
+        f"    {command} --distribute multiworker\n\n"
+        'and on host-b the same, with "index": 1. Worker 0 is the chief: it alone writes the run folder.\n'
+        "The port must be open between the hosts; every worker must reach every other.\n"
+    )
 
 
 def parse(argv: list[str]) -> tuple[int, Path, list[str]]:
