@@ -97,9 +97,8 @@ def drop_events_after(run_dir: str | Path, cutoff: float) -> int:
     a file is replaced (write, then rename) only when something was dropped from it."""
     import os
 
-    from tensorboard.compat.proto import event_pb2
-
     import tensorflow as tf
+    from tensorboard.compat.proto import event_pb2
 
     dropped = 0
     for path in sorted(Path(run_dir).rglob("events.out.tfevents.*")):

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import labkit  # noqa: F401  (quiets TensorFlow if a download needs it)
 from labkit import LabError
-from labkit.data import (
+from labkit.data_files import (
     DataUnavailable,
     copy_dataset_files,
     dataset_files,

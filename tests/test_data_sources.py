@@ -1,7 +1,8 @@
 """The data source chain: cache, mirror, system package, download, fallback, corrupt files.
 
-Unit tests build tiny but well-formed idx/npz files in temporary folders to exercise each link
-of the chain; the tests at the bottom use the real datasets.
+The chain lives in labkit.data_files, so its attributes are patched there; loading, splits and
+substitutes are labkit.data. Unit tests build tiny but well-formed idx/npz files in temporary
+folders to exercise each link of the chain; the tests at the bottom use the real datasets.
 """
 
 import gzip
@@ -10,14 +11,16 @@ import io
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from labkit import LabError, data
-from labkit.data import CorruptDataFile, DataUnavailable, find_raw, load_dataset
+from labkit import LabError, data, data_files
+from labkit.data import load_dataset
+from labkit.data_files import CorruptDataFile, DataUnavailable, find_raw
 
-IDX_NAMES = data.IDX_FILES
+IDX_NAMES = data_files.IDX_FILES
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -47,30 +50,30 @@ def write_idx_folder(folder, arrays=None):
 def isolated(tmp_path, monkeypatch):
     """Empty cache, no mirror, empty system folder, no network: each test adds one source."""
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
-    monkeypatch.delenv(data.MIRROR_ENV, raising=False)
-    monkeypatch.setenv(data.SYSTEM_DIR_ENV, str(tmp_path / "system"))
-    monkeypatch.setenv(data.OFFLINE_ENV, "1")
+    monkeypatch.delenv(data_files.MIRROR_ENV, raising=False)
+    monkeypatch.setenv(data_files.SYSTEM_DIR_ENV, str(tmp_path / "system"))
+    monkeypatch.setenv(data_files.OFFLINE_ENV, "1")
     # Tiny fakes cannot match the real Fashion-MNIST digests; the digest check has its own test.
-    monkeypatch.setattr(data, "FASHION_IDX_SHA256", {})
+    monkeypatch.setattr(data_files, "FASHION_IDX_SHA256", {})
     return tmp_path
 
 
 def test_keras_cache_is_the_first_source(isolated, monkeypatch):
-    arrays = write_idx_folder(data.keras_cache_dir() / "mnist")
+    arrays = write_idx_folder(data_files.keras_cache_dir() / "mnist")
     write_idx_folder(isolated / "mirror" / "mnist", small_arrays(seed=1))
-    monkeypatch.setenv(data.MIRROR_ENV, str(isolated / "mirror"))
+    monkeypatch.setenv(data_files.MIRROR_ENV, str(isolated / "mirror"))
     found = find_raw("mnist")
-    assert found.source == f"keras-cache: {data.keras_cache_dir()}"
+    assert found.source == f"keras-cache: {data_files.keras_cache_dir()}"
     np.testing.assert_array_equal(found.arrays[0], arrays["x_train"])
 
 
 def test_mirror_is_used_and_seeds_the_cache(isolated, monkeypatch):
     arrays = write_idx_folder(isolated / "mirror" / "fashion-mnist")
-    monkeypatch.setenv(data.MIRROR_ENV, str(isolated / "mirror"))
+    monkeypatch.setenv(data_files.MIRROR_ENV, str(isolated / "mirror"))
     found = find_raw("fashion_mnist")
     assert found.source.startswith("mirror ($LAB_DATA_MIRROR)")
     np.testing.assert_array_equal(found.arrays[1], arrays["y_train"])
-    seeded = data.keras_cache_dir() / "fashion-mnist"
+    seeded = data_files.keras_cache_dir() / "fashion-mnist"
     assert sorted(p.name for p in seeded.iterdir()) == sorted(IDX_NAMES.values())
     assert find_raw("fashion_mnist").source.startswith("keras-cache")
 
@@ -89,21 +92,21 @@ def test_system_package_is_not_a_source_for_mnist(isolated):
 
 
 def test_download_is_the_last_source_and_lands_in_the_cache(isolated, monkeypatch):
-    monkeypatch.delenv(data.OFFLINE_ENV)
+    monkeypatch.delenv(data_files.OFFLINE_ENV)
     calls = []
 
     def download_into_the_cache(name):
         calls.append(name)
-        write_idx_folder(data.keras_cache_dir() / "mnist")
+        write_idx_folder(data_files.keras_cache_dir() / "mnist")
 
-    monkeypatch.setattr(data, "_download", download_into_the_cache)
+    monkeypatch.setattr(data_files, "_download", download_into_the_cache)
     found = find_raw("mnist")
     assert calls == ["mnist"]
-    assert found.source == f"downloaded into the Keras cache at {data.keras_cache_dir()}"
+    assert found.source == f"downloaded into the Keras cache at {data_files.keras_cache_dir()}"
 
 
 def test_offline_mode_never_attempts_a_download(isolated, monkeypatch):
-    monkeypatch.setattr(data, "_download", lambda name: pytest.fail("tried the network"))
+    monkeypatch.setattr(data_files, "_download", lambda name: pytest.fail("tried the network"))
     with pytest.raises(DataUnavailable) as error:
         find_raw("mnist")
     assert error.value.notes == ["LAB_OFFLINE=1: no download tried"]
@@ -157,8 +160,8 @@ def dataset_server(isolated, monkeypatch):
     def start(files):
         server = DatasetServer(files)
         servers.append(server)
-        monkeypatch.delenv(data.OFFLINE_ENV)
-        monkeypatch.setattr(data, "DOWNLOAD_BASE", f"http://127.0.0.1:{server.port}/")
+        monkeypatch.delenv(data_files.OFFLINE_ENV)
+        monkeypatch.setattr(data_files, "DOWNLOAD_BASE", f"http://127.0.0.1:{server.port}/")
         return server
 
     yield start
@@ -170,13 +173,13 @@ def test_the_real_download_fetches_verifies_and_prints_nothing(dataset_server, m
     arrays = small_arrays()
     buffer = io.BytesIO()
     np.savez(buffer, **{k: v.astype(np.uint8) for k, v in arrays.items()})
-    monkeypatch.setattr(data, "MNIST_NPZ_SHA256", hashlib.sha256(buffer.getvalue()).hexdigest())
+    monkeypatch.setattr(data_files, "MNIST_NPZ_SHA256", hashlib.sha256(buffer.getvalue()).hexdigest())
     server = dataset_server({"mnist.npz": buffer.getvalue()})
     found = find_raw("mnist")
     assert server.requests == ["/mnist.npz"]
     assert found.source.startswith("downloaded into the Keras cache")
     np.testing.assert_array_equal(found.arrays[0], arrays["x_train"])
-    assert sorted(p.name for p in data.keras_cache_dir().iterdir()) == ["mnist.npz"]  # no .partial left
+    assert sorted(p.name for p in data_files.keras_cache_dir().iterdir()) == ["mnist.npz"]  # no .partial left
     assert capsys.readouterr() == ("", ""), "no download chatter"
 
 
@@ -184,7 +187,7 @@ def test_a_server_that_never_answers_costs_at_most_the_timeout(dataset_server, m
     import time
 
     dataset_server(None)
-    monkeypatch.setenv(data.DOWNLOAD_TIMEOUT_ENV, "0.5")
+    monkeypatch.setenv(data_files.DOWNLOAD_TIMEOUT_ENV, "0.5")
     started = time.monotonic()
     with pytest.raises(DataUnavailable) as error:
         find_raw("mnist")
@@ -200,12 +203,12 @@ def test_a_download_that_is_not_mnist_is_rejected_and_kept(dataset_server):
 
 
 def test_failed_download_is_reported_not_raised(isolated, monkeypatch):
-    monkeypatch.delenv(data.OFFLINE_ENV)
+    monkeypatch.delenv(data_files.OFFLINE_ENV)
 
     def no_network(name):
         raise OSError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr(data, "_download", no_network)
+    monkeypatch.setattr(data_files, "_download", no_network)
     with pytest.raises(DataUnavailable, match="download failed: OSError"):
         find_raw("mnist")
 
@@ -214,10 +217,10 @@ def test_mnist_npz_is_read_when_its_hash_matches(isolated, monkeypatch):
     arrays = small_arrays()
     buffer = io.BytesIO()
     np.savez(buffer, **{k: v.astype(np.uint8) for k, v in arrays.items()})
-    path = data.keras_cache_dir() / "mnist.npz"
+    path = data_files.keras_cache_dir() / "mnist.npz"
     path.parent.mkdir(parents=True)
     path.write_bytes(buffer.getvalue())
-    monkeypatch.setattr(data, "MNIST_NPZ_SHA256", hashlib.sha256(buffer.getvalue()).hexdigest())
+    monkeypatch.setattr(data_files, "MNIST_NPZ_SHA256", hashlib.sha256(buffer.getvalue()).hexdigest())
     found = find_raw("mnist")
     np.testing.assert_array_equal(found.arrays[2], arrays["x_test"])
 
@@ -227,7 +230,7 @@ def test_mnist_npz_is_read_when_its_hash_matches(isolated, monkeypatch):
 
 
 def test_npz_with_wrong_hash_is_skipped_and_kept(isolated):
-    path = data.keras_cache_dir() / "mnist.npz"
+    path = data_files.keras_cache_dir() / "mnist.npz"
     path.parent.mkdir(parents=True)
     path.write_bytes(b"PK\x03\x04 this is not the real file")
     with pytest.raises(DataUnavailable) as error:
@@ -237,53 +240,53 @@ def test_npz_with_wrong_hash_is_skipped_and_kept(isolated):
 
 
 def test_npz_that_is_not_a_zip_is_reported(isolated, monkeypatch):
-    path = data.keras_cache_dir() / "mnist.npz"
+    path = data_files.keras_cache_dir() / "mnist.npz"
     path.parent.mkdir(parents=True)
     path.write_bytes(b"truncated")
-    monkeypatch.setattr(data, "MNIST_NPZ_SHA256", hashlib.sha256(b"truncated").hexdigest())
+    monkeypatch.setattr(data_files, "MNIST_NPZ_SHA256", hashlib.sha256(b"truncated").hexdigest())
     with pytest.raises(CorruptDataFile, match="cannot be read as an npz archive"):
-        data.read_mnist_npz(path)
+        data_files.read_mnist_npz(path)
 
 
 def test_truncated_gz_is_reported(isolated):
-    folder = data.keras_cache_dir() / "mnist"
+    folder = data_files.keras_cache_dir() / "mnist"
     write_idx_folder(folder)
     target = folder / IDX_NAMES["x_train"]
     target.write_bytes(target.read_bytes()[:100])
     with pytest.raises(CorruptDataFile, match="is truncated or not gzip"):
-        data.read_idx_folder(folder)
+        data_files.read_idx_folder(folder)
     assert target.exists()
 
 
 def test_idx_payload_shorter_than_its_header_promises(isolated):
-    folder = data.keras_cache_dir() / "mnist"
+    folder = data_files.keras_cache_dir() / "mnist"
     write_idx_folder(folder)
     target = folder / IDX_NAMES["x_test"]
     target.write_bytes(gzip.compress(gzip.decompress(target.read_bytes())[:-28]))
     with pytest.raises(CorruptDataFile, match="its header promises"):
-        data.read_idx_folder(folder)
+        data_files.read_idx_folder(folder)
 
 
 def test_incomplete_idx_folder_names_the_missing_file(isolated):
-    folder = data.keras_cache_dir() / "mnist"
+    folder = data_files.keras_cache_dir() / "mnist"
     write_idx_folder(folder)
     (folder / IDX_NAMES["y_test"]).unlink()
     with pytest.raises(CorruptDataFile, match="missing t10k-labels-idx1-ubyte.gz"):
-        data.read_idx_folder(folder)
+        data_files.read_idx_folder(folder)
 
 
 def test_fashion_digest_mismatch_is_caught(isolated, monkeypatch):
-    monkeypatch.setattr(data, "FASHION_IDX_SHA256", {"x_train": "0" * 64})
-    folder = data.keras_cache_dir() / "fashion-mnist"
+    monkeypatch.setattr(data_files, "FASHION_IDX_SHA256", {"x_train": "0" * 64})
+    folder = data_files.keras_cache_dir() / "fashion-mnist"
     write_idx_folder(folder)
     with pytest.raises(CorruptDataFile, match="decompresses to the wrong bytes"):
-        data.read_idx_folder(folder, data.FASHION_IDX_SHA256)
+        data_files.read_idx_folder(folder, data_files.FASHION_IDX_SHA256)
 
 
 def test_cache_notes_say_what_keras_itself_can_read(isolated, monkeypatch):
     write_idx_folder(isolated / "mirror" / "mnist")
     write_idx_folder(isolated / "mirror" / "fashion-mnist")
-    monkeypatch.setenv(data.MIRROR_ENV, str(isolated / "mirror"))
+    monkeypatch.setenv(data_files.MIRROR_ENV, str(isolated / "mirror"))
     (mnist_note,) = find_raw("mnist").notes
     assert "keras.datasets.mnist reads only mnist.npz" in mnist_note
     assert "so keras.datasets finds them" not in mnist_note
@@ -292,7 +295,7 @@ def test_cache_notes_say_what_keras_itself_can_read(isolated, monkeypatch):
 
 
 def test_the_first_training_images_are_held_out_for_validation(isolated, monkeypatch):
-    arrays = write_idx_folder(data.keras_cache_dir() / "mnist")
+    arrays = write_idx_folder(data_files.keras_cache_dir() / "mnist")
     monkeypatch.setattr(data, "VALIDATION_SIZE", 3)
     dataset = load_dataset("mnist", announce=lambda message: None)
     np.testing.assert_array_equal(dataset.y_val, arrays["y_train"][:3])
@@ -301,11 +304,11 @@ def test_the_first_training_images_are_held_out_for_validation(isolated, monkeyp
 
 
 def test_corrupt_cache_falls_through_to_a_good_mirror(isolated, monkeypatch):
-    bad = data.keras_cache_dir() / "mnist" / IDX_NAMES["x_train"]
+    bad = data_files.keras_cache_dir() / "mnist" / IDX_NAMES["x_train"]
     write_idx_folder(bad.parent)
     bad.write_bytes(b"not gzip")
     write_idx_folder(isolated / "mirror" / "mnist")
-    monkeypatch.setenv(data.MIRROR_ENV, str(isolated / "mirror"))
+    monkeypatch.setenv(data_files.MIRROR_ENV, str(isolated / "mirror"))
     found = find_raw("mnist")
     assert found.source.startswith("mirror")
     assert any("skipped a bad file" in note and str(bad) in note for note in found.notes)
@@ -430,7 +433,7 @@ def test_a_quick_slice_leaves_the_small_digits_whole(isolated):
 # ---------------------------------------------------------------------------------------------
 # Real Fashion-MNIST from Debian's package (CI installs it; .ci/run says so).
 
-SYSTEM_FASHION = data.Path(data.DEFAULT_SYSTEM_DIR) / "fashion-mnist"
+SYSTEM_FASHION = Path(data_files.DEFAULT_SYSTEM_DIR) / "fashion-mnist"
 
 
 def require_system_fashion():
@@ -444,9 +447,9 @@ def require_system_fashion():
 def test_real_fashion_mnist_from_the_system_package_seeds_keras(tmp_path, monkeypatch):
     require_system_fashion()
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
-    monkeypatch.delenv(data.SYSTEM_DIR_ENV, raising=False)
-    monkeypatch.delenv(data.MIRROR_ENV, raising=False)
-    monkeypatch.setenv(data.OFFLINE_ENV, "1")
+    monkeypatch.delenv(data_files.SYSTEM_DIR_ENV, raising=False)
+    monkeypatch.delenv(data_files.MIRROR_ENV, raising=False)
+    monkeypatch.setenv(data_files.OFFLINE_ENV, "1")
     dataset = load_dataset("fashion_mnist", announce=lambda message: None)
     assert dataset.sizes() == {"train": 55000, "validation": 5000, "test": 10000}
     assert dataset.source.startswith("system package dataset-fashion-mnist")
@@ -471,7 +474,7 @@ def test_real_fashion_mnist_from_the_system_package_seeds_keras(tmp_path, monkey
 
 def test_offline_availability_reports_sources_without_writing(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
-    monkeypatch.setenv(data.OFFLINE_ENV, "1")
+    monkeypatch.setenv(data_files.OFFLINE_ENV, "1")
     report = data.offline_availability()
     assert set(report) == {"mnist", "mnist_5k", "fashion_mnist", "digits"}
     assert report["digits"].startswith("scikit-learn")
