@@ -1,10 +1,10 @@
-"""labkit: the plumbing every course activity shares.
+"""labkit: what every course page shares, so that the page itself can show its Keras.
 
-Activities keep their model code in plain sight and import everything else from here:
-data loading with offline fallbacks (`labkit.data`), run directories and run.json
-(`labkit.runs`), the common command line (`labkit.cli`), the training session that ties them
-together (`labkit.session`) and a reader that turns TensorBoard logs into pandas
-(`labkit.tblogs`).
+A page (an activity file, script and notebook at once) reads its flags with `labkit.cli`, loads
+its arrays with `labkit.training.load_data`, claims a run folder with `labkit.training.start_run`
+and hands `run.callbacks()` to `model.fit`; `labkit.lifecycle` keeps the run's status true however
+the page stops. `labkit.tblogs` turns TensorBoard logs into pandas. The instructor's tools live
+apart, in `labkit.instructor`.
 
 Importing labkit also turns down TensorFlow's C++ INFO/WARNING chatter, because students
 otherwise meet a wall of CUDA and oneDNN notices before their first epoch. Pass --verbose to
