@@ -4,6 +4,7 @@ the compiler and precision options. Each measures inside this one process, side 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from bench_common import (
     REFERENCE_MODELS,
@@ -12,6 +13,7 @@ from bench_common import (
     fmt,
     image_data,
     interleaved,
+    lab_config,
     median,
     paired_ratio,
     training_flops_per_step,
@@ -146,16 +148,26 @@ def input_pipeline(quick: bool, rounds: int) -> Section:
 
 
 def _feed_seconds(name: str, data, quick: bool, rounds: int):
+    import tempfile
+
+    from tensorflow.python.framework import config as tf_config
+
     from labkit.deferred import tf
-    from labkit.session import TrainingSession
-    from lesson_1.exercise_a import train_mnist as lesson_1
+    from labkit.training import start_run
 
     model, batch_size, prepare = REFERENCE_MODELS[name]()
     x, y = prepare(data.x_train), data.y_train
     epochs = 1 if quick else (2 if name == "Lesson 1 CNN" else 8)
     steps = -(-len(x) // batch_size) * epochs
-    args = lesson_1.make_parser().parse_args(["--batch-size", str(batch_size), "--steps-per-epoch", str(steps)])
-    toolkit = TrainingSession(lesson_1.__file__, args).dataset_pipeline(x, y)  # not entered: no run folder
+    # The toolkit's pipeline is `run.batches`, so it takes a run: one in a throwaway folder. start_run
+    # turns op determinism on; the feeds here are measured as they were before it.
+    was_deterministic = tf_config.is_op_determinism_enabled()
+    with tempfile.TemporaryDirectory(prefix="bench-input-") as folder:
+        config = lab_config(Path(folder), batch_size=batch_size, epochs=1, steps_per_epoch=steps)
+        run = start_run(config, data, quiet=True, parent_dir=Path(folder))
+        toolkit = run.batches(x, y)
+        run.finish()
+    determinism(was_deterministic)
     cached = training_pipeline(x, y, batch_size, cache=True)
     one_batch = tf.data.Dataset.from_tensors((x[:batch_size], y[:batch_size])).repeat()
     fit_seconds(model, one_batch, 2)  # trace first; not timed
@@ -226,7 +238,7 @@ def options(quick: bool, rounds: int) -> Section:
     finally:
         determinism(was_deterministic)
     section.notes.append(
-        "Every lab run turns op determinism on (TrainingSession), and Keras then refuses XLA: the XLA rows are "
+        "Every lab run turns op determinism on (start_run does), and Keras then refuses XLA: the XLA rows are "
         "measured with determinism off, which no lab run does."
     )
     gpus = tf.config.list_physical_devices("GPU")
@@ -252,7 +264,7 @@ def _with_determinism(run):
 
 
 def _jit_feed(factory, data, jit: bool, steps: int):
-    """A model compiled by its lesson's own compile_model with XLA asked on or off, traced before any
+    """A model compiled as its lesson compiles it, with XLA asked on or off, traced before any
     timing. Returns what Keras chose by itself (or, asked for XLA, whether it kept it) and the timed fit."""
     model, batch_size, prepare = factory()
     chosen = model.jit_compile

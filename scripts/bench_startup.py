@@ -4,9 +4,12 @@
 
 - `stages`: this file as a script, doing one after the other what a quick Lesson 1 run does before
   it trains (load the data, import TensorFlow, build and compile the model, one traced step), timing
-  the scikit-learn import on its own because the data's stratified split needs it;
-- `real`: Lesson 1 Exercise A's own `main(["--quick"])`, with a callback slipped in that notes the
-  moment its first training step ends, and when the whole run ends.
+  the scikit-learn import on its own because the data's stratified split needs it. The model is
+  Exercise A's, built from the architecture and compile settings its own quick run saved (the
+  parent runs that once, untimed): the bench imports no activity file;
+- `real`: Lesson 1 Exercise A's file itself, `train_mnist.py --quick` run top to bottom with runpy,
+  with a callback slipped into `model.fit` that notes the moment its first training step ends,
+  and when the whole run ends.
 
 Each child prints one JSON line of wall-clock stamps; the parent subtracts the moment it started
 the child, so interpreter start-up is counted too.
@@ -23,7 +26,7 @@ import time
 
 CHILD_STARTED = time.time()  # as early as this process can tell the time
 
-from bench_common import REPO, Section, fmt, median  # noqa: E402
+from bench_common import EXERCISE_A, REPO, Section, fmt, median, run_record, source_run  # noqa: E402
 
 GOAL_S = 6.0
 STAGES = (
@@ -37,7 +40,7 @@ STAGES = (
 )
 
 
-def child_stages() -> dict:
+def child_stages(model_run: str) -> dict:
     stamps = {"interpreter": CHILD_STARTED}
     from labkit import data as lab_data
     from labkit.plan import QUICK_SLICE
@@ -52,46 +55,57 @@ def child_stages() -> dict:
     import tensorflow  # noqa: F401
 
     stamps["import tensorflow"] = time.time()
-    from lesson_1.exercise_a.train_mnist import BATCH_SIZE, build_model, compile_model
+    from bench_common import fresh_model, training_pipeline
 
-    model = compile_model(build_model(num_classes=data.num_classes))
+    model = fresh_model(model_run)
     stamps["build + compile model"] = time.time()
-    from bench_common import training_pipeline
-
-    model.fit(training_pipeline(data.x_train, data.y_train, BATCH_SIZE), epochs=1, steps_per_epoch=1, verbose=0)
+    batch_size = run_record(model_run)["hparams"]["batch_size"]
+    model.fit(training_pipeline(data.x_train, data.y_train, batch_size), epochs=1, steps_per_epoch=1, verbose=0)
     stamps["first traced step"] = time.time()
     return stamps
 
 
 def child_real(runs_root: str) -> dict:
-    from labkit.deferred import keras
-    from labkit.session import TrainingSession
-    from lesson_1.exercise_a import train_mnist
+    import runpy
+
+    import labkit  # noqa: F401  (first, as in the activity: it quietens TensorFlow's import)
 
     stamps = {"interpreter": CHILD_STARTED}
-    original = TrainingSession.callbacks
+    import keras
 
-    def with_stamp(session):
-        class FirstStep(keras.callbacks.Callback):
-            def on_train_batch_end(self, batch, logs=None):
-                stamps.setdefault("first step", time.time())
+    class FirstStep(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            stamps.setdefault("first step", time.time())
 
-        return original(session) + [FirstStep()]
+    fit = keras.Model.fit
 
-    TrainingSession.callbacks = with_stamp
-    sys.argv = ["train_mnist.py"]
-    code = train_mnist.main(["--quick", "--logdir", runs_root])
+    def fit_with_stamp(model, *args, callbacks=None, **kwargs):
+        return fit(model, *args, callbacks=[*(callbacks or []), FirstStep()], **kwargs)
+
+    keras.Model.fit = fit_with_stamp
+    script = str(REPO / EXERCISE_A[0])
+    sys.argv = [script, "--quick", "--logdir", runs_root]
+    try:
+        runpy.run_path(script, run_name="__main__")
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     stamps["run ends"] = time.time()
     stamps["exit code"] = code
     return stamps
 
 
-def spawn(mode: str, runs_root: str) -> dict:
+def spawn(mode: str, runs_root: str, model_run: str) -> dict:
     env = dict(os.environ, LAB_OFFLINE="1", TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
     env.pop("LAB_QUICK", None)
     started = time.time()
     done = subprocess.run(
-        [sys.executable, __file__, mode, runs_root], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, __file__, mode, runs_root, model_run],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
@@ -105,10 +119,11 @@ def startup(quick: bool, rounds: int) -> Section:
     section = Section("startup", "Where time goes before the first training step (quick run, fresh processes)")
     section.headers = ["stage", "median s (own)", "median s (since launch)"]
     stages, real = [], []
+    model_run = str(source_run(*EXERCISE_A))  # Exercise A's saved model, for the staged child to rebuild
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as runs_root:
         for _ in range(rounds):  # alternated, each a fresh process
-            stages.append(spawn("stages", runs_root))
-            real.append(spawn("real", runs_root))
+            stages.append(spawn("stages", runs_root, model_run))
+            real.append(spawn("real", runs_root, model_run))
     section.method = f"{rounds} round(s) of fresh processes, medians"
     previous = 0.0
     for stage in STAGES:
@@ -142,6 +157,6 @@ def startup(quick: bool, rounds: int) -> Section:
 
 
 if __name__ == "__main__":
-    mode, root = sys.argv[1], sys.argv[2]
-    result = child_stages() if mode == "stages" else child_real(root)
+    mode, root, model_run = sys.argv[1:4]
+    result = child_stages(model_run) if mode == "stages" else child_real(root)
     print(json.dumps(result), flush=True)

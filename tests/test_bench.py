@@ -49,7 +49,8 @@ def bench(*args: str, tmp_path, timeout: float = 240) -> subprocess.CompletedPro
 def quick_bench(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("bench")
     report = tmp_path / "benchmarks.md"
-    done = bench("--quick", "--only", *QUICK_SECTIONS, "--write", str(report), tmp_path=tmp_path)
+    # The reference models come from Lesson 1's and Lesson 2's own quick runs, made first: minutes.
+    done = bench("--quick", "--only", *QUICK_SECTIONS, "--write", str(report), tmp_path=tmp_path, timeout=600)
     return done, report
 
 
@@ -132,12 +133,14 @@ def test_bad_flags_exit_2_with_one_line(tmp_path, args, message):
 
 
 def test_quick_overhead_of_one_activity_times_both_loops_and_saves_no_model(tmp_path):
-    """The overhead section's own code on the smallest activity, in a fresh process: a lab loop and
-    a bare fit each timed, their ratio finite, and no model file left in the runs it made."""
+    """The overhead section's own code on the smallest activity, in a fresh process: the model its
+    quick command saved, trained through a lab loop and a bare fit, each timed, their ratio finite;
+    no activity file imported, and no model file left in the lab runs it made."""
     code = (
         "import json, sys, pathlib\n"
         "from bench_overhead import overhead\n"
         "section = overhead(quick=True, rounds=1, runs_root=pathlib.Path(sys.argv[1]), only=['lesson_3/regression'])\n"
+        "print(json.dumps(sorted(name for name in sys.modules if name.startswith('lesson_'))))\n"
         "print(json.dumps(section.rows[0]))\n"
     )
     runs = tmp_path / "runs"
@@ -147,11 +150,14 @@ def test_quick_overhead_of_one_activity_times_both_loops_and_saves_no_model(tmp_
         env=lab_env(runs),
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=480,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     ratio = re.search(r"lesson_3/regression: (\S+)x", result.stdout)
     assert ratio and math.isfinite(float(ratio.group(1))) and float(ratio.group(1)) > 0, result.stdout
-    row = json.loads(result.stdout.strip().splitlines()[-1])
+    imported, row = (json.loads(line) for line in result.stdout.strip().splitlines()[-2:])
+    assert imported == [], f"the bench imported activity modules: {imported}"
     assert row[0] == "lesson_3/regression" and float(row[5]) > 0 and float(row[6]) > 0
-    assert sorted(p.name for p in runs.rglob("run.json")) and not list(runs.rglob("model.keras"))
+    records = [json.loads(p.read_text()) for p in runs.rglob("run.json")]
+    assert records and all(r["status"] == "finished" for r in records), [r["status"] for r in records]
+    assert not list(runs.rglob("model.keras"))

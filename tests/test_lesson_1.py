@@ -201,10 +201,13 @@ def test_activity_2_notebook_plots_recorded_and_new_runs(runs_dir):
             save_screenshot(driver, "lesson_1_notebook_tensorboard_frame.png")
 
     notebook = execute_notebook(
-        "lesson_1/activity_2/activity_2.ipynb", runs_dir, while_running=open_the_tensorboard_frame
+        "lesson_1/activity_2/train_mnist.ipynb", runs_dir, while_running=open_the_tensorboard_frame
     )
     assert all(rate in seen["runs"] for rate in ("lr0.0001-", "lr0.01-", "lr0.1-")), seen["runs"]
     text = notebook_text_outputs(notebook)
     assert "runs read back from the event files: 3" in text
+    assert 'Model: "lesson1_cnn"' in text  # the network the sweep trained, summarised on the page
     assert notebook_has_image(notebook)
-    assert len([p for p in runs_dir.rglob("run.json")]) == 3
+    records = [run_json(p.parent) for p in runs_dir.rglob("run.json")]
+    assert sorted(r["hparams"]["learning_rate"] for r in records) == [1e-4, 1e-2, 0.1]  # the notebook's sweep
+    assert all(r["status"] == "finished" and r["quick"] is True for r in records)
