@@ -28,7 +28,6 @@ from labtest import (
 )
 
 EXERCISE_A = "lesson_1/exercise_a/train_mnist.py"
-MODULE_A = "lesson_1.exercise_a.train_mnist"
 LAB = REPO / "scripts" / "lab.py"
 MIRRORED = ("--quick", "--distribute", "mirrored", "--cpu-replicas", "2")
 # Every split of the same global batch averages the same per-example gradients over the same
@@ -239,7 +238,7 @@ def test_a_dying_worker_fails_the_job_within_a_bounded_time(tmp_path):
 )
 def test_bad_distribution_flags_exit_2(argv, message, runs_dir, capsys, monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
-    assert_refused(MODULE_A, *argv, message=message, runs_dir=runs_dir, capsys=capsys, monkeypatch=monkeypatch)
+    assert_refused(EXERCISE_A, *argv, message=message, runs_dir=runs_dir, capsys=capsys, monkeypatch=monkeypatch)
 
 
 @pytest.mark.parametrize(
@@ -256,7 +255,7 @@ def test_bad_distribution_flags_exit_2(argv, message, runs_dir, capsys, monkeypa
 def test_bad_tf_config_exits_2(config, message, runs_dir, capsys, monkeypatch):
     monkeypatch.setenv("TF_CONFIG", config)
     argv = ("--distribute", "multiworker")
-    assert_refused(MODULE_A, *argv, message=message, runs_dir=runs_dir, capsys=capsys, monkeypatch=monkeypatch)
+    assert_refused(EXERCISE_A, *argv, message=message, runs_dir=runs_dir, capsys=capsys, monkeypatch=monkeypatch)
 
 
 @pytest.mark.parametrize(

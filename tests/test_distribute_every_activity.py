@@ -55,9 +55,9 @@ KERAS_ACTIVITIES = [
 ]
 
 REFUSED = [
-    ("lesson_2.numpy_from_scratch.train_mnist", "the NumPy network trains outside TensorFlow"),
-    ("lesson_3.tuning.train_keras_tuner", "KerasTuner trains every trial's model itself"),
-    ("lesson_3.tuning.train_random_search", "scikit-learn's search trains its models itself"),
+    ("lesson_2/numpy_from_scratch/train_mnist.py", "the NumPy network trains outside TensorFlow"),
+    ("lesson_3/tuning/train_keras_tuner.py", "KerasTuner trains every trial's model itself"),
+    ("lesson_3/tuning/train_random_search.py", "scikit-learn's search trains its models itself"),
 ]
 
 
@@ -125,8 +125,10 @@ def test_activities_that_do_not_fit_a_keras_model_refuse_distribute(module, reas
 
 def test_labkits_clear_session_keeps_the_scope_and_a_model_outside_it_is_refused():
     """In-process, on one CPU device: what lets an activity clear Keras between models."""
+    import keras
+    import tensorflow as tf
+
     from labkit import LabError
-    from labkit.deferred import keras, tf
     from labkit.distribute import Distribution, clear_session
 
     def small_model():

@@ -10,10 +10,9 @@ import signal
 
 import pytest
 
-from labtest import interrupt_run, main_in_process, only_run, run_json, run_script
+from labtest import interrupt_run, only_run, run_in_process, run_json, run_script
 
 SCRIPT = "lesson_2/hello_keras/train_mnist.py"
-MODULE = "lesson_2.hello_keras.train_mnist"
 # The digits in batches of 8: 158 steps an epoch, about half a second each, so a kill lands mid-run.
 LONG_RUN = ("--dataset", "digits", "--epochs", "12", "--batch-size", "8")
 
@@ -80,7 +79,7 @@ def test_resuming_a_finished_run_is_refused_and_changes_nothing(killed_then_resu
     runs_dir, run, _, _ = killed_then_resumed
     fingerprint = folder_fingerprint(runs_dir)
     with pytest.raises(SystemExit) as exit_info:
-        main_in_process(MODULE, "--resume", str(run), runs_dir=runs_dir, monkeypatch=monkeypatch)
+        run_in_process(SCRIPT, "--resume", str(run), runs_dir=runs_dir, monkeypatch=monkeypatch)
     assert exit_info.value.code == 2
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and "that run already finished; start a new run instead" in error
@@ -96,10 +95,10 @@ def interrupted_run(folder, *, lesson="lesson_2", activity="hello_keras", status
     return folder
 
 
-def refused(tmp_path, capsys, monkeypatch, *args, module=MODULE):
+def refused(tmp_path, capsys, monkeypatch, *args, module=SCRIPT):
     fingerprint = folder_fingerprint(tmp_path)
     with pytest.raises(SystemExit) as exit_info:
-        main_in_process(module, *args, runs_dir=tmp_path / "runs", monkeypatch=monkeypatch)
+        run_in_process(module, *args, runs_dir=tmp_path / "runs", monkeypatch=monkeypatch)
     error = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2 and len(error.splitlines()) == 1, error
     assert folder_fingerprint(tmp_path) == fingerprint, "a refused --resume must not touch anything"
@@ -123,7 +122,7 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path, capsys, monkeypatch):
     mine = interrupted_run(tmp_path / "mine")
     assert "--resume continues" in refused(tmp_path, capsys, monkeypatch, "--resume", str(mine), "--epochs", "3")
     assert "this command trains one run per optimizer" in refused(
-        tmp_path, capsys, monkeypatch, "--resume", str(mine), module="lesson_2.anatomy.train_mnist"
+        tmp_path, capsys, monkeypatch, "--resume", str(mine), module="lesson_2/anatomy/train_mnist.py"
     )
 
 
@@ -156,14 +155,16 @@ def test_dropping_events_after_a_time_keeps_earlier_steps_and_survives_a_torn_re
 
 def test_step_validation_of_a_resumed_run_counts_on_from_the_steps_already_taken(tmp_path):
     """A resumed Lesson 1 run logs `accuracy_by_step` after the steps its first process took."""
+    import keras
     import numpy as np
     import tensorflow as tf
 
-    from labkit.deferred import keras
-    from labkit.session import step_validation_callback
+    from labkit.keras_callbacks import StepValidation
     from labkit.tblogs import read_scalars, steps_of
 
-    class WritesUnderTmp:  # the one thing the callback asks of its session
+    class WritesUnderTmp:  # what the callback asks of its run
+        distribution = None
+
         def open_writer(self, split):
             return tf.summary.create_file_writer(str(tmp_path / split))
 
@@ -171,6 +172,6 @@ def test_step_validation_of_a_resumed_run_counts_on_from_the_steps_already_taken
     model.compile("sgd", "sparse_categorical_crossentropy")
     x, y = np.random.default_rng(0).normal(size=(40, 4)).astype("float32"), np.arange(40) % 3
     (tmp_path / "run.json").write_text("{}")  # marks tmp_path as the run, so `validation` reads as its split
-    callback = step_validation_callback(WritesUnderTmp(), x, y, every=5, first_step=100)
+    callback = StepValidation(WritesUnderTmp(), x, y, every=5, first_step=100)
     model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[callback])  # 10 steps
     assert steps_of(read_scalars(tmp_path), "validation", "accuracy_by_step") == [105, 110]

@@ -195,7 +195,9 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(case, runs_dir, tmp_
     blocker = tmp_path / "blocker"
     blocker.write_text("file")
     argv = [arg.replace("{blocker}", str(blocker)) for arg in argv]
-    assert run_in_process(EXERCISE_A, "--quick", *argv, runs_dir=runs_dir, monkeypatch=monkeypatch) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        run_in_process(EXERCISE_A, "--quick", *argv, runs_dir=runs_dir, monkeypatch=monkeypatch)
+    assert exit_info.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1, lines
     assert lines[0].startswith("train_mnist.py: error: ") and expected in lines[0]
