@@ -6,6 +6,10 @@ an exported SavedModel folder) lies `<name>.card.json`: where the model came fro
 data and its source), how well it did (the run's metrics), how it was trained (hyperparameters),
 with which libraries, and a fingerprint of the saved bytes that names this exact version.
 
+Lesson 4 starts from such files: it saves, serves and retrains the model of a Lesson 1 run, found
+here (`find_model`), never by importing Lesson 1's code. `DEFAULT_PORT` is where its prediction
+server listens unless told otherwise.
+
 Standard library only at import time: the command lines check a model path before TensorFlow loads.
 """
 
@@ -14,14 +18,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
+import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from labkit import LabError
+from labkit import REPO_ROOT, LabError
 from labkit.runs import RUN_JSON, find_runs, library_versions, read_run
 
 MODEL_FILE = "model.keras"
+DEFAULT_PORT = 8000  # lesson_4/serve/serve.py's port on 127.0.0.1 unless --port says otherwise
 CARD_SUFFIX = ".card.json"
 CARD_SCHEMA = 1
 
@@ -97,6 +104,44 @@ def model_card(model_path, run_dir, *, model=None, saved_as: str, record: dict |
     return card
 
 
+def stored_bytes(path) -> dict:
+    """What a saved copy holds, in bytes by top-level name: `layers` and `optimizer` in a Keras
+    weights file (inside a .keras zip too), the variable collections in a SavedModel folder."""
+    import zipfile
+
+    import h5py
+    import numpy as np
+
+    path, groups = Path(path), {}
+
+    def add(name, nbytes):
+        top = name.split("/")[0]
+        groups[top] = groups.get(top, 0) + int(nbytes)
+
+    if path.is_dir():
+        import tensorflow as tf
+
+        reader = tf.train.load_checkpoint(str(path / "variables" / "variables"))
+        dtypes = reader.get_variable_to_dtype_map()
+        for name, shape in reader.get_variable_to_shape_map().items():
+            if not name.startswith("_CHECKPOINTABLE"):  # the object graph, not a weight
+                add(name, np.prod(shape) * dtypes[name].size)
+        return groups
+
+    def read_h5(handle):
+        with h5py.File(handle, "r") as h5:
+            h5.visititems(
+                lambda name, item: add(name, item.size * item.dtype.itemsize) if hasattr(item, "dtype") else None
+            )
+
+    if path.suffix == ".keras":
+        with zipfile.ZipFile(path) as archive, archive.open("model.weights.h5") as weights:
+            read_h5(weights)
+    else:
+        read_h5(path)
+    return groups
+
+
 def write_card(model_path, card: dict) -> Path:
     target = card_path(model_path)
     partial = target.with_name(target.name + ".partial")
@@ -134,7 +179,7 @@ def is_keras_model(candidate) -> bool:
     # A Keras model exists only once keras is imported: a NumPy run ends without loading TensorFlow.
     if "keras" not in sys.modules:
         return False
-    from labkit.deferred import keras
+    import keras
 
     return isinstance(candidate, keras.Model)
 
@@ -142,8 +187,19 @@ def is_keras_model(candidate) -> bool:
 # -- finding a model to load ---------------------------------------------------------------
 
 
-def newest_run_model(root: Path, lesson: str, activity: str, *, quick: bool | None = None) -> Path:
-    """`model.keras` of the newest finished run of `lesson/activity` under the runs root `root`."""
+def train_command(lesson: str, activity: str, *, quick: bool | None = None, flags: dict | None = None) -> list[str]:
+    """The command that trains a run of `lesson/activity`: quick unless `quick` is False, with
+    `flags` ({"--dataset": "digits"}; None values left out)."""
+    given = [str(part) for flag, value in (flags or {}).items() if value is not None for part in (flag, value)]
+    return ["python", f"{lesson}/{activity}/train_mnist.py", *([] if quick is False else ["--quick"]), *given]
+
+
+def newest_run_model(
+    root: Path, lesson: str, activity: str, *, quick: bool | None = None, flags: dict | None = None
+) -> Path:
+    """`model.keras` of the newest finished run of `lesson/activity` under the runs root `root`
+    (only quick ones, or only full-length ones, when `quick` says so). When there is none, a
+    one-line LabError names the command that trains one (with `flags` added)."""
     folder = Path(root) / lesson / activity
     candidates = []
     for run_dir in find_runs(folder) if folder.is_dir() else []:
@@ -157,9 +213,10 @@ def newest_run_model(root: Path, lesson: str, activity: str, *, quick: bool | No
             continue
         candidates.append((record.get("finished_at") or "", run_dir.name, run_dir))
     if not candidates:
+        kind = "" if quick is None else f" (a {'quick' if quick else 'full-length'} one is needed)"
         raise LabError(
-            f"no finished {lesson}/{activity} run with a {MODEL_FILE} under {folder}; "
-            f"train one first: python {lesson}/{activity}/train_mnist.py --quick"
+            f"no finished {lesson}/{activity} run with a {MODEL_FILE} under {folder}{kind}; "
+            f"train one first: {shlex.join(train_command(lesson, activity, quick=quick, flags=flags))}"
         )
     return max(candidates)[2] / MODEL_FILE
 
@@ -189,3 +246,69 @@ def check_model_file(path) -> Path:
         raise LabError(f"--model {path}: not a .keras file")
     read_card(path)
     return path
+
+
+def run_of(model_path) -> dict:
+    """The run.json of the run that saved `model_path`; a one-line LabError when it cannot be read."""
+    run_dir = Path(model_path).parent
+    try:
+        return read_run(run_dir)
+    except (OSError, ValueError) as error:
+        raise LabError(f"{run_dir}: its run.json cannot be read ({error})") from None
+
+
+def find_model(
+    root: Path,
+    lesson: str,
+    activity: str,
+    *,
+    run_dir=None,
+    flag: str = "--run",
+    quick: bool | None = None,
+    only_that_activity: bool = False,
+    flags: dict | None = None,
+    train_if_missing: bool = False,
+) -> tuple[Path, dict]:
+    """The `model.keras` an activity starts from, and the run.json of the run that saved it.
+
+    `run_dir` (given with `flag`) when set: a finished run holding its model, and with
+    `only_that_activity` a run of `lesson/activity`. Otherwise the newest finished run of
+    `lesson/activity` under `root` (see newest_run_model). When there is none, a LabError names
+    the command that trains one; with `train_if_missing` (a notebook, where there is no command
+    line to go back to) that command is run first, in a subprocess, and its model is taken.
+    Whatever is wrong is one line, before TensorFlow loads and before anything is written."""
+    if run_dir:
+        path = model_in_run(run_dir, flag=flag)
+    else:
+        try:
+            path = newest_run_model(root, lesson, activity, quick=quick, flags=flags)
+        except LabError as missing:
+            if not train_if_missing:
+                raise LabError(f"{missing} (or name one with {flag} RUN_DIR)") from None
+            print(missing, flush=True)
+            train_run(root, lesson, activity, quick=quick, flags=flags)
+            path = newest_run_model(root, lesson, activity, quick=quick, flags=flags)
+    record = run_of(path)
+    owner = (record.get("lesson"), record.get("activity"))
+    if only_that_activity and owner != (lesson, activity):
+        raise LabError(f"{flag} {run_dir}: that is a run of {owner[0]}/{owner[1]}; give it a {lesson}/{activity} run")
+    return path, record
+
+
+def train_run(root: Path, lesson: str, activity: str, *, quick: bool | None = None, flags: dict | None = None) -> None:
+    """Train a run of `lesson/activity` into the runs root `root` by running its script, as a
+    student would from a terminal (an activity never imports another activity's code)."""
+    command = train_command(lesson, activity, quick=quick, flags=flags)
+    print(f"Training it now: {shlex.join(command)}", flush=True)
+    result = subprocess.run(
+        [sys.executable, *command[1:], "--logdir", str(root)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        said = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()[-1]
+        raise LabError(f"{shlex.join(command)} failed (exit code {result.returncode}): {said}")
+    for line in result.stdout.splitlines():
+        if line.startswith(("Run folder:", "Finished in")):
+            print(line, flush=True)

@@ -20,7 +20,6 @@ from labtest import (
 )
 
 SCRIPT = "lesson_4/retrain/train_mnist.py"
-MODULE = "lesson_4.retrain.train_mnist"
 PIXELS = ["0", "2", "4", "6", "8", "10"]
 DEPLOY_PREFIX = 'curl -X POST http://127.0.0.1:8000/reload -H "Content-Type: application/json" -d '
 
@@ -104,7 +103,7 @@ def test_quick_retrain_saves_a_model_that_serves_and_prints_its_deploy_line(retr
     from labkit.data import load_dataset
     from labkit.deferred import keras
     from labkit.plan import QUICK_SLICE
-    from lesson_1.exercise_a.train_mnist import shift_right
+    from labkit.shifts import shift_right
 
     finished, _ = retrained
     run = only_run(finished.runs_dir)
@@ -154,7 +153,7 @@ def fake_baseline(source, target, *, model=True, **changes):
 def test_refuses_a_baseline_folder_that_does_not_exist(runs_dir, tmp_path, capsys, monkeypatch):
     missing = tmp_path / "nowhere"
     assert_refused(
-        MODULE,
+        SCRIPT,
         "--baseline",
         str(missing),
         message=f"--baseline {missing}: no such folder",
@@ -167,7 +166,7 @@ def test_refuses_a_baseline_folder_that_does_not_exist(runs_dir, tmp_path, capsy
 def test_refuses_a_baseline_without_a_model(lesson_1_quick, runs_dir, tmp_path, capsys, monkeypatch):
     no_model = fake_baseline(lesson_1_quick, tmp_path / "fakes" / "no_model", model=False)
     assert_refused(
-        MODULE,
+        SCRIPT,
         "--baseline",
         str(no_model),
         message="it holds no model.keras",
@@ -179,7 +178,7 @@ def test_refuses_a_baseline_without_a_model(lesson_1_quick, runs_dir, tmp_path, 
 
 def test_refuses_when_no_lesson_1_run_exists_and_names_the_command(runs_dir, capsys, monkeypatch):
     assert_refused(
-        MODULE,
+        SCRIPT,
         "--quick",
         message="train one first: python lesson_1/exercise_a/train_mnist.py --quick",
         runs_dir=runs_dir,
@@ -200,7 +199,7 @@ def test_refuses_a_baseline_of_other_data_or_another_activity(
 ):
     other = fake_baseline(lesson_1_quick, tmp_path / "fakes" / "other", **changes)
     assert_refused(
-        MODULE,
+        SCRIPT,
         "--quick",
         "--baseline",
         str(other),
@@ -220,7 +219,7 @@ def test_refuses_a_baseline_of_other_data_or_another_activity(
     ],
 )
 def test_refuses_bad_flags(runs_dir, capsys, monkeypatch, flags, message):
-    assert_refused(MODULE, *flags, message=message, runs_dir=runs_dir, capsys=capsys, monkeypatch=monkeypatch)
+    assert_refused(SCRIPT, *flags, message=message, runs_dir=runs_dir, capsys=capsys, monkeypatch=monkeypatch)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,7 +230,7 @@ def test_notebook_retrains_the_newest_lesson_1_run(lesson_1_quick, runs_dir):
     # A Lesson 1 quick run already in the notebook's runs root: the notebook starts from it.
     copied = (runs_dir / "lesson_1" / "exercise_a" / lesson_1_quick.name).resolve()
     shutil.copytree(lesson_1_quick, copied)
-    notebook = execute_notebook("lesson_4/retrain/retrain.ipynb", runs_dir)
+    notebook = execute_notebook("lesson_4/retrain/train_mnist.ipynb", runs_dir)
     text = notebook_text_outputs(notebook)
     assert f"Starting from Lesson 1's run: {copied}" in text
     assert notebook_has_image(notebook)

@@ -12,6 +12,7 @@ from labtest import (
     assert_refused,
     execute_notebook,
     files_under,
+    interrupt_run,
     lab_env,
     notebook_text_outputs,
     only_run,
@@ -21,7 +22,6 @@ from labtest import (
 )
 
 SCRIPT = "lesson_4/save_restore/save_restore.py"
-MODULE = "lesson_4.save_restore.save_restore"
 FORMATS = {"keras": "model.keras", "weights": "model.weights.h5", "savedmodel": "export"}
 ROWS = ["keras", "weights", "savedmodel", "tfsmlayer"]
 
@@ -132,7 +132,7 @@ def test_the_source_run_is_left_untouched(saved):
 def test_refuses_a_missing_folder(runs_dir, tmp_path, capsys, monkeypatch):
     missing = tmp_path / "elsewhere" / "no-such-run"
     assert_refused(
-        MODULE,
+        SCRIPT,
         "--run",
         str(missing),
         message="no such folder",
@@ -146,7 +146,7 @@ def test_refuses_a_folder_without_run_json(runs_dir, tmp_path, capsys, monkeypat
     folder = tmp_path / "elsewhere"
     folder.mkdir()
     assert_refused(
-        MODULE,
+        SCRIPT,
         "--run",
         str(folder),
         message="not a run folder",
@@ -162,7 +162,7 @@ def test_refuses_a_run_without_a_model(source_run, runs_dir, tmp_path, capsys, m
     record = run_json(source_run) | {"status": "failed"}
     (failed / "run.json").write_text(json.dumps(record))
     line = assert_refused(
-        MODULE,
+        SCRIPT,
         "--run",
         str(failed),
         message="holds no model.keras",
@@ -175,7 +175,7 @@ def test_refuses_a_run_without_a_model(source_run, runs_dir, tmp_path, capsys, m
 
 def test_with_no_lesson_1_run_it_names_the_command_that_trains_one(runs_dir, capsys, monkeypatch):
     assert_refused(
-        MODULE,
+        SCRIPT,
         message="python lesson_1/exercise_a/train_mnist.py --quick",
         runs_dir=runs_dir,
         capsys=capsys,
@@ -184,9 +184,15 @@ def test_with_no_lesson_1_run_it_names_the_command_that_trains_one(runs_dir, cap
 
 
 def test_a_refusal_comes_before_tensorflow_loads(runs_dir, tmp_path):
+    """The file run as `python save_restore.py --run <nothing>` would, in a fresh interpreter that
+    then says whether TensorFlow was imported."""
     code = (
-        "import sys\nfrom lesson_4.save_restore.save_restore import main\n"
-        "try:\n    main(sys.argv[1:])\nexcept SystemExit as end:\n    print(end.code, 'tensorflow' in sys.modules)\n"
+        "import runpy, sys\n"
+        "from labkit import LabError\n"
+        f"sys.argv = [{str(REPO / SCRIPT)!r}, *sys.argv[1:]]\n"
+        "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+        "except SystemExit as end:\n    print(end.code, 'tensorflow' in sys.modules)\n"
+        "except LabError as error:\n    print(error.exit_code, 'tensorflow' in sys.modules)\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code, "--run", str(tmp_path / "nothing")],
@@ -200,25 +206,14 @@ def test_a_refusal_comes_before_tensorflow_loads(runs_dir, tmp_path):
     assert not any(runs_dir.iterdir())
 
 
-def test_ctrl_c_and_errors_leave_run_json_saying_so(tmp_path):
-    from labkit.runs import RunRecord
-    from lesson_4.save_restore.save_restore import RecordedRun, SaveRestore
-
-    def started(name):
-        run = tmp_path / name
-        run.mkdir()
-        record = RunRecord(run, lesson="lesson_4", activity="save_restore", hparams={}, dataset={}, quick=True)
-        return SaveRestore(source_dir=tmp_path, run_dir=run, record=record)
-
-    interrupted = started("interrupted")
-    with RecordedRun(interrupted):
-        raise KeyboardInterrupt
-    assert run_json(interrupted.run_dir)["status"] == "interrupted" and interrupted.exit_code == 130
-    failed = started("failed")
-    with pytest.raises(OSError), RecordedRun(failed):
-        raise OSError("disk gone")
-    assert run_json(failed.run_dir)["status"] == "failed"
-    assert run_json(failed.run_dir)["extra"]["error"] == "OSError: disk gone"
+def test_ctrl_c_leaves_run_json_saying_interrupted(source_run, runs_dir):
+    """Ctrl-C once the run folder exists (while the copies are saved and loaded): exit 130, no
+    traceback, and run.json says interrupted."""
+    result = interrupt_run(SCRIPT, "--run", str(source_run), "--quick", runs_dir=runs_dir, after_epochs=0)
+    assert result.returncode == 130, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    record = run_json(only_run(runs_dir))
+    assert record["status"] == "interrupted" and record["lesson"] == "lesson_4" and record["quick"] is True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,9 +221,10 @@ def test_ctrl_c_and_errors_leave_run_json_saying_so(tmp_path):
 
 
 def test_notebook_trains_a_source_model_when_there_is_none_then_saves_it(runs_dir):
-    notebook = execute_notebook("lesson_4/save_restore/saving_models.ipynb", runs_dir)
+    notebook = execute_notebook("lesson_4/save_restore/save_restore.ipynb", runs_dir)
     text = notebook_text_outputs(notebook)
-    assert "no finished lesson_1/exercise_a run" in text and "Training a quick Lesson 1" in text
+    assert "no finished lesson_1/exercise_a run" in text
+    assert "Training it now: python lesson_1/exercise_a/train_mnist.py --quick" in text
     assert "Every copy predicts the same labels" in text
     compiled, twin = (
         float(line.split(":")[1].split()[0]) for line in text.splitlines() if "save_weights on the" in line

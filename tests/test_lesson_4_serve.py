@@ -14,7 +14,7 @@ from webtest import DIGIT_STROKES, DigitServer, against_right_edge, draw_on_pad,
 pytestmark = pytest.mark.slow
 
 LESSON_1 = "lesson_1/exercise_a/train_mnist.py"
-SERVE = "lesson_4.serve.serve"
+SERVE = "lesson_4/serve/serve.py"
 LOAD_CHECK = "lesson_4/serve/load_check.py"
 
 
@@ -235,6 +235,10 @@ def test_serving_notebook_executes(runs_dir):
     notebook = execute_notebook("lesson_4/serve/serving.ipynb", runs_dir)
     text = notebook_text_outputs(notebook)
     assert "HTTP 200" in text and "HTTP 422" in text and "label" in text
+    # The server answers what Keras's model.predict said in the notebook, digit for digit.
+    answers = re.findall(r"HTTP 200: label (\d) \(true \d, model\.predict (\d)\)", text)
+    assert len(answers) == 8 and all(served == local for served, local in answers), answers
+    assert "Training it now: python lesson_1/exercise_a/train_mnist.py --quick" in text  # no Lesson 1 run yet
     assert (REPO / "lesson_4" / "serve" / "page.html").is_file()
 
 

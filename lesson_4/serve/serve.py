@@ -39,10 +39,9 @@ from starlette.exceptions import HTTPException
 
 from labkit import LabError, cli
 from labkit.runs import runs_root
-from labkit.saved_models import check_model_file, model_in_run, newest_run_model, read_card
+from labkit.saved_models import DEFAULT_PORT, check_model_file, model_in_run, newest_run_model, read_card
 from lesson_4.serve.drawing import PREPROCESSING, SIDE, NotAnImage, read_png
 
-DEFAULT_PORT = 8000
 MAX_BODY_BYTES = 1_000_000  # a 280x280 drawing is about 10 KB as PNG; 1 MB is generous
 DRAIN_BYTES = 16_000_000  # beyond this an oversized body is cut off, not read to its end
 PAGE = Path(__file__).with_name("page.html")
@@ -57,7 +56,9 @@ class ServedModel:
     """A loaded model, its card, and a lock: requests arrive on many threads at once."""
 
     def __init__(self, path: Path):
-        from labkit.deferred import keras, tf
+        # Imported here, not at the top: a bad flag or a busy port is refused before TensorFlow loads.
+        import keras
+        import tensorflow as tf
 
         self.path = Path(path).resolve()
         self.card = read_card(self.path)

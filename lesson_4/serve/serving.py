@@ -16,24 +16,25 @@
 # # Lesson 4: serve your network over HTTP
 #
 # A trained network is only useful once something else can ask it questions. This notebook
-# starts the same server as `serve.py` in this folder (it imports it rather than copying it),
-# inside the notebook's own process, and talks to it the way any program would: over HTTP, with
-# JSON or a PNG image.
+# loads Lesson 1's trained network with Keras and asks it about a few digits, then starts the
+# same server as `serve.py` in this folder (it imports it rather than copying it) inside the
+# notebook's own process, and talks to it the way any program would: over HTTP, with JSON or a
+# PNG image.
 #
 # From a terminal, the same server runs with `python lesson_4/serve/serve.py`: it prints an
 # address where you can draw digits with the mouse.
 
 # %%
 import httpx
+import keras
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import IFrame
 
-from labkit import LabError, cli
 from labkit.data import load_dataset
 from labkit.runs import runs_root
-from labkit.saved_models import newest_run_model, read_card
-from lesson_1.exercise_a.train_mnist import make_parser, shift_right, train
+from labkit.saved_models import find_model, read_card
+from labkit.shifts import shift_right
 from lesson_4.serve.load_check import run_load
 from lesson_4.serve.serve import BackgroundServer
 
@@ -41,26 +42,43 @@ from lesson_4.serve.serve import BackgroundServer
 # ## 1. A model to serve
 #
 # Every finished Keras run saves `model.keras` with a model card beside it. We serve the newest
-# Lesson 1 Exercise A run; if you have none yet, the cell trains one first (quick mode if
-# `LAB_QUICK=1` is set, about two minutes otherwise).
+# Lesson 1 Exercise A run; if you have none yet, Lesson 1's script trains a quick one first (in
+# seconds; train the full one from a terminal for the real figures).
 
 # %%
-try:
-    model_path = newest_run_model(runs_root(), "lesson_1", "exercise_a")
-except LabError as missing:
-    print(f"{missing}\nTraining one now.")
-    train(cli.parse(make_parser(), []))
-    model_path = newest_run_model(runs_root(), "lesson_1", "exercise_a")
+model_path, trained = find_model(runs_root(), "lesson_1", "exercise_a", train_if_missing=True)
 card = read_card(model_path)
 print(model_path)
 print({key: card[key] for key in ("identity", "size_bytes", "saved_at")})
-print("test metrics:", card["metrics"]["test"], "on", card["data"]["name"])
+print("test metrics:", trained["metrics"]["test"], "on", trained["dataset"]["name"])
 
 # %% [markdown]
-# ## 2. Start the server
+# ## 2. What the server does, in Keras
+#
+# The server loads that file once with `keras.models.load_model`. `compile=False`: serving needs
+# the weights, not the optimizer's state or the loss.
+
+# %%
+model = keras.models.load_model(model_path, compile=False)
+model.summary()
+
+# %% [markdown]
+# For every request it turns the image into what the network was trained on (28x28 pixels scaled
+# to [0, 1], one channel) and runs the network on it. Here on eight real test digits at once:
+
+# %%
+data = load_dataset(trained["dataset"]["name"])
+x, y = data.x_test[:8], data.y_test[:8]
+print("input:", x.shape, x.dtype, x.min(), "to", x.max())
+probabilities = model.predict(x, verbose=0)
+print("predicted:", probabilities.argmax(axis=1), "| true:", y)
+print("confidence:", probabilities.max(axis=1).round(3))
+
+# %% [markdown]
+# ## 3. Start the server
 #
 # `BackgroundServer` runs the FastAPI app under uvicorn in a thread of this kernel, on a free
-# port of 127.0.0.1. Loading the model and running one warm-up prediction takes a few seconds.
+# port of 127.0.0.1. It loads the model as above (and runs one warm-up prediction) in a few seconds.
 
 # %%
 server = BackgroundServer(model_path)
@@ -69,21 +87,24 @@ print("serving at", server.url)
 print(client.get("/health").json())
 
 # %% [markdown]
-# ## 3. Ask it about real test digits
+# ## 4. Ask it about the same digits over HTTP
 #
 # The JSON body holds 28 rows of 28 pixel values from 0 (background) to 255 (ink). The answer
-# names the label, the ten probabilities, and the identity of the model that answered.
+# names the label, the ten probabilities, and the identity of the model that answered: the same
+# numbers as `model.predict` above, rounded.
 
 # %%
-data = load_dataset(card["data"]["name"], announce=print)
-digits = np.rint(data.x_test[:8, :, :, 0] * 255).astype(int)
-for image, truth in zip(digits, data.y_test[:8], strict=True):
+digits = np.rint(x[:, :, :, 0] * 255).astype(int)
+for image, truth, local in zip(digits, y, probabilities, strict=True):
     reply = client.post("/predict", json={"image": image.tolist()})
     answer = reply.json()
-    print(f"HTTP {reply.status_code}: label {answer['label']} (true {truth}), p={max(answer['probabilities']):.2f}")
+    print(
+        f"HTTP {reply.status_code}: label {answer['label']} (true {truth}, model.predict {local.argmax()}), "
+        f"p={max(answer['probabilities']):.2f}"
+    )
 
 # %% [markdown]
-# ## 4. Bad requests get a clear answer, and the server keeps serving
+# ## 5. Bad requests get a clear answer, and the server keeps serving
 #
 # A 4xx status says the client sent something wrong; the JSON error says what.
 
@@ -94,7 +115,7 @@ for body in ([1, 2, 3], {"image": [[300] * 28] * 28}, {"pixels": []}):
 print(client.get("/health").json()["status"])
 
 # %% [markdown]
-# ## 5. The edge lesson
+# ## 6. The edge lesson
 #
 # The same digit slid 9 pixels to the right. "As drawn", the network gets it at the edge, where
 # no MNIST digit ever was. "Centred like MNIST" crops it, fits it in 20x20 and centres it, as
@@ -107,12 +128,13 @@ for column, image in enumerate(at_edge[:4]):
     for row, preprocess in enumerate(("as_drawn", "centred")):
         answer = client.post(f"/predict?preprocess={preprocess}", json={"image": image.tolist()}).json()
         axes[row, column].imshow(answer["input"], cmap="gray", vmin=0, vmax=255)
-        axes[row, column].set_title(f"{preprocess}: {answer['label']} (true {data.y_test[column]})", fontsize=9)
+        axes[row, column].set_title(f"{preprocess}: {answer['label']} (true {y[column]})", fontsize=9)
         axes[row, column].axis("off")
 figure.tight_layout()
+plt.show()
 
 # %% [markdown]
-# ## 6. The drawing page
+# ## 7. The drawing page
 #
 # The page below is served by the same app (`GET /`). It shows live only while the server runs:
 # draw a digit in the middle, then against the right edge, and compare the two panels.
@@ -121,7 +143,7 @@ figure.tight_layout()
 IFrame(server.url + "/", width=960, height=640)
 
 # %% [markdown]
-# ## 7. A small load check
+# ## 8. A small load check
 #
 # Eight clients at once, real digits as JSON and PNG. `load_check.py` does the same from a
 # terminal with 500 requests; here 100 keep it short.
@@ -131,7 +153,7 @@ result = run_load(server.url, requests=100, clients=8, time_limit=60)
 print({key: round(value, 1) if isinstance(value, float) else value for key, value in result.items()})
 
 # %% [markdown]
-# ## 8. Stop the server
+# ## 9. Stop the server
 #
 # Run this before closing the notebook, or the port stays taken until the kernel stops.
 #
