@@ -16,3 +16,24 @@ def shift_right(images: np.ndarray, pixels: int) -> np.ndarray:
     shifted = np.zeros_like(images)
     shifted[:, :, pixels:] = images[:, :, :-pixels]
     return shifted
+
+
+def log_edge_shift(run, split: str, model, images: np.ndarray, labels: np.ndarray, accuracy: dict) -> np.ndarray:
+    """An edge test into TensorBoard: `edge_shift_accuracy` against the shift (step = pixels) in
+    `<run>/<split>`, and as images up to 8 digits that `model` reads when centred but misreads at
+    the largest shift. Two models logged under two splits share one chart. Returns those digits'
+    indices."""
+    import tensorflow as tf
+
+    far = shift_right(images, max(EDGE_SHIFTS))
+    centred_right = model.predict(images, batch_size=256, verbose=0).argmax(axis=1) == labels
+    far_predicted = model.predict(far, batch_size=256, verbose=0).argmax(axis=1)
+    broken = np.flatnonzero(centred_right & (far_predicted != labels))[:8]
+    writer = run.open_writer(split)
+    with writer.as_default():
+        for pixels, value in accuracy.items():
+            tf.summary.scalar("edge_shift_accuracy", value, step=pixels)
+        if len(broken):
+            tf.summary.image("misclassified_after_shift", far[broken], step=max(EDGE_SHIFTS), max_outputs=len(broken))
+    writer.flush()
+    return broken

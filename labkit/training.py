@@ -43,6 +43,9 @@ def load_data(config: Config, *, quiet: bool = False) -> lab_data.Dataset:
 
     Without `--dataset`, the activity's default, or a labelled real substitute when it cannot be
     had (one line says which and why)."""
+    # With --distribute, the devices are set up first, before anything else touches TensorFlow:
+    # a page may build and try small models (Lesson 2's anatomy) before its first run starts.
+    lab_distribute.start(config, config.plan.batch_size)
     return lab_data.load_dataset(
         config.dataset,
         default=config.default_dataset,

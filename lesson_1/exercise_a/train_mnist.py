@@ -52,10 +52,9 @@ print(config.plan)
 import keras
 import matplotlib.pyplot as plt
 import numpy as np
-import tensorflow as tf
 
 from labkit.figures import plot_model
-from labkit.shifts import EDGE_SHIFTS, shift_right
+from labkit.shifts import EDGE_SHIFTS, log_edge_shift, shift_right
 from labkit.tblogs import read_scalars
 from labkit.training import load_data, start_run
 
@@ -212,20 +211,10 @@ for pixels in EDGE_SHIFTS:
 print("Edge test (accuracy vs. shift to the right):", ", ".join(f"{k}px {v:.3f}" for k, v in edge_accuracy.items()))
 
 # %%
-# extra code: the edge test into run.json and TensorBoard (the `edge_shift` run, with the broken digits as images)
-centred_right = model.predict(x_test, batch_size=256, verbose=0).argmax(axis=1) == y_test
+run.record.add_extra("edge_shift_accuracy", {str(k): v for k, v in edge_accuracy.items()})  # extra code
+broken = log_edge_shift(run, "edge_shift", model, x_test, y_test, edge_accuracy)  # extra code: into TensorBoard
 far = shift_right(x_test, max(EDGE_SHIFTS))
 far_predicted = model.predict(far, batch_size=256, verbose=0).argmax(axis=1)
-broken = np.flatnonzero(centred_right & (far_predicted != y_test))[:8]
-
-run.record.add_extra("edge_shift_accuracy", {str(k): v for k, v in edge_accuracy.items()})
-writer = run.open_writer("edge_shift")
-with writer.as_default():
-    for pixels, accuracy in edge_accuracy.items():
-        tf.summary.scalar("edge_shift_accuracy", accuracy, step=pixels)
-    if len(broken):
-        tf.summary.image("misclassified_after_shift", far[broken], step=max(EDGE_SHIFTS), max_outputs=len(broken))
-writer.flush()
 
 # %%
 fig, axes = plt.subplots(1, max(len(broken), 1), figsize=(2 * max(len(broken), 1), 2.4), squeeze=False)

@@ -104,10 +104,9 @@ import keras
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
 from labkit.saved_models import DEFAULT_PORT
-from labkit.shifts import EDGE_SHIFTS, shift_right
+from labkit.shifts import EDGE_SHIFTS, log_edge_shift, shift_right
 from labkit.training import load_data, start_run
 
 # %% [markdown]
@@ -167,25 +166,8 @@ def edge_test(model):
     return accuracy
 
 
-def log_edge_test(side, model, accuracy):
-    """extra code: one curve per side under the same tag, so that TensorBoard draws `edge_before` and
-    `edge_after` in one chart (step = pixels), and the digits this model misreads at 10 px as images."""
-    far = shift_right(x_test, max(EDGE_SHIFTS))
-    centred_right = model.predict(x_test, batch_size=256, verbose=0).argmax(axis=1) == y_test
-    far_predicted = model.predict(far, batch_size=256, verbose=0).argmax(axis=1)
-    broken = np.flatnonzero(centred_right & (far_predicted != y_test))[:8]
-    writer = run.open_writer(side)
-    with writer.as_default():
-        for pixels, value in accuracy.items():
-            tf.summary.scalar("edge_shift_accuracy", value, step=pixels)
-        if len(broken):
-            tf.summary.image("misclassified_after_shift", far[broken], step=max(EDGE_SHIFTS), max_outputs=len(broken))
-    writer.flush()
-    return broken
-
-
 before = edge_test(baseline)
-broken_before = log_edge_test("edge_before", baseline, before)
+broken_before = log_edge_shift(run, "edge_before", baseline, x_test, y_test, before)  # extra code: into TensorBoard
 print("Before:", ", ".join(f"{pixels}px {value:.3f}" for pixels, value in before.items()))
 
 # %% [markdown]
@@ -264,7 +246,7 @@ test_metrics
 
 # %%
 after = edge_test(model)
-log_edge_test("edge_after", model, after)
+log_edge_shift(run, "edge_after", model, x_test, y_test, after)
 run.record.add_extra(  # extra code: both tables into run.json, keys as text like Lesson 1's
     "edge_shift_accuracy",
     {
