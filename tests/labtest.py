@@ -43,8 +43,9 @@ def run_script(
 def run_in_process(script: str | Path, *args: str, runs_dir: Path, monkeypatch, **env: str) -> int:
     """Run an activity file top to bottom inside the test process, as `python script args` would,
     with the environment run_script gives a subprocess; returns the exit code. For what needs no
-    fresh interpreter: it skips the 4-5 s TensorFlow import. An error that escapes the activity is
-    reported as the script's own excepthook would (one line and exit 2 for a LabError)."""
+    fresh interpreter: it skips the 4-5 s TensorFlow import. A non-zero exit raises SystemExit, as
+    from the script; an error that escapes the activity is first reported as the script's own
+    excepthook would (one line and SystemExit(2) for a LabError)."""
     import runpy
 
     from labkit.lifecycle import report_uncaught
@@ -58,7 +59,8 @@ def run_in_process(script: str | Path, *args: str, runs_dir: Path, monkeypatch, 
     try:
         runpy.run_path(str(path), run_name="__main__")
     except SystemExit as exit_:
-        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+        if exit_.code not in (0, None):
+            raise
     except BaseException as error:
         code = report_uncaught(error)
         if code is None:
@@ -77,8 +79,7 @@ def assert_refused(script: str, *args: str, message: str, runs_dir: Path, capsys
     import pytest
 
     with pytest.raises(SystemExit) as exit_info:
-        code = run_in_process(script, *args, runs_dir=runs_dir, monkeypatch=monkeypatch)
-        raise SystemExit(code)
+        run_in_process(script, *args, runs_dir=runs_dir, monkeypatch=monkeypatch)
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
     assert len(error.strip().splitlines()) == 1 and message in error, error
@@ -482,3 +483,36 @@ class TensorBoardServer:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+# ---------------------------------------------------------------------------------------------
+# The functions an activity page defines, for tests of the code the student reads
+
+
+def page_definitions(script: str | Path):
+    """The functions, classes and UPPER_CASE constants that an activity file defines at its top
+    level, with the imports they need, executed without the rest of the page (no flags parsed, no
+    data loaded, no run started). Tests call them to check the very code the page shows:
+
+        page = page_definitions("lesson_2/numpy_from_scratch/train_mnist.py")
+        page.mlp_gradients(params, x, labels)
+
+    The functions share one namespace, so `monkeypatch.setitem(page.SOME_TABLE, ...)` reaches them."""
+    import ast
+    import types
+
+    path = REPO / script
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+
+    def kept(node) -> bool:
+        if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)):
+            return True
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        return bool(targets) and all(isinstance(t, ast.Name) and t.id.isupper() for t in targets)
+
+    module = ast.Module(body=[node for node in tree.body if kept(node)], type_ignores=[])
+    namespace = {"__name__": f"page:{Path(script).as_posix()}", "__file__": str(path)}
+    # dont_inherit: not this file's `from __future__ import annotations`, which would turn the
+    # page's annotations into strings that @dataclass then looks up in a module that is not there.
+    exec(compile(module, str(path), "exec", dont_inherit=True), namespace)
+    return types.SimpleNamespace(**{k: v for k, v in namespace.items() if not k.startswith("__")})

@@ -1,104 +1,177 @@
-"""Lesson 2, anatomy of a Keras model: layers, models, losses and optimizers.
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-Four pieces make up every Keras training setup:
+# %% [markdown]
+# # Lesson 2, Activity 3: the anatomy of a Keras model
+#
+# Four pieces make up every Keras training setup:
+#
+# - **Layers** turn input tensors into output tensors, and most hold weights. A stack only works
+#   if each layer accepts the shape the layer before it returns.
+# - A **model** connects layers. The Sequential API stacks them in a line; the Functional API
+#   wires them as a graph of calls.
+# - The **loss** is the number training pushes down. It has to fit the task and the way the labels
+#   are written.
+# - The **optimizer** decides how the gradient turns into a weight update.
+#
+# We take them in that order, and end with one model trained three times, with SGD, RMSprop and
+# Adam, each in its own run folder so that TensorBoard draws the three curves together.
+#
+# This file is both the script and the notebook (`train_mnist.ipynb` beside it holds the same
+# cells, kept in step by jupytext):
+#
+# ```
+# python lesson_2/anatomy/train_mnist.py            # sgd, rmsprop, adam: 10 epochs each
+# python lesson_2/anatomy/train_mnist.py --quick    # the same cells on a small slice, seconds
+# python lesson_2/anatomy/train_mnist.py --learning-rate 0.1 --optimizers sgd,adam
+# ```
+#
+# In the notebook, set `LAB_QUICK=1` before starting Jupyter for the quick version.
 
-- Layers turn input tensors into output tensors. Most hold weights. Dense layers work on flat
-  (samples, features) data. A stack only works if each layer accepts the shape the layer before
-  it returns.
-- A model connects layers. The Sequential API stacks them in a line. The Functional API wires
-  them as a graph of calls. For a simple stack both give the same network.
-- The loss is the number training pushes down, and it has to fit the task and the way the labels
-  are written: binary cross-entropy for yes/no, categorical cross-entropy for one-hot labels,
-  sparse categorical cross-entropy for integer labels, mean squared error for a real number.
-- The optimizer decides how the gradient turns into a weight update. This script trains one
-  model (784 -> Dense 32 ReLU -> Dense 10 softmax) three times, with SGD, RMSprop and Adam, each
-  in its own run folder, so that TensorBoard draws the three curves on top of each other.
+# %% [markdown]
+# ## The settings
+#
+# Batches of 128, 10 epochs per optimizer, and one learning rate, 0.01, shared by all three so that
+# only the update rule changes between the runs. `--optimizers` picks which to compare. A script
+# reads its flags here (`--help` lists them); a notebook takes these defaults.
 
-All three optimizers get the same learning rate, so only the update rule changes between the
-runs. RMSprop and Adam scale each weight's step by its recent gradients. Plain SGD does not, and
-at a step size that suits them it moves slowly.
-
-    python lesson_2/anatomy/train_mnist.py                        # sgd, rmsprop, adam: 10 epochs each
-    python lesson_2/anatomy/train_mnist.py --quick                # same code on a small slice, seconds
-    python lesson_2/anatomy/train_mnist.py --learning-rate 0.1 --optimizers sgd,adam
-"""
-
+# %%
 import argparse
-import re
-import warnings
-
-import numpy as np
-import pandas as pd
 
 from labkit import cli
-from labkit.deferred import keras  # TensorFlow loads on first use, after the flags are checked
-from labkit.session import RunSet, TrainingSession, run_main
-from lesson_2.hello_keras.train_mnist import flatten_images
 
-HIDDEN_UNITS = 32
-EPOCHS = 10
-BATCH_SIZE = 128
-LEARNING_RATE = 0.01  # shared by all three; see the card for why not RMSprop's usual 1e-3
 OPTIMIZERS = ("sgd", "rmsprop", "adam")
 
 
-# ----------------------------------------------------------------------------------------------
-# Models: one network, two ways to write it
+def optimizer_list(text):
+    """'Adam, sgd' -> ("adam", "sgd"): names from OPTIMIZERS, each once, in the order given."""
+    names = tuple(part.strip().lower() for part in text.split(",") if part.strip())
+    if not names or set(names) - set(OPTIMIZERS):
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list from {', '.join(OPTIMIZERS)}, got '{text}'")
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"each optimizer once, got '{text}'")
+    return names
 
 
-def build_sequential(input_dim=784, hidden_units=HIDDEN_UNITS, output_units=10, output_activation="softmax"):
+parser = cli.build_parser(
+    "Lesson 2, anatomy of a Keras model: layers, models, losses and optimizers.",
+    epochs=10,
+    learning_rate=0.01,
+    batch_size=128,
+    several_runs="one run per optimizer",
+)
+parser.add_argument(
+    "--optimizers",
+    type=optimizer_list,
+    default=OPTIMIZERS,
+    help=f"which to compare, comma-separated (default {','.join(OPTIMIZERS)})",
+)
+config = cli.parse(parser)
+print(config.plan, "optimizers:", ", ".join(config.optimizers))
+
+# %%
+import re
+import warnings
+
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from labkit.training import load_data, start_run
+
+# %% [markdown]
+# ## The data
+#
+# Handwritten digits, each 28x28 image flattened into a row of 784 pixel values in [0, 1]: the
+# Dense layers below read flat rows. The labels are the integers 0-9.
+
+# %%
+data = load_data(config)  # extra code: MNIST from the Keras cache or a mirror, else a labelled real substitute
+x_train, y_train = data.x_train.reshape(len(data.x_train), -1), data.y_train
+x_valid, y_valid = data.x_val.reshape(len(data.x_val), -1), data.y_val
+x_test, y_test = data.x_test.reshape(len(data.x_test), -1), data.y_test
+
+print("train:", x_train.shape, y_train.shape, "| valid:", x_valid.shape, "| test:", x_test.shape)
+
+# %% [markdown]
+# ## Models: Sequential and Functional
+#
+# The lesson's model: 784 inputs, Dense(32, ReLU), Dense(10, softmax). The Sequential API takes a
+# list of layers. The Functional API calls each layer on the tensor the previous one returned, then
+# names the inputs and outputs. The size and activation of the last layer are arguments, because
+# the losses below need other last layers.
+
+
+# %%
+def build_sequential(output_units=10, output_activation="softmax"):
     return keras.Sequential(
         [
-            keras.Input(shape=(input_dim,)),
-            keras.layers.Dense(hidden_units, activation="relu"),
+            keras.Input(shape=(784,)),
+            keras.layers.Dense(32, activation="relu"),
             keras.layers.Dense(output_units, activation=output_activation),
         ],
         name="sequential_api",
     )
 
 
-def build_functional(input_dim=784, hidden_units=HIDDEN_UNITS, output_units=10, output_activation="softmax"):
-    inputs = keras.Input(shape=(input_dim,))
-    hidden = keras.layers.Dense(hidden_units, activation="relu")(inputs)
+def build_functional(output_units=10, output_activation="softmax"):
+    inputs = keras.Input(shape=(784,))
+    hidden = keras.layers.Dense(32, activation="relu")(inputs)
     outputs = keras.layers.Dense(output_units, activation=output_activation)(hidden)
     return keras.Model(inputs=inputs, outputs=outputs, name="functional_api")
 
 
-def compare_apis(images, seed=0) -> dict:
-    """Build the model both ways, give the Functional one the Sequential one's weights, and
-    compare the two on the same images."""
-    keras.utils.set_random_seed(seed)
-    sequential, functional = build_sequential(), build_functional()
-    functional.set_weights(sequential.get_weights())
+# %%
+sequential, functional = build_sequential(), build_functional()
+sequential.summary()
+functional.summary()
+
+# %% [markdown]
+# For a plain stack the two give the same network: give the Functional model the Sequential
+# model's weights, and on the same images the two agree to the last digit.
+
+# %%
+functional.set_weights(sequential.get_weights())
+difference = np.abs(sequential.predict(x_valid[:64], verbose=0) - functional.predict(x_valid[:64], verbose=0)).max()
+print(
+    f"Sequential and Functional: {sequential.count_params():,} and {functional.count_params():,} parameters, "
+    f"largest output difference {difference:g} with the same weights"
+)
+assert sequential.count_params() == functional.count_params() and difference == 0
+print("Same parameter count, and identical outputs once they share weights.")
+
+# %% [markdown]
+# ## Losses: one per kind of task
+#
+# The same images, labelled four ways: a yes/no question ("is it a 5 or more?"), the digit as an
+# integer, the digit as a one-hot row (`to_categorical` turns 3 into
+# `[0, 0, 0, 1, 0, 0, 0, 0, 0, 0]`), and a real number (how much of the canvas the stroke covers,
+# in percent). Each task needs its own last layer and loss.
+
+
+# %%
+def task_targets(labels, images, num_classes=10):
     return {
-        "sequential_parameters": sequential.count_params(),
-        "functional_parameters": functional.count_params(),
-        "max_output_difference": float(
-            np.max(np.abs(sequential.predict(images, verbose=0) - functional.predict(images, verbose=0)))
-        ),
-    }
-
-
-# ----------------------------------------------------------------------------------------------
-# Losses: which one goes with which task
-
-
-def ink_percent(images):
-    """A real-valued target: how much of the canvas the stroke covers, in percent."""
-    return 100 * images.reshape(len(images), -1).mean(axis=1)
-
-
-def task_targets(labels, images, num_classes=10) -> dict:
-    """The same images labelled four ways, one per kind of task."""
-    return {
-        "binary": (labels >= num_classes // 2).astype("float32"),  # "is it a 5 or more?"
+        "binary": (labels >= num_classes // 2).astype("float32"),
         "integer": labels.astype("int64"),
         "one_hot": keras.utils.to_categorical(labels, num_classes),
-        "ink": ink_percent(images).astype("float32"),
+        "ink": (100 * images.reshape(len(images), -1).mean(axis=1)).astype("float32"),
     }
 
 
-# task, target format, last layer (units, activation), loss, metric
+# task, targets, last layer (units, activation), loss, metric
 LOSS_PAIRINGS = [
     ("yes/no: is the label 5 or more?", "binary", (1, "sigmoid"), "binary_crossentropy", "accuracy"),
     ("10 classes, integer labels", "integer", (10, "softmax"), "sparse_categorical_crossentropy", "accuracy"),
@@ -107,34 +180,35 @@ LOSS_PAIRINGS = [
 ]
 
 
-def do_nothing_score(target_kind, train_targets, val_targets) -> float:
-    """What a model that ignores the image scores: the majority class, or the mean for a number."""
+# %% [markdown]
+# Each pairing trains the same small body (Dense 32, ReLU) with its own last layer and loss for 5
+# epochs, and is scored on the validation images. The last column is what a model that ignores
+# the image would score: the majority class, or the mean for the regression. Every row should
+# beat it clearly.
+
+
+# %%
+def do_nothing_score(target_kind, train_targets, valid_targets):
+    """The majority class's accuracy, or for the regression the error of always guessing the mean."""
     if target_kind == "ink":
-        return float(np.mean(np.abs(val_targets - train_targets.mean())))
-    train_classes = train_targets.argmax(axis=1) if target_kind == "one_hot" else train_targets
-    val_classes = val_targets.argmax(axis=1) if target_kind == "one_hot" else val_targets
-    majority = np.bincount(train_classes.astype(int)).argmax()
-    return float(np.mean(val_classes == majority))
+        return float(np.mean(np.abs(valid_targets - train_targets.mean())))
+    if target_kind == "one_hot":
+        train_targets, valid_targets = train_targets.argmax(axis=1), valid_targets.argmax(axis=1)
+    majority = np.bincount(train_targets.astype(int)).argmax()
+    return float(np.mean(valid_targets == majority))
 
 
-def fit_quietly(model, loss, metric, x, y, epochs, batch_size=BATCH_SIZE, seed=0):
-    keras.utils.set_random_seed(seed)
-    model.compile(optimizer="rmsprop", loss=loss, metrics=[metric])
-    return model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0)
-
-
-def loss_table(data, epochs=5) -> pd.DataFrame:
-    """Train one small model per row of LOSS_PAIRINGS and score it on the validation split.
-
-    Every row uses the same body (Dense 32, ReLU); only the last layer and the loss change."""
-    x_train, x_val = flatten_images(data.x_train), flatten_images(data.x_val)
+def loss_table(data, epochs=5):
+    x_train, x_valid = data.x_train.reshape(len(data.x_train), -1), data.x_val.reshape(len(data.x_val), -1)
     train_targets = task_targets(data.y_train, data.x_train, data.num_classes)
-    val_targets = task_targets(data.y_val, data.x_val, data.num_classes)
+    valid_targets = task_targets(data.y_val, data.x_val, data.num_classes)
     rows = []
     for task, kind, (units, activation), loss, metric in LOSS_PAIRINGS:
+        keras.utils.set_random_seed(0)
         model = build_sequential(output_units=units, output_activation=activation)
-        fit_quietly(model, loss, metric, x_train, train_targets[kind], epochs)
-        score = model.evaluate(x_val, val_targets[kind], verbose=0, return_dict=True)[metric]
+        model.compile(optimizer="rmsprop", loss=loss, metrics=[metric])
+        model.fit(x_train, train_targets[kind], epochs=epochs, batch_size=128, verbose=0)
+        score = model.evaluate(x_valid, valid_targets[kind], verbose=0, return_dict=True)[metric]
         rows.append(
             {
                 "task": task,
@@ -142,47 +216,70 @@ def loss_table(data, epochs=5) -> pd.DataFrame:
                 "loss": loss,
                 "metric": metric,
                 "validation": round(score, 4),
-                "ignoring the image": round(do_nothing_score(kind, train_targets[kind], val_targets[kind]), 4),
+                "ignoring the image": round(do_nothing_score(kind, train_targets[kind], valid_targets[kind]), 4),
             }
         )
     return pd.DataFrame(rows)
 
 
-def wrong_pairings(data, epochs=3) -> pd.DataFrame:
-    """Four mistakes students make, and what each one looks like from the outside."""
-    x_train = flatten_images(data.x_train)
+# %%
+pd.set_option("display.max_colwidth", None)
+table = loss_table(data)
+print(table.to_string())
+
+# %% [markdown]
+# Sparse and non-sparse categorical cross-entropy are the same loss; only the labels are written
+# differently.
+#
+# ### Wrong pairings, and what you see when you make one
+#
+# Four mistakes students make. Each trains for 3 epochs, or stops at once with an error.
+
+
+# %%
+def first_line(message):
+    """The line of a Keras message that says what is wrong, without its terminal colour codes."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(message).splitlines()]
+    lines = [line for line in lines if line and not line.startswith("Exception encountered")]
+    return lines[0] if lines else ""
+
+
+def wrong_pairings(data, epochs=3):
+    x_train = data.x_train.reshape(len(data.x_train), -1)
     targets = task_targets(data.y_train, data.x_train, data.num_classes)
-    attempts = [
+    attempts = [  # what goes wrong, last layer (units, activation), loss, metric, targets
         (
             "integer labels + categorical_crossentropy",
             (10, "softmax"),
             "categorical_crossentropy",
             "accuracy",
-            targets["integer"],
+            "integer",
         ),
         (
             "one-hot labels + sparse_categorical_crossentropy",
             (10, "softmax"),
             "sparse_categorical_crossentropy",
             "accuracy",
-            targets["one_hot"],
+            "one_hot",
         ),
         (
             "yes/no task, Dense(1, softmax) + binary_crossentropy",
             (1, "softmax"),
             "binary_crossentropy",
             "accuracy",
-            targets["binary"],
+            "binary",
         ),
-        ("regression target + categorical_crossentropy", (1, None), "categorical_crossentropy", "mae", targets["ink"]),
+        ("regression target + categorical_crossentropy", (1, None), "categorical_crossentropy", "mae", "ink"),
     ]
     rows = []
-    for pairing, (units, activation), loss, metric, y in attempts:
+    for pairing, (units, activation), loss, metric, kind in attempts:
+        keras.utils.set_random_seed(0)
         model = build_sequential(output_units=units, output_activation=activation)
+        model.compile(optimizer="rmsprop", loss=loss, metrics=[metric])
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                history = fit_quietly(model, loss, metric, x_train, y, epochs).history
+                history = model.fit(x_train, targets[kind], epochs=epochs, batch_size=128, verbose=0).history
             except ValueError as error:
                 rows.append({"pairing": pairing, "fails": True, "symptom": f"ValueError: {first_line(error)}"})
                 continue
@@ -198,126 +295,126 @@ def wrong_pairings(data, epochs=3) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def first_line(message) -> str:
-    """The line of a Keras message that says what is wrong, without its terminal colour codes."""
-    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(message).splitlines()]
-    lines = [line for line in lines if line and not line.startswith("Exception encountered")]
-    return lines[0] if lines else ""
+# %%
+for row in wrong_pairings(data).itertuples():
+    print(f"{row.pairing}\n    {row.symptom}\n")
+
+# %% [markdown]
+# The first two stop at once with a shape or rank error. The message names the target and output
+# shapes, and the fix is to match the labels to the loss (`to_categorical`, or the sparse loss).
+#
+# The last two are worse, because they run. A softmax over a single unit always outputs 1.0, so
+# the "yes/no" model says yes to every image, and its accuracy stays at the share of yes labels.
+# The loss still falls, because Keras computes binary cross-entropy from the layer's
+# pre-activation value, so the loss curve looks healthy. Categorical cross-entropy on one unit
+# divides the output by itself: the loss is exactly 0 from the first step and nothing is learned.
+# Keras only warns, and a warning is easy to miss in a notebook. A loss of exactly 0, or an
+# accuracy that never moves, is the sign.
+#
+# ## Shapes: layers must fit together
+#
+# A Dense layer returns (batch, units). When you stack Dense layers, Keras works out each layer's
+# input size for you. A Conv2D layer, though, needs (batch, height, width, channels), and a model
+# built for flat rows of 784 pixels cannot take 28x28 images.
 
 
-# ----------------------------------------------------------------------------------------------
-# Shapes: layers must fit together
-
-
-def mismatched_stack():
-    """A Conv2D wants (batch, height, width, channels) but a Dense layer hands it (batch, 32)."""
-    return keras.Sequential(
-        [
-            keras.Input(shape=(784,)),
-            keras.layers.Dense(32, activation="relu"),
-            keras.layers.Conv2D(8, 3, activation="relu"),
-        ]
-    )
-
-
-def shape_errors(images) -> list[dict]:
-    """Two ways to get the shapes wrong, each caught so that the message can be read."""
+# %%
+def shape_errors(images):
+    """Two ways to get the shapes wrong, each caught so that its message can be read."""
     cases = []
     try:
-        mismatched_stack()
+        keras.Sequential([keras.Input(shape=(784,)), keras.layers.Dense(32), keras.layers.Conv2D(8, 3)])
     except ValueError as error:
         cases.append({"mistake": "Conv2D stacked on a Dense layer", "error": first_line(error)})
     try:
-        build_sequential().predict(images[:4], verbose=0)  # (4, 28, 28, 1), not flattened
+        build_sequential().predict(images[:4], verbose=0)  # (4, 28, 28, 1): not flattened
     except ValueError as error:
         cases.append({"mistake": "unflattened images into a (784,) model", "error": first_line(error)})
     return cases
 
 
-# ----------------------------------------------------------------------------------------------
-# Optimizers: one model, three update rules
+# %%
+for case in shape_errors(data.x_val):
+    print(f"{case['mistake']}:\n    ValueError: {case['error']}\n")
 
+# %% [markdown]
+# Both messages say what Keras expected and what it got. "expected min_ndim=4, found ndim=2" means
+# the Conv2D layer wanted a 4-D tensor and received the Dense layer's 2-D output. A `Reshape` layer
+# could fold the 32 values into a tiny image, but the usual fix is to put the convolution first, on
+# the (28, 28, 1) images, and the Dense layers after it. The second message compares the shape the
+# model was built for, (None, 784), with the images, (4, 28, 28, 1): flatten first.
+#
+# ## Optimizers: SGD vs RMSprop vs Adam
+#
+# The same model trains once per optimizer, at the same learning rate, from the same starting
+# weights (each `start_run` seeds the random generators again). Each run gets its own folder next
+# to the others, so TensorBoard draws all three.
+#
+# In the notebook, open TensorBoard before they train, and watch the three race (reload with the
+# button at its top right). From a terminal: `tensorboard --logdir runs/lesson_2/anatomy`.
 
-def make_optimizer(name, learning_rate):
-    return {"sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam}[name](
-        learning_rate
+# %%
+# %load_ext tensorboard
+
+# %%
+runs_folder = config.runs_root / config.lesson / config.activity
+# %tensorboard --logdir "$runs_folder"
+
+# %%
+optimizers = {"sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam}
+histories, results = {}, {}
+for name in config.optimizers:
+    run = start_run(config, data, tag=name, hparams={"optimizer": name})  # extra code: one run folder per optimizer
+    model = build_sequential(output_units=data.num_classes)
+    model.compile(
+        optimizer=optimizers[name](learning_rate=config.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
     )
-
-
-def optimizer_list(text: str) -> tuple[str, ...]:
-    names = tuple(part.strip().lower() for part in text.split(",") if part.strip())
-    unknown = [name for name in names if name not in OPTIMIZERS]
-    if not names or unknown:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list from {', '.join(OPTIMIZERS)}, got '{text}'")
-    if len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(f"each optimizer once, got '{text}'")
-    return names
-
-
-def make_parser():
-    parser = cli.build_parser(
-        __doc__,
-        epochs=EPOCHS,
-        learning_rate=LEARNING_RATE,
-        batch_size=BATCH_SIZE,
-        several_runs="one run per optimizer",
+    tensorboard = keras.callbacks.TensorBoard(log_dir=run.dir)
+    histories[name] = model.fit(
+        run.batches(x_train, y_train),  # extra code: shuffled batches of 128
+        epochs=run.epochs,
+        steps_per_epoch=run.steps_per_epoch,
+        validation_data=(x_valid, y_valid),
+        callbacks=[tensorboard, *run.callbacks(tensorboard)],
     )
-    parser.add_argument(
-        "--optimizers",
-        type=optimizer_list,
-        default=OPTIMIZERS,
-        help=f"which to compare, comma-separated (default {','.join(OPTIMIZERS)})",
-    )
-    return parser
+    test_metrics = model.evaluate(x_test, y_test, return_dict=True, verbose=0)
+    run.record_test(test_metrics)  # extra code: into run.json and TensorBoard's `test` run
+    results[name] = {"validation accuracy": histories[name].history["val_accuracy"][-1]}
+    results[name].update({f"test {metric}": value for metric, value in test_metrics.items()})
+    run.finish(model)  # extra code: saves model.keras in the run folder; run.json says "finished"
 
+# %%
+comparison = pd.DataFrame(results).T
+print(
+    f"Same model, same start, learning rate {config.learning_rate:g}:\n"
+    + comparison.to_string(float_format=lambda v: f"{v:.4f}")
+)
+print(f'All three in TensorBoard: tensorboard --logdir "{run.dir.parent}"')
 
-def train(args, *, dataset=None, quiet=False, parent_dir=None):
-    """Train the Sequential model once per optimizer into sibling run folders; returns a RunSet
-    keyed by optimizer name."""
-    runs = RunSet()
-    for name in args.optimizers:
-        with TrainingSession(
-            __file__,
-            args,
-            tag=name,
-            extra_hparams={"optimizer": name},
-            dataset=dataset,
-            quiet=quiet,
-            parent_dir=parent_dir,
-        ) as session:
-            runs.add(name, session)
-            data = dataset = session.data  # loaded once, shared by the next runs
-            if len(runs.sessions) == 1:
-                check = compare_apis(flatten_images(data.x_val[:64]))
-                session.say(
-                    f"Sequential and Functional: {check['sequential_parameters']:,} and "
-                    f"{check['functional_parameters']:,} parameters, largest output difference "
-                    f"{check['max_output_difference']:g} with the same weights"
-                )
-            keras.utils.set_random_seed(args.seed)  # the same starting weights for every optimizer
-            model = build_sequential(output_units=data.num_classes)
-            model.compile(
-                optimizer=make_optimizer(name, args.learning_rate),
-                loss="sparse_categorical_crossentropy",
-                metrics=["accuracy"],
-            )
-            session.model = model
-            session.fit(model, x_train=flatten_images(data.x_train), x_val=flatten_images(data.x_val))
-            session.evaluate(model, x_test=flatten_images(data.x_test))
-        if session.status != "finished":
-            break
-    runs.comparison = runs.metrics()
-    if len(runs) and not quiet:
-        print(
-            f"\nSame model, same start, learning rate {args.learning_rate:g}:\n"
-            + runs.comparison.to_string(float_format=lambda v: f"{v:.4f}")
-        )
-    return runs
+fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+for name, history in histories.items():
+    axes[0].plot(history.history["val_accuracy"], marker="o", label=name)
+    axes[1].plot(history.history["loss"], marker="o", label=name)
+for ax, title in zip(axes, ("validation accuracy", "training loss"), strict=True):
+    ax.set(xlabel="epoch", title=title)
+    ax.legend()
+plt.show()
 
-
-def main(argv=None):
-    return run_main(train, make_parser, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+# %% [markdown]
+# At one shared learning rate, plain SGD lags. It moves every weight by the learning rate times
+# its gradient, and here the gradients are small. RMSprop divides each weight's step by the size of
+# its recent gradients, and Adam also adds momentum, so their steps stay useful. This is a
+# comparison at one step size, not a verdict on the optimizers.
+#
+# ## Questions to explore
+#
+# 1. Run `python lesson_2/anatomy/train_mnist.py --learning-rate 0.1`. Does SGD catch up? What
+#    happens to RMSprop and Adam?
+# 2. Run it again with `--learning-rate 0.001`, RMSprop's usual setting. Which optimizer suffers
+#    most, and why do the other two barely notice?
+# 3. Write the yes/no model as Dense(2, softmax) with `sparse_categorical_crossentropy`. Is that
+#    also right? How does it differ from Dense(1, sigmoid)?
+# 4. Fix the mismatched stack in `shape_errors` with a `Reshape` layer. What target shape works,
+#    and what does the Conv2D then output?

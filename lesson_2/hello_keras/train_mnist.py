@@ -1,125 +1,218 @@
-"""Lesson 2, Keras hello world: two Dense layers learn to read handwritten digits.
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-This is the classic first Keras program. Each 28x28 image becomes a flat row of 784 pixel
-values in [0, 1]; a Dense layer of 512 ReLU units turns the row into a new representation, and a
-10-way softmax layer turns that into ten class probabilities that sum to 1. Compiling the model
-fixes the three things training needs: an optimizer (RMSprop), a loss (sparse categorical
-cross-entropy, because the labels are plain integers 0-9) and a metric to watch (accuracy).
-Training runs 5 epochs over mini-batches of 128 images.
+# %% [markdown]
+# # Lesson 2, Activity 2: hello world in Keras
+#
+# The classic first Keras program: two Dense layers learn to read handwritten digits. We build the
+# model, compile it, train it, and then learn to read what it reports: the learning curves, the
+# test accuracy, the gap between training and test accuracy (overfitting), and the probabilities
+# behind each prediction.
+#
+# This file is both the script and the notebook (`train_mnist.ipynb` beside it holds the same
+# cells, kept in step by jupytext):
+#
+# ```
+# python lesson_2/hello_keras/train_mnist.py            # full run: 5 epochs
+# python lesson_2/hello_keras/train_mnist.py --quick    # the same cells on a small slice, seconds
+# python lesson_2/hello_keras/train_mnist.py --dataset fashion_mnist
+# ```
+#
+# In the notebook, set `LAB_QUICK=1` before starting Jupyter for the quick version.
 
-On MNIST this reaches about 97.8% test accuracy while training accuracy climbs near 99%: the
-difference is overfitting, so the run records both accuracies and the gap between them.
+# %% [markdown]
+# ## The settings
+#
+# The lesson's: RMSprop (at its usual learning rate, 1e-3), batches of 128 images, 5 epochs. A
+# script reads its flags here (`--help` lists them); a notebook takes these defaults.
 
-    python lesson_2/hello_keras/train_mnist.py            # full run: 5 epochs
-    python lesson_2/hello_keras/train_mnist.py --quick    # same code on a small slice, seconds
-    python lesson_2/hello_keras/train_mnist.py --dataset fashion_mnist
-"""
+# %%
+from labkit import cli
 
-import numpy as np
+parser = cli.build_parser(
+    "Lesson 2, Keras hello world: two Dense layers learn to read handwritten digits.",
+    epochs=5,
+    learning_rate=1e-3,
+    batch_size=128,
+)
+config = cli.parse(parser)
+print(config.plan)
+
+# %%
+import keras
+import matplotlib.pyplot as plt
 import pandas as pd
 
-from labkit import cli
-from labkit.deferred import keras  # TensorFlow loads on first use, after the flags are checked
-from labkit.session import TrainingSession, run_main
+from labkit.training import load_data, start_run
 
-HIDDEN_UNITS = 512
-EPOCHS = 5
-BATCH_SIZE = 128
-LEARNING_RATE = 1e-3  # what compile(optimizer="rmsprop") would use
+# %% [markdown]
+# ## The data
+#
+# 28x28 greyscale digits, scaled to [0, 1]. A Dense layer reads one flat vector per sample, so
+# each image becomes a row of 784 pixel values: the 2-D layout of the pixels is thrown away here
+# (Lesson 3's convolutions keep it). The labels are the integers 0-9.
 
+# %%
+data = load_data(config)  # extra code: MNIST from the Keras cache or a mirror, else a labelled real substitute
+x_train, y_train = data.x_train.reshape(len(data.x_train), -1), data.y_train
+x_valid, y_valid = data.x_val.reshape(len(data.x_val), -1), data.y_val
+x_test, y_test = data.x_test.reshape(len(data.x_test), -1), data.y_test
 
-# ----------------------------------------------------------------------------------------------
-# The model: this is the part of the lesson to read closely.
+print("train:", x_train.shape, y_train.shape, "| valid:", x_valid.shape, "| test:", x_test.shape)
+print("pixels:", x_train.dtype, x_train.min(), "to", x_train.max(), "| first labels:", y_train[:10])
 
+# %% [markdown]
+# Every run gets a folder of its own: TensorBoard's logs, a `run.json` with the settings and the
+# results, and at the end the trained model.
 
-def flatten_images(images):
-    """(n, 28, 28, 1) images -> (n, 784) rows. A Dense layer reads one flat vector per sample,
-    so the 2-D layout of the pixels is thrown away here (Lesson 3's convolutions keep it)."""
-    return images.reshape(len(images), -1)
+# %%
+run = start_run(config, data)  # extra code: a new run folder; seeds every random generator
 
+# %% [markdown]
+# ## The model
+#
+# A Dense layer of 512 ReLU units turns the row of pixels into a new representation, and a
+# softmax layer turns that into ten class probabilities that sum to 1.
 
-def build_model(input_dim=784, hidden_units=HIDDEN_UNITS, num_classes=10, activation="relu"):
-    return keras.Sequential(
-        [
-            keras.Input(shape=(input_dim,), name="pixels"),
-            keras.layers.Dense(hidden_units, activation=activation, name="hidden"),
-            keras.layers.Dense(num_classes, activation="softmax", name="class_probabilities"),
-        ],
-        name="hello_world_mlp",
-    )
+# %%
+model = keras.Sequential(
+    [
+        keras.Input(shape=(784,), name="pixels"),
+        keras.layers.Dense(512, activation="relu", name="hidden"),
+        keras.layers.Dense(data.num_classes, activation="softmax", name="class_probabilities"),
+    ],
+    name="hello_world_mlp",
+)
 
+# %%
+model.summary()
 
-def compile_model(model, learning_rate=LEARNING_RATE):
-    model.compile(
-        optimizer=keras.optimizers.RMSprop(learning_rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
-    )
-    return model
+# %% [markdown]
+# ## Compile
+#
+# Compiling fixes the three things training needs: an optimizer (RMSprop), a loss (sparse
+# categorical cross-entropy, because the labels are plain integers 0-9) and a metric to watch
+# (accuracy).
 
+# %%
+model.compile(
+    optimizer=keras.optimizers.RMSprop(learning_rate=config.learning_rate),
+    loss="sparse_categorical_crossentropy",
+    metrics=["accuracy"],
+)
 
-# ----------------------------------------------------------------------------------------------
-# Reading the trained model
+# %% [markdown]
+# ## Train, with TensorBoard watching
+#
+# In the notebook, open TensorBoard before training: it shows this activity's runs, and the new
+# one's points appear while it trains (reload with the button at its top right). From a terminal:
+# `tensorboard --logdir runs/lesson_2/hello_keras`.
 
+# %%
+# %load_ext tensorboard
 
-def overfitting_gap(model, x_train, y_train, x_test, y_test) -> dict:
-    """Accuracy on the images the model trained on vs. on images it never saw.
+# %%
+runs_folder = run.dir.parent
+# %tensorboard --logdir "$runs_folder"
 
-    The training accuracy Keras prints during fit() is averaged over an epoch while the weights
-    were still moving; scoring the finished model on the training set is the fair comparison.
-    """
-    train_accuracy = model.evaluate(x_train, y_train, batch_size=512, verbose=0, return_dict=True)["accuracy"]
-    test_accuracy = model.evaluate(x_test, y_test, batch_size=512, verbose=0, return_dict=True)["accuracy"]
-    return {
-        "train_accuracy": float(train_accuracy),
-        "test_accuracy": float(test_accuracy),
-        "gap": float(train_accuracy - test_accuracy),
+# %% [markdown]
+# The TensorBoard callback writes the curves. The lab's callbacks come after it: they keep
+# `run.json` up to date and save a backup after each epoch for `--resume`.
+
+# %%
+tensorboard = keras.callbacks.TensorBoard(log_dir=run.dir)
+history = model.fit(
+    run.batches(x_train, y_train),  # extra code: shuffled batches of 128
+    epochs=run.epochs,
+    steps_per_epoch=run.steps_per_epoch,
+    validation_data=(x_valid, y_valid),
+    callbacks=[tensorboard, *run.callbacks(tensorboard)],
+)
+
+# %%
+pd.DataFrame(history.history)[["accuracy", "val_accuracy"]].plot(
+    marker="o", xlabel="epoch", ylabel="accuracy", title="Training (averaged during each epoch) and validation"
+)
+plt.show()
+
+# %% [markdown]
+# ## Evaluate: the test set, and overfitting
+#
+# The test set is data the model never saw.
+
+# %%
+test_metrics = model.evaluate(x_test, y_test, return_dict=True, verbose=0)
+run.record_test(test_metrics)  # extra code: into run.json and TensorBoard's `test` run
+test_metrics
+
+# %% [markdown]
+# The training accuracy that `fit` prints is averaged over an epoch while the weights were still
+# moving. Scoring the finished model on its own training images is the fair comparison, and they
+# come out better than the test images. That gap is overfitting.
+
+# %%
+train_accuracy = model.evaluate(x_train, y_train, batch_size=512, return_dict=True, verbose=0)["accuracy"]
+gap = {
+    "train_accuracy": train_accuracy,
+    "test_accuracy": test_metrics["accuracy"],
+    "gap": train_accuracy - test_metrics["accuracy"],
+}
+run.record.add_extra("overfitting", gap)  # extra code: into run.json
+print(
+    f"Overfitting: train accuracy {gap['train_accuracy']:.4f} vs test "
+    f"{gap['test_accuracy']:.4f}, a gap of {100 * gap['gap']:.1f} points"
+)
+
+# %% [markdown]
+# ## Predict: the first ten test digits
+#
+# `predict` returns ten probabilities per image, and they sum to 1. The predicted class is the
+# argmax, and its probability says how sure the model is.
+
+# %%
+probabilities = model.predict(x_test[:10], verbose=0)
+predicted = probabilities.argmax(axis=1)
+predictions = pd.DataFrame(
+    {
+        "label": [data.class_names[i] for i in y_test[:10]],
+        "predicted": [data.class_names[i] for i in predicted],
+        "probability": probabilities.max(axis=1).round(4),
+        "correct": predicted == y_test[:10],
     }
+)
+print(predictions.to_string())
+print(f"{predictions.correct.sum()} of 10 predictions match their labels")
 
+# %%
+fig, axes = plt.subplots(1, 10, figsize=(15, 2.2))
+for ax, image, row in zip(axes, data.x_test[:10], predictions.itertuples(), strict=False):
+    ax.imshow(image[:, :, 0], cmap="gray_r")
+    ax.set_title(f"{row.predicted} ({row.probability:.2f})\nlabel {row.label}", color="black" if row.correct else "red")
+    ax.axis("off")
+plt.show()
 
-def first_predictions(model, images, labels, class_names=None, count=10) -> pd.DataFrame:
-    """The model's verdict on the first `count` images: argmax class, its probability, the label."""
-    probabilities = model.predict(images[:count], verbose=0)
-    predicted = probabilities.argmax(axis=1)
-    names = class_names or [str(i) for i in range(probabilities.shape[1])]
-    return pd.DataFrame(
-        {
-            "label": [names[i] for i in labels[:count]],
-            "predicted": [names[i] for i in predicted],
-            "probability": probabilities[np.arange(len(predicted)), predicted].round(4),
-            "correct": predicted == labels[:count],
-        }
-    )
+# %%
+run.finish(model)  # extra code: saves model.keras in the run folder; run.json says "finished"
 
-
-# ----------------------------------------------------------------------------------------------
-# Command line
-
-
-def make_parser():
-    return cli.build_parser(__doc__, epochs=EPOCHS, learning_rate=LEARNING_RATE, batch_size=BATCH_SIZE)
-
-
-def train(args, *, dataset=None, quiet=False, parent_dir=None):
-    """Train, evaluate on the test set and record the train/test gap; returns the session."""
-    with TrainingSession(__file__, args, dataset=dataset, quiet=quiet, parent_dir=parent_dir) as session:
-        data = session.data
-        model = compile_model(build_model(num_classes=data.num_classes), args.learning_rate)
-        session.model = model
-        session.fit(model, x_train=flatten_images(data.x_train), x_val=flatten_images(data.x_val))
-        session.evaluate(model, x_test=flatten_images(data.x_test))
-        gap = overfitting_gap(
-            model, flatten_images(data.x_train), data.y_train, flatten_images(data.x_test), data.y_test
-        )
-        session.record.add_extra("overfitting", gap)
-        session.say(
-            f"Overfitting: train accuracy {gap['train_accuracy']:.4f} vs test "
-            f"{gap['test_accuracy']:.4f}, a gap of {100 * gap['gap']:.1f} points"
-        )
-    return session
-
-
-def main(argv=None):
-    return run_main(train, make_parser, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+# %% [markdown]
+# ## Questions to explore
+#
+# 1. Train for 20 epochs (`--epochs 20`). What happens to the training accuracy, the test accuracy
+#    and the gap between them?
+# 2. Make the hidden layer 32 units instead of 512. How many weights does the model lose (see
+#    `model.summary()`), and how much accuracy?
+# 3. Find a prediction with a low probability. Is the model unsure about digits a person finds hard
+#    too? Is a wrong prediction unsure, or sure and wrong?
+# 4. Why is the loss sparse categorical cross-entropy and not categorical cross-entropy? What would
+#    you change to use the other one? (The anatomy activity shows what happens if you mix them up.)
