@@ -1,15 +1,30 @@
 """Lesson 3, callbacks: the checkpoint, early stopping and the val/train ratio, checked on their artefacts.
 
-Resuming (`--resume`), which every activity shares, has its own tests in test_resume.py.
+Resuming (`--resume`), which every activity shares, has its own tests in test_resume.py; here a
+killed run of this page is resumed once, to show the page's own callbacks survive it.
 """
+
+import re
+import signal
 
 import numpy as np
 import pytest
 
-from labtest import assert_epoch_curves, execute_notebook, notebook_text_outputs, only_run, run_json, run_script
+from labtest import (
+    assert_epoch_curves,
+    assert_refused,
+    execute_notebook,
+    interrupt_run,
+    notebook_text_outputs,
+    only_run,
+    run_json,
+    run_script,
+)
 
 SCRIPT = "lesson_3/callbacks/train_with_callbacks.py"
-MODULE = "lesson_3.callbacks.train_with_callbacks"
+NOTEBOOK = "lesson_3/callbacks/train_with_callbacks.ipynb"
+LONG_RUN = ("--epochs", "40", "--patience", "40")  # no early stop: time for a kill to land mid-run
+RATIO_LINE = re.compile(r"epoch (\d+): val/train loss ratio (\d+\.\d\d)")
 
 slow = pytest.mark.slow
 
@@ -32,21 +47,17 @@ def assert_callbacks_kept_their_promises(run, record):
     return check
 
 
-def test_bad_patience_exits_2_with_one_line(capsys):
-    from labkit import cli
-    from lesson_3.callbacks.train_with_callbacks import make_parser
-
-    with pytest.raises(SystemExit) as exit_info:
-        cli.parse(make_parser(), ["--patience", "0"])
-    error = capsys.readouterr().err.strip()
-    assert exit_info.value.code == 2 and len(error.splitlines()) == 1 and "--patience" in error
+def test_bad_patience_exits_2_with_one_line(runs_dir, capsys, monkeypatch):
+    assert_refused(
+        SCRIPT, "--patience", "0", message="--patience", runs_dir=runs_dir, capsys=capsys, monkeypatch=monkeypatch
+    )
 
 
 def test_the_ratio_callback_prints_and_remembers_val_over_train():
-    from lesson_3.callbacks.train_with_callbacks import make_val_train_ratio
+    from lesson_3.models import ValTrainRatio
 
     printed = []
-    callback = make_val_train_ratio(echo=printed.append)
+    callback = ValTrainRatio(echo=printed.append)
     callback.on_epoch_end(0, {"loss": 0.5, "val_loss": 0.6})
     callback.on_epoch_end(1, {"loss": 0.4, "val_loss": 0.6})
     assert printed == ["epoch 1: val/train loss ratio 1.20", "epoch 2: val/train loss ratio 1.50"]
@@ -75,17 +86,47 @@ def test_quick_run_saves_the_best_model_and_logs_the_ratio(quick_run):
     assert check["epochs_run"] == 2 and check["best_epoch"] in (1, 2)
     # Two epochs of SGD already take the error well below a network that has learned nothing.
     assert record["metrics"]["validation"]["loss"] < 0.5 * untrained_floor(record)
-    assert result.stdout.count("val/train loss ratio") == 2
+    assert [epoch for epoch, _ in RATIO_LINE.findall(result.stdout)] == ["1", "2"]
+    assert "class ValTrainRatio(keras.callbacks.Callback):" in result.stdout  # the page prints its definition
+    assert "Traceback" not in result.stderr
 
 
 @slow
 def test_notebook_trains_with_callbacks_and_shows_the_three_losses_agree(runs_dir):
-    notebook = execute_notebook("lesson_3/callbacks/callbacks.ipynb", runs_dir)
+    notebook = execute_notebook(NOTEBOOK, runs_dir)
     text = notebook_text_outputs(notebook)
     for key in ("best_val_loss_logged", "restored_model_val_loss", "checkpoint_val_loss"):
         assert key in text
     run = only_run(runs_dir)
     assert_callbacks_kept_their_promises(run, run_json(run))
+
+
+@slow
+def test_a_killed_run_resumes_with_its_callbacks(runs_dir, no_housing, monkeypatch):
+    """`--epochs 40 --patience 40` keeps all 40 short epochs, so that the kill lands mid-run. The resumed
+    process continues in the same folder: every curve, the page's ratio included, has each epoch
+    once, and the checkpoint and the restored weights still agree with the log."""
+    from labkit.tblogs import read_scalars, steps_of
+
+    for name, value in no_housing.items():  # the diabetes substitute: 40 epochs of 8 steps
+        monkeypatch.setenv(name, value)
+    killed = interrupt_run(SCRIPT, *LONG_RUN, runs_dir=runs_dir, after_epochs=3, signal_number=signal.SIGKILL)
+    assert killed.returncode == -signal.SIGKILL
+    run = only_run(runs_dir)
+    assert run_json(run)["status"] == "running" and (run / "backup").is_dir()
+    resumed = run_script(SCRIPT, "--resume", str(run), runs_dir=runs_dir)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert re.search(r"Resuming from epoch \d+ of 40", resumed.stdout), resumed.stdout[-3000:]
+    assert only_run(runs_dir) == run, "a resume never starts a second folder"
+    record = run_json(run)
+    assert record["status"] == "finished" and record["epochs_completed"] == 40
+    assert record["hparams"]["patience"] == 40 and len(record["resumes"]) == 1
+    check = assert_callbacks_kept_their_promises(run, record)
+    assert check["epochs_run"] == 40
+    scalars = read_scalars(run)
+    for split in ("train", "validation"):
+        assert steps_of(scalars, split, "epoch_loss") == list(range(40)), split
+    assert steps_of(scalars, "train", "val_train_loss_ratio") == list(range(40))
 
 
 @slow

@@ -1,6 +1,7 @@
 """Lesson 3, the deep MLP exercise: the finder's rate, the best checkpoint, early stopping and
-TensorBoard, checked on the run folder one quick run leaves behind; the runs that fall short in the
-notebook; and the exercise's accuracy on the data this machine has."""
+TensorBoard, checked on the run folders that one quick run with `--fall-short` leaves behind (the
+good run, and the three that fall short); the notebook; and the exercise's accuracy on the data
+this machine has."""
 
 import math
 
@@ -12,14 +13,14 @@ from labtest import (
     notebook_has_image,
     notebook_text_outputs,
     only_run,
+    page_definitions,
     run_dirs,
     run_json,
     run_script,
 )
 
 SCRIPT = "lesson_3/deep_mlp/train_mnist.py"
-MODULE = "lesson_3.deep_mlp.train_mnist"
-NOTEBOOK = "lesson_3/deep_mlp/deep_mlp.ipynb"
+NOTEBOOK = "lesson_3/deep_mlp/train_mnist.ipynb"
 # Full runs: more than 98% on full MNIST is the exercise. On the 4,000 training digits of mnist_5k,
 # seeds 42, 1, 2, 3 and 4 measured 0.916-0.930 on its 500 test digits; the floor leaves a margin.
 FULL_MNIST_FLOOR = 0.98
@@ -30,16 +31,23 @@ slow = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def quick(quick_run):
-    finished = quick_run(SCRIPT, "--quick")
+    finished = quick_run(SCRIPT, "--quick", "--fall-short")
     assert finished.result.returncode == 0, finished.result.stdout[-3000:] + finished.result.stderr[-3000:]
     return finished
 
 
 @pytest.fixture(scope="module")
-def run(quick):
-    found = only_run(quick.runs_dir)
-    assert found.parent == quick.runs_dir / "lesson_3" / "deep_mlp" and found.name.startswith("quick-")
+def runs(quick):
+    """The quick command's runs by tag: None for the good run, then the three that fall short."""
+    found = {run_json(run)["tag"]: run for run in run_dirs(quick.runs_dir)}
+    assert all(run.parent == quick.runs_dir / "lesson_3" / "deep_mlp" for run in found.values())
+    assert all(run.name.startswith("quick-") for run in found.values())
     return found
+
+
+@pytest.fixture(scope="module")
+def run(runs):
+    return runs[None]
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +62,7 @@ def scalars(run):
 
 
 def test_the_model_is_a_he_initialised_relu_pyramid():
-    from lesson_3.deep_mlp.train_mnist import build_model
-
-    model = build_model()
+    model = page_definitions(SCRIPT).deep_mlp((300, 200, 100))
     hidden = [layer for layer in model.layers if layer.name.startswith("hidden")]
     assert [layer.units for layer in hidden] == [300, 200, 100]
     assert all(layer.activation.__name__ == "relu" for layer in hidden)
@@ -75,16 +81,23 @@ def test_the_model_is_a_he_initialised_relu_pyramid():
     ],
 )
 def test_bad_flags_exit_2_with_one_line_and_write_nothing(argv, words, runs_dir, monkeypatch, capsys):
-    assert_refused(MODULE, *argv, message=words, runs_dir=runs_dir, capsys=capsys, monkeypatch=monkeypatch)
+    assert_refused(SCRIPT, *argv, message=words, runs_dir=runs_dir, capsys=capsys, monkeypatch=monkeypatch)
 
 
 def test_hidden_units_are_normalised_for_run_json():
-    from labkit import cli
-    from lesson_3.deep_mlp.train_mnist import hidden_units_of, make_parser
+    layer_sizes = page_definitions(SCRIPT).layer_sizes
+    assert layer_sizes(" 64, 32 ") == "64,32" and layer_sizes("8") == "8"
 
-    args = cli.parse(make_parser(), ["--hidden-units", " 64, 32 "])
-    assert args.hidden_units == "64,32" and hidden_units_of(args) == (64, 32)
-    assert cli.parse(make_parser(), []).learning_rate is None  # the finder's to choose
+
+def test_help_says_the_finder_picks_the_rate_unless_told(runs_dir, capsys, monkeypatch):
+    from labtest import run_in_process
+
+    monkeypatch.setenv("COLUMNS", "200")
+    assert run_in_process(SCRIPT, "--help", runs_dir=runs_dir, monkeypatch=monkeypatch) == 0
+    usage = " ".join(capsys.readouterr().out.split())
+    assert "skips the learning-rate finder (default: the rate the finder suggests)" in usage
+    assert "(default 300,200,100)" in usage and "--fall-short" in usage and "(default 100)" in usage
+    assert not any(runs_dir.iterdir())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -123,7 +136,8 @@ def test_quick_run_sweeps_the_rate_and_records_the_suggestion(quick, run, scalar
 
 @slow
 def test_quick_run_logs_epoch_curves_and_keeps_the_best_model(run, scalars):
-    from labkit.deferred import keras
+    import keras
+
     from labkit.tblogs import steps_of
 
     for split in ("train", "validation"):
@@ -155,19 +169,10 @@ def test_quick_run_test_accuracy_is_far_above_an_untrained_network(quick, run):
     )
 
 
-# ---------------------------------------------------------------------------------------------
-# The notebook: the good run and three that fall short
-
-
 @slow
-def test_notebook_compares_the_good_run_with_three_that_fall_short(runs_dir):
+def test_fall_short_trains_three_runs_that_fall_short(runs):
     from labkit.tblogs import read_scalars, steps_of
 
-    notebook = execute_notebook(NOTEBOOK, runs_dir)
-    text = notebook_text_outputs(notebook)
-    assert "Suggested " in text and "test accuracy: restored model" in text
-    assert notebook_has_image(notebook)
-    runs = {run_json(run)["tag"]: run for run in run_dirs(runs_dir)}
     assert set(runs) == {None, "too-fast", "too-slow", "too-narrow"}
     records = {tag: run_json(run) for tag, run in runs.items()}
     suggested = records[None]["extra"]["lr_finder"]["suggested_rate"]
@@ -183,6 +188,21 @@ def test_notebook_compares_the_good_run_with_three_that_fall_short(runs_dir):
     good = records[None]["metrics"]["test"]["accuracy"]
     assert records["too-slow"]["metrics"]["test"]["accuracy"] < good - 0.2
     assert all(record["status"] == "finished" for record in records.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# The notebook: the good run
+
+
+@slow
+def test_notebook_trains_the_good_run_and_checks_its_checkpoint(runs_dir):
+    notebook = execute_notebook(NOTEBOOK, runs_dir)
+    text = notebook_text_outputs(notebook)
+    assert "Suggested " in text and "test accuracy: restored model" in text
+    assert "Skipped: these three runs train with --fall-short." in text
+    assert notebook_has_image(notebook)
+    record = run_json(only_run(runs_dir))
+    assert record["status"] == "finished" and record["tag"] is None and "lr_finder" in record["extra"]
 
 
 # ---------------------------------------------------------------------------------------------

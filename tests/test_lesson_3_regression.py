@@ -16,16 +16,16 @@ from labtest import (
     assert_finished_above,
     assert_refused,
     execute_notebook,
-    main_in_process,
     notebook_has_image,
     notebook_text_outputs,
     only_run,
+    run_in_process,
     run_json,
     run_script,
 )
 
 SCRIPT = "lesson_3/regression/train_regression.py"
-MODULE = "lesson_3.regression.train_regression"
+NOTEBOOK = "lesson_3/regression/train_regression.ipynb"
 FALLBACK = "data: California housing is not on this machine"
 
 slow = pytest.mark.slow
@@ -52,19 +52,15 @@ def diabetes():
 @pytest.mark.parametrize("n_features, expected", [(8, 301), (10, 361)])
 def test_the_model_is_the_seeds_and_its_weights_add_up(n_features, expected):
     """8 housing features: 8*30 + 30 hidden weights and biases, 30 + 1 in the output unit: 301.
-    Diabetes has 10 features: 10*30 + 30 + 31 = 361."""
-    from lesson_3.regression.train_regression import build_model, compile_model
+    Diabetes has 10 features: 10*30 + 30 + 31 = 361. The page prints this definition and uses it."""
+    from lesson_3.models import regression_mlp
 
     derived = n_features * 30 + 30 + 30 * 1 + 1
     assert derived == expected
-    model = build_model(n_features)
+    model = regression_mlp(n_features)
     assert model.count_params() == expected
     assert [layer.units for layer in model.layers] == [30, 1]
     assert [layer.activation.__name__ for layer in model.layers] == ["relu", "linear"]
-    compiled = compile_model(model)
-    assert compiled is model and type(model.optimizer).__name__ == "SGD"
-    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.01)
-    assert model.loss == "mse"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -80,24 +76,24 @@ def test_the_model_is_the_seeds_and_its_weights_add_up(n_features, expected):
     ],
 )
 def test_bad_flags_exit_2_with_one_line_and_write_nothing(argv, message, runs_dir, capsys, monkeypatch):
-    assert_refused(MODULE, *argv, message=message, runs_dir=runs_dir, capsys=capsys, monkeypatch=monkeypatch)
+    assert_refused(SCRIPT, *argv, message=message, runs_dir=runs_dir, capsys=capsys, monkeypatch=monkeypatch)
 
 
-def test_the_dataset_flag_offers_the_regression_sets_and_says_what_the_default_is(capsys):
-    from lesson_3.regression.train_regression import make_parser
-
-    with pytest.raises(SystemExit):
-        make_parser().parse_args(["--help"])
+def test_the_dataset_flag_offers_the_regression_sets_and_says_what_the_default_is(runs_dir, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    assert run_in_process(SCRIPT, "--help", runs_dir=runs_dir, monkeypatch=monkeypatch) == 0
     usage = " ".join(capsys.readouterr().out.split())
     assert "--dataset {california_housing,diabetes}" in usage
     assert "default: California housing, falling back with a notice to scikit-learn's bundled diabetes set" in usage
-    assert make_parser().parse_args([]).default_dataset == "california_housing"
+    assert "passes of training (default 20)" in usage and "optimizer step size (default 0.01)" in usage
+    assert "examples per gradient step (default 32)" in usage
+    assert not any(runs_dir.iterdir())
 
 
 def test_asking_for_housing_without_it_exits_2_with_the_hint(no_housing, runs_dir, capsys, monkeypatch):
     with pytest.raises(SystemExit) as exit_info:
-        main_in_process(
-            MODULE, "--dataset", "california_housing", runs_dir=runs_dir, monkeypatch=monkeypatch, **no_housing
+        run_in_process(
+            SCRIPT, "--dataset", "california_housing", runs_dir=runs_dir, monkeypatch=monkeypatch, **no_housing
         )
     assert exit_info.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()
@@ -109,14 +105,13 @@ def test_asking_for_housing_without_it_exits_2_with_the_hint(no_housing, runs_di
 
 def test_the_default_falls_back_to_diabetes_in_one_line(offline_without_housing, monkeypatch):
     from labkit import tabular
-    from lesson_3.regression.train_regression import load_data, make_parser
 
     def no_network(*args, **kwargs):
         raise AssertionError("LAB_OFFLINE=1 must not try a download")
 
     monkeypatch.setattr(tabular, "_download_housing", no_network)
     said = []
-    data = load_data(make_parser().parse_args([]), announce=said.append)
+    data = tabular.load_regression_data(None, announce=said.append)
     assert len(said) == 1 and said[0].startswith(FALLBACK), said
     assert "(LAB_OFFLINE=1: no download tried)" in said[0]
     assert "diabetes set, target divided by 100 (248 train / 83 validation / 111 test)" in said[0]
@@ -161,7 +156,7 @@ def test_a_readable_file_that_is_not_housing_is_rejected_by_its_shape(tmp_path):
 # One quick run, asserted many ways
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def finished(quick_run, no_housing):
     run = quick_run(SCRIPT, "--quick", **no_housing)
     assert run.result.returncode == 0, run.result.stdout[-3000:] + run.result.stderr[-3000:]
@@ -233,14 +228,28 @@ def test_quick_run_scores_a_linear_baseline_and_predicts_new_rows(finished):
 
 
 @slow
+def test_quick_run_saves_the_model_compiled_with_sgd_and_the_mse(finished):
+    import keras
+
+    model = keras.models.load_model(only_run(finished.runs_dir) / "model.keras")
+    assert type(model.optimizer).__name__ == "SGD"
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.01)
+    assert model.loss == "mse" and model.count_params() == 361
+    stdout = finished.result.stdout
+    assert "def regression_mlp(" in stdout and "361 weights for 10 features" in stdout
+    assert "SGD(lr=0.01) -> ValueError" in stdout and "SGD(learning_rate=0.01) -> 0.01" in stdout
+    assert len(list((only_run(finished.runs_dir) / "figures").glob("figure_*.png"))) == 2  # curves, scatter
+
+
+@slow
 def test_regression_notebook_executes(runs_dir):
-    notebook = execute_notebook("lesson_3/regression/regression.ipynb", runs_dir)
+    notebook = execute_notebook(NOTEBOOK, runs_dir)
     text = notebook_text_outputs(notebook)
     record = run_json(only_run(runs_dir))
     assert record["status"] == "finished" and record["quick"] is True
     features = {"california_housing": 8, "diabetes": 10}[record["dataset"]["name"]]
     assert f"{features * 30 + 30 + 31} weights for {features} features" in text
-    assert "RMSE in units of" in text and "linear regression" in text
+    assert "test RMSE (" in text and "linear regression" in text
     assert "SGD(lr=0.01) -> ValueError" in text and "SGD(learning_rate=0.01) -> 0.01" in text
     assert notebook_has_image(notebook)
 

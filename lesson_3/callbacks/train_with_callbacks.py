@@ -1,159 +1,234 @@
-"""Lesson 3, callbacks: keep the best model, stop when it stops improving, watch overfitting live.
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-`fit` calls back into objects you hand it at fixed moments: when training starts and ends, when
-each epoch and each batch starts and ends (and likewise inside `evaluate` and `predict`). Keras
-ships callbacks for the common jobs, and a callback of your own is a small class.
+# %% [markdown]
+# # Lesson 3: callbacks keep the best model, stop in time, and report as they go
+#
+# `fit` accepts a list of callbacks and calls each of them at fixed moments. The hooks a callback
+# can implement are:
+#
+# | during | whole call (`on_…`) | each epoch (`on_epoch_…`) | each batch (`on_…`) |
+# |---|---|---|---|
+# | `fit` | `train_begin`, `train_end` | `begin`, `end` | `train_batch_begin`, `train_batch_end` |
+# | `evaluate` | `test_begin`, `test_end` | | `test_batch_begin`, `test_batch_end` |
+# | `predict` | `predict_begin`, `predict_end` | | `predict_batch_begin`, `predict_batch_end` |
+#
+# We train the regression MLP of this lesson for up to 100 epochs with three of them:
+# ModelCheckpoint keeps the best model on disk, EarlyStopping ends training once the validation
+# loss stops improving and puts the best weights back, and ValTrainRatio, a callback of our own,
+# prints validation loss / training loss after every epoch. Then we check that they kept their
+# promises, and see how a run that crashed continues (`--resume`).
+#
+# This file is both the script and the notebook (`train_with_callbacks.ipynb` beside it holds the
+# same cells, kept in step by jupytext):
+#
+# ```
+# python lesson_3/callbacks/train_with_callbacks.py            # up to 100 epochs, stops early
+# python lesson_3/callbacks/train_with_callbacks.py --quick    # the same cells, 2 epochs, seconds
+# python lesson_3/callbacks/train_with_callbacks.py --resume runs/lesson_3/callbacks/<run>
+# ```
+#
+# In the notebook, set `LAB_QUICK=1` before starting Jupyter for the quick version.
 
-This activity trains Lesson 3's regression MLP for up to 100 epochs with three of them:
-- ModelCheckpoint saves the model to `<run>/checkpoints/best.keras` whenever the validation loss
-  beats its best so far (`save_best_only`), so the file always holds the best model seen;
-- EarlyStopping ends training once the validation loss has not improved for 10 epochs, and puts
-  the best weights back (`restore_best_weights`), so you can ask for many epochs without risk;
-- ValTrainRatio, written here, prints validation loss / training loss after every epoch and logs
-  it to TensorBoard. Far above 1 means the model is fitting noise in the training rows.
+# %% [markdown]
+# ## The settings
+#
+# Up to 100 epochs: early stopping decides, after 10 epochs without a better validation loss
+# (`--patience`). The learning rate is 0.05, the faster of the two rates the chapter compares in
+# TensorBoard: at the regression page's 0.01, the small diabetes set is still improving after 100
+# epochs and early stopping never acts.
 
-The run then checks the callbacks did what they promised: the restored model and the checkpoint
-file both score the best validation loss that the log recorded.
+# %%
+from labkit import cli
+from labkit.tabular import DATASET_FLAGS
 
-Every Keras activity of the course can also be resumed after a crash: `--resume RUN_DIR` (see
-this folder's README.md) continues from the last completed epoch, through Keras's
-BackupAndRestore callback that the toolkit adds to every run.
+parser = cli.build_parser(
+    "Lesson 3: keep the best model, stop when it stops improving, watch overfitting live.",
+    epochs=100,
+    learning_rate=0.05,
+    batch_size=32,
+    **DATASET_FLAGS,  # --dataset {california_housing,diabetes}
+)
+parser.add_argument(
+    "--patience",
+    type=cli.positive_int,
+    default=10,
+    help="epochs without a better validation loss before early stopping (default 10)",
+)
+config = cli.parse(parser)
+print(config.plan, "| patience:", config.patience)
 
-    python lesson_3/callbacks/train_with_callbacks.py            # up to 100 epochs, stops early
-    python lesson_3/callbacks/train_with_callbacks.py --quick    # same code, 2 epochs, seconds
-    python lesson_3/callbacks/train_with_callbacks.py --resume runs/lesson_3/callbacks/<run>
-"""
+# %%
+import inspect
 
-import numpy as np
+import keras
+import matplotlib.pyplot as plt
 import pandas as pd
 
-from labkit import cli
-from labkit.deferred import keras, tf  # TensorFlow loads on first use, after the flags are checked
-from labkit.session import TrainingSession, run_main
-from labkit.tabular import DATASET_FLAGS
-from lesson_3.regression.train_regression import build_model, compile_model, load_data
+from labkit.tabular import load_regression_data
+from labkit.training import start_run
+from lesson_3.models import ValTrainRatio, best_model_check, regression_mlp
 
-EPOCHS = 100  # an upper bound: early stopping decides
-PATIENCE = 10  # epochs without a better validation loss before training stops
-BATCH_SIZE = 32
-# The faster of the two rates the chapter compares in TensorBoard. At the regression activity's
-# 0.01, the small diabetes set is still improving after 100 epochs and early stopping never acts.
-LEARNING_RATE = 0.05
-CHECKPOINT = "checkpoints/best.keras"  # Keras 3 saves whole models as .keras, not the old .h5
+# %% [markdown]
+# ## The data and the model
+#
+# California housing, or where it is missing the diabetes substitute (said in one line), split
+# and scaled as on the regression page. The model is that page's MLP (Dense 30 ReLU, then Dense 1),
+# compiled the same way.
 
+# %%
+data = load_regression_data(config.dataset, limits=config.plan.slice)  # extra code: housing, else diabetes (said)
+x_train, y_train = data.x_train, data.y_train
+x_valid, y_valid = data.x_val, data.y_val
+x_test, y_test = data.x_test, data.y_test
+print("train:", x_train.shape, "| valid:", x_valid.shape, "| test:", x_test.shape, f"| target in {data.target_unit}")
 
-# ----------------------------------------------------------------------------------------------
-# The callbacks: this is the part of the lesson to read closely.
+# %%
+run = start_run(config, data, hparams={"patience": config.patience})  # extra code: a new run folder, or the resumed one
 
+# %%
+model = regression_mlp(data.num_features)
+model.compile(
+    loss="mse",
+    optimizer=keras.optimizers.SGD(learning_rate=config.learning_rate),
+    metrics=[keras.metrics.RootMeanSquaredError(name="rmse")],
+)
 
-def make_val_train_ratio(writer=None, echo=print):
-    """A callback of our own: validation loss over training loss after every epoch.
+# %% [markdown]
+# ## The callbacks
+#
+# **ModelCheckpoint** saves the whole model whenever the monitored value beats its best so far
+# (`save_best_only=True`), so the file always holds the best model seen. Keras 3 saves whole models
+# as `.keras` files, not the chapter's `.h5`.
+#
+# **EarlyStopping** ends training once `val_loss` has not improved for `patience` epochs, and with
+# `restore_best_weights=True` it puts the best weights back: you can ask for many epochs without risk.
 
-    Keras passes `on_epoch_end` the epoch's logs, which hold `loss` (averaged over the epoch's
-    batches) and `val_loss` (scored at its end). A class that needs `keras` is built inside a
-    function here so that the module loads without TensorFlow; in your own code a plain
-    `class ValTrainRatio(keras.callbacks.Callback)` at the top level is the usual form."""
+# %%
+checkpoint_path = run.dir / "checkpoints" / "best.keras"
+checkpoint = keras.callbacks.ModelCheckpoint(checkpoint_path, monitor="val_loss", save_best_only=True)
+early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
 
-    class ValTrainRatio(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.ratios = []
+# %% [markdown]
+# **A callback of your own** is a subclass of `keras.callbacks.Callback` that implements the hooks
+# it needs. Ours divides the validation loss by the training loss at the end of each epoch: far
+# above 1 means the model has started to fit noise in the training rows. It also logs the ratio to
+# TensorBoard, as `val_train_loss_ratio` under `train`. The deep MLP exercise uses it again, so it
+# lives in `lesson_3/models.py`:
 
-        def on_epoch_end(self, epoch, logs=None):
-            ratio = logs["val_loss"] / logs["loss"]
-            self.ratios.append(float(ratio))
-            echo(f"epoch {epoch + 1}: val/train loss ratio {ratio:.2f}")
-            if writer is not None:
-                with writer.as_default():
-                    tf.summary.scalar("val_train_loss_ratio", ratio, step=epoch)
+# %%
+print(inspect.getsource(ValTrainRatio))
 
-    return ValTrainRatio()
+# %%
+ratio = ValTrainRatio(writer=run.open_writer("train"))
 
+# %% [markdown]
+# ## Train for up to 100 epochs
+#
+# Start TensorBoard on this activity's runs before training (from a terminal:
+# `python3 scripts/lab.py tensorboard runs/lesson_3/callbacks`). Besides `epoch_loss`, the
+# Scalars tab shows `val_train_loss_ratio`.
 
-def lesson_callbacks(run_dir, patience=PATIENCE, writer=None, echo=print):
-    """The checkpoint, early stopping and ratio callbacks, in the order fit should call them."""
-    checkpoint = keras.callbacks.ModelCheckpoint(str(run_dir / CHECKPOINT), monitor="val_loss", save_best_only=True)
-    early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
-    return checkpoint, early_stopping, make_val_train_ratio(writer, echo)
+# %%
+# %load_ext tensorboard
 
+# %%
+runs_folder = run.dir.parent
+# %tensorboard --logdir "$runs_folder"
 
-# ----------------------------------------------------------------------------------------------
-# Checking what the callbacks promised
+# %% [markdown]
+# Our three callbacks go in the list after TensorBoard's; the lab's come last: they keep
+# `run.json` up to date and save a backup after each epoch, which `--resume` continues from.
+# In quick mode there are only two epochs, so early stopping never gets the chance.
 
+# %%
+tensorboard = keras.callbacks.TensorBoard(log_dir=run.dir)
+history = model.fit(
+    run.batches(x_train, y_train),  # extra code: shuffled batches of 32
+    epochs=run.epochs,  # at most 100; 2 in quick mode
+    steps_per_epoch=run.steps_per_epoch,
+    validation_data=(x_valid, y_valid),
+    callbacks=[tensorboard, checkpoint, early_stopping, ratio, *run.callbacks(tensorboard)],
+)
 
-def best_model_check(model, history, run_dir, x_val, y_val) -> dict:
-    """The best validation loss in the log, next to what the restored model and the checkpoint
-    file score on the same validation rows, in the same batches as fit used."""
-    logged = history.history["val_loss"]
-    best_index = int(np.argmin(logged))
-    first_epoch = history.epoch[0]  # above 0 when the run was resumed
-    restored = model.evaluate(x_val, y_val, batch_size=256, verbose=0, return_dict=True)["loss"]
-    from_file = keras.models.load_model(run_dir / CHECKPOINT)
-    reloaded = from_file.evaluate(x_val, y_val, batch_size=256, verbose=0, return_dict=True)["loss"]
-    return {
-        "best_epoch": first_epoch + best_index + 1,  # counted from 1, as the progress lines do
-        "epochs_run": first_epoch + len(logged),
-        "best_val_loss_logged": float(logged[best_index]),
-        "restored_model_val_loss": float(restored),
-        "checkpoint_val_loss": float(reloaded),
-    }
+# %% [markdown]
+# ## Did the callbacks keep their promises?
+#
+# Three numbers should agree: the best validation loss in the log, the validation loss of the
+# model after training (EarlyStopping put the best weights back), and that of the model loaded
+# from the checkpoint file. `best_model_check` (in `lesson_3/models.py`) measures them.
 
+# %%
+check = best_model_check(model, history, checkpoint_path, x_valid, y_valid)
+run.record.add_extra("callbacks", check)  # extra code: into run.json
+for key in ("best_val_loss_logged", "restored_model_val_loss", "checkpoint_val_loss"):
+    print(f"{key:>24}: {check[key]:.6f}")
+stopped = check["epochs_run"] < run.epochs
+print(
+    (f"Early stopping ended training after epoch {check['epochs_run']}" if stopped else "Ran every epoch")
+    + f"; the best was epoch {check['best_epoch']} with validation loss {check['best_val_loss_logged']:.4f}."
+)
+print(f"checkpoint file: {checkpoint_path}")
 
-def learning_curves(history) -> pd.DataFrame:
-    """Training and validation loss per epoch (from 1), with the ratio the callback printed."""
-    frame = pd.DataFrame(history.history, index=pd.Index([e + 1 for e in history.epoch], name="epoch"))
-    frame["val/train"] = frame["val_loss"] / frame["loss"]
-    return frame[["loss", "val_loss", "val/train"]]
+# %% [markdown]
+# The learning curves, with the ratio our callback printed. The dashed line marks the best epoch:
+# the one ModelCheckpoint saved last and EarlyStopping restored.
 
+# %%
+curves = pd.DataFrame(history.history, index=pd.Index([epoch + 1 for epoch in history.epoch], name="epoch"))
+curves["val/train"] = curves["val_loss"] / curves["loss"]
+ax = curves[["loss", "val_loss"]].plot(figsize=(8, 5), marker=".")
+ax.axvline(check["best_epoch"], linestyle="--", color="grey", label=f"best epoch ({check['best_epoch']})")
+ax.set_ylabel("mean squared error")
+ax.legend()
+plt.show()
+curves[["loss", "val_loss", "val/train"]].tail()
 
-# ----------------------------------------------------------------------------------------------
-# Command line
+# %% [markdown]
+# ## The test set, once
 
+# %%
+test_metrics = model.evaluate(x_test, y_test, return_dict=True, verbose=0)
+run.record_test(test_metrics)  # extra code: into run.json and TensorBoard's `test` run
+test_metrics
 
-def make_parser():
-    parser = cli.build_parser(
-        __doc__,
-        epochs=EPOCHS,
-        learning_rate=LEARNING_RATE,
-        batch_size=BATCH_SIZE,
-        **DATASET_FLAGS,
-    )
-    parser.add_argument(
-        "--patience",
-        type=cli.positive_int,
-        default=PATIENCE,
-        help=f"epochs without a better validation loss before early stopping (default {PATIENCE})",
-    )
-    return parser
+# %%
+run.finish(model)  # extra code: saves model.keras in the run folder; run.json says "finished"
 
-
-def train(args, *, dataset=None, quiet=False, parent_dir=None):
-    """Train with the three callbacks, then check the restored and saved models; returns the session."""
-    if dataset is None:
-        dataset = load_data(args, announce=(lambda message: None) if quiet else print)
-    with TrainingSession(
-        __file__, args, dataset=dataset, quiet=quiet, parent_dir=parent_dir, extra_hparams={"patience": args.patience}
-    ) as session:
-        data = session.data
-        model = compile_model(build_model(data.num_features), args.learning_rate)
-        session.model = model
-        callbacks = lesson_callbacks(session.run_dir, args.patience, session.open_writer("train"), session.say)
-        session.fit(model, extra_callbacks=callbacks)
-        check = best_model_check(model, session.history, session.run_dir, data.x_val, data.y_val)
-        session.record.add_extra("callbacks", check)
-        session.evaluate(model)
-        stopped = check["epochs_run"] < session.plan.epochs
-        session.say(
-            (f"Early stopping ended training after epoch {check['epochs_run']}" if stopped else "Ran every epoch")
-            + f"; the best was epoch {check['best_epoch']} with validation loss {check['best_val_loss_logged']:.4f}."
-            f" Restored model: {check['restored_model_val_loss']:.4f}; {CHECKPOINT}: {check['checkpoint_val_loss']:.4f}"
-        )
-    return session
-
-
-def main(argv=None):
-    return run_main(train, make_parser, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+# %% [markdown]
+# ## Resuming after a crash
+#
+# The last of the lab's callbacks is Keras's `BackupAndRestore`: after each epoch it saves the
+# weights and the epoch number in `<run>/backup` (and removes them once training is complete). If
+# a run dies (Ctrl-C, a closed laptop, a `kill -9`), continue it in its own folder:
+#
+# ```
+# python lesson_3/callbacks/train_with_callbacks.py --resume runs/lesson_3/callbacks/<run folder>
+# ```
+#
+# It carries on from the last saved epoch with the run's own settings, and `run.json` lists the
+# comeback under `resumes`. Try it from a terminal: start the script, press Ctrl-C after a few
+# epochs, then resume. In TensorBoard the curve continues with no repeated or missing epochs.
+# Every single-run Keras activity of the course accepts `--resume`.
+#
+# ## Questions to explore
+#
+# 1. Run with `--patience 3` and with `--patience 30`. How do the stopping epoch and the test MSE
+#    change? What does patience trade off?
+# 2. Watch the ratio. When does it rise above 1, and does it keep rising after the best epoch?
+# 3. After a resume, EarlyStopping's patience counter and ModelCheckpoint's "best so far" start
+#    afresh. When could that save a worse model over a better one? (Hint:
+#    `ModelCheckpoint(initial_value_threshold=...)`.)
+# 4. Write a callback that stops training when `val_loss` drops below a value you choose
+#    (`self.model.stop_training = True`).
