@@ -1,38 +1,40 @@
-"""TensorBoard dashboards that the Keras 3 callback no longer writes, brought back for any activity.
+"""TensorBoard dashboards that the Keras 3 callback no longer writes, as callbacks any page can add.
 
-    callbacks = deep_dive_callbacks(session, model, x_test=..., y_test=..., class_names=...)
-    session.fit(model, extra_callbacks=callbacks)
+    tensorboard = keras.callbacks.TensorBoard(log_dir=run.dir, histogram_freq=1)
+    model.fit(..., callbacks=[tensorboard, OpGraph(run, x_test[:1]), WeightHistograms(run),
+                              Projector(run, x_test, y_test, class_names, layer=model.layers[-2]),
+                              *run.callbacks(tensorboard)])
 
-Keras 3's TensorBoard callback writes the epoch scalars and a conceptual "keras" graph. The op
-graph, the embedding projector and the image dashboards a lesson wants to show are gone or broken,
-so these callbacks write them next to the callback's own `train/` and `validation/` folders:
+Keras 3's TensorBoard callback writes the epoch scalars, weight histograms and a conceptual
+"keras" graph. The op graph is gone, and its projector checkpoints are Keras weight files that the
+projector cannot read. These callbacks write them next to the callback's own `train/` and
+`validation/` folders, each a "run" of its own in TensorBoard's run list:
 
     <run>/graph/      the op graph of the model's forward pass, traced from a tf.function (Graphs)
     <run>/weights/    every layer's weights each epoch, tags `dense/kernel`, `dense_1/bias`, ...
-                      (Histograms and Distributions)
-    <run>/images/     a confusion matrix of the test images, and a grid of misclassified ones with
-                      their true and predicted classes, each epoch (Images)
-    <run>/embedding/  the last hidden layer's activations for the first 1,000 test images, with
-                      their labels and thumbnails (Projector)
+                      (Histograms and Distributions), on every Keras 3 release
+    <run>/embedding/  a hidden layer's activations for the first 1,000 test images, with their
+                      labels and thumbnails (Projector)
 
-Each subfolder is its own "run" in TensorBoard's run list, so a dashboard never mixes its points
-with another's. The writers come from `session.open_writer`, which closes them on Ctrl-C too.
+`run` is what `labkit.training.start_run` returns: the writers come from `run.open_writer`, which
+closes them with the run, on Ctrl-C too. The picture helpers (a confusion matrix, a grid of
+misclassified images, any matplotlib figure as an image summary) are for a page's own callbacks.
 
-`SummaryRun` is a run folder with run.json for summaries written by hand with `tf.summary`,
-where no `model.fit` (and so no TrainingSession) is involved.
+`start_summary_run` is a run folder with run.json for summaries written by hand with `tf.summary`,
+where no model is trained.
 """
 
 from __future__ import annotations
 
 import io
-import signal
-import threading
 from pathlib import Path
 
+import keras
 import numpy as np
+import tensorflow as tf
 
+from labkit.lifecycle import RunLifecycle, RunWriteError, tensorboard_command, write_failure
 from labkit.runs import RunRecord, create_run_dir
-from labkit.session import Terminated, activity_of, tensorboard_command
 
 EMBEDDING_POINTS = 1000  # test images shown in the projector
 MISCLASSIFIED_SHOWN = 25  # a 5 x 5 grid
@@ -108,6 +110,20 @@ def misclassified_figure(images, y_true, y_pred, class_names, title: str, shown:
     return figure
 
 
+def read_images(event_dir, tag: str) -> list[tuple[int, bytes]]:
+    """(step, PNG bytes) of the first image of every `tag` summary in one folder of event files.
+
+    An image summary is a string tensor [width, height, png, png, ...]; this reads it back for a
+    notebook to show, with every step kept (TensorBoard's own reader keeps 10 by default)."""
+    from tensorboard.backend.event_processing import event_accumulator
+
+    accumulator = event_accumulator.EventAccumulator(str(event_dir), size_guidance={event_accumulator.TENSORS: 0})
+    accumulator.Reload()
+    if tag not in accumulator.Tags().get("tensors", []):
+        return []
+    return [(int(event.step), event.tensor_proto.string_val[2]) for event in accumulator.Tensors(tag)]
+
+
 # ---------------------------------------------------------------------------------------------
 # The op graph
 
@@ -117,7 +133,6 @@ def trace_op_graph(writer, model, sample, name: str = "forward_pass") -> None:
 
     tf.summary records a graph only while a trace is on and a tf.function runs for the first
     time. The profiler stays off, so trace_on needs no `profiler_outdir`."""
-    from labkit.deferred import tf
 
     @tf.function
     def forward(images):
@@ -132,6 +147,21 @@ def trace_op_graph(writer, model, sample, name: str = "forward_pass") -> None:
     writer.flush()
 
 
+class OpGraph(keras.callbacks.Callback):
+    """The op graph of one forward pass on `sample`, into `<run>/graph` when training starts."""
+
+    def __init__(self, run, sample):
+        super().__init__()
+        self.run, self.sample = run, sample
+
+    def on_train_begin(self, logs=None):
+        trace_op_graph(self.run.open_writer("graph"), self.model, self.sample)
+
+
+# ---------------------------------------------------------------------------------------------
+# Weight histograms
+
+
 def weight_tags(model) -> list[tuple[str, object]]:
     """(tag, variable) per weight, the tag made of the layer's own name: `dense/kernel`, `dense_1/kernel`.
 
@@ -141,12 +171,24 @@ def weight_tags(model) -> list[tuple[str, object]]:
 
 
 def write_weight_histograms(writer, model, step: int) -> None:
-    from labkit.deferred import tf
-
     with writer.as_default():
         for tag, weight in weight_tags(model):
             tf.summary.histogram(tag, weight, step=step)
     writer.flush()
+
+
+class WeightHistograms(keras.callbacks.Callback):
+    """Every layer's weights after each epoch, into `<run>/weights`, one chart per layer and kind."""
+
+    def __init__(self, run):
+        super().__init__()
+        self.run = run
+
+    def on_train_begin(self, logs=None):
+        self.writer = self.run.open_writer("weights")
+
+    def on_epoch_end(self, epoch, logs=None):
+        write_weight_histograms(self.writer, self.model, epoch)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,8 +216,6 @@ def write_projector(folder: Path, vectors, labels, class_names, images=None) -> 
     from google.protobuf import text_format
     from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
 
-    from labkit.deferred import tf
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     vectors = np.asarray(vectors, dtype=np.float32)
@@ -200,125 +240,35 @@ def write_projector(folder: Path, vectors, labels, class_names, images=None) -> 
     return config_path
 
 
-def hidden_layer(model, layer=None):
-    """The layer whose activations the projector shows: by default the last one before the output."""
-    if layer is None:
-        return model.layers[-2]
-    return model.get_layer(layer) if isinstance(layer, str) else layer
+class Projector(keras.callbacks.Callback):
+    """After training: what `layer` makes of the first `points` test images, for the projector,
+    in `<run>/embedding`, with their class names and thumbnails; run.json's `projector` says which."""
 
+    def __init__(self, run, x_test, y_test, class_names, *, layer, points: int = EMBEDDING_POINTS):
+        super().__init__()
+        self.run, self.layer = run, layer
+        count = min(points, len(x_test))
+        self.x, self.y = np.asarray(x_test[:count]), np.asarray(y_test[:count], dtype=int)
+        self.class_names = list(class_names)
 
-def read_images(event_dir, tag: str) -> list[tuple[int, bytes]]:
-    """(step, PNG bytes) of the first image of every `tag` summary in one folder of event files.
-
-    An image summary is a string tensor [width, height, png, png, ...]; this reads it back for a
-    notebook to show, with every step kept (TensorBoard's own reader keeps 10 by default)."""
-    from tensorboard.backend.event_processing import event_accumulator
-
-    accumulator = event_accumulator.EventAccumulator(str(event_dir), size_guidance={event_accumulator.TENSORS: 0})
-    accumulator.Reload()
-    if tag not in accumulator.Tags().get("tensors", []):
-        return []
-    return [(int(event.step), event.tensor_proto.string_val[2]) for event in accumulator.Tensors(tag)]
-
-
-# ---------------------------------------------------------------------------------------------
-# The callbacks
-
-
-def deep_dive_callbacks(
-    session,
-    model,
-    *,
-    x_test,
-    y_test,
-    class_names,
-    graph: bool = True,
-    histograms: bool = True,
-    images: bool = True,
-    projector: bool = True,
-    embedding_layer=None,
-    embedding_points: int = EMBEDDING_POINTS,
-) -> list:
-    """Keras callbacks that write every dashboard above for `model` into `session.run_dir`.
-
-    The test images are the model's exam: the confusion matrix and the misclassified grid score
-    them after each epoch, and the projector places the first `embedding_points` of them (fewer
-    if the slice is smaller) by what the last hidden layer makes of them."""
-    from labkit.deferred import keras
-
-    x_test, y_test = np.asarray(x_test), np.asarray(y_test, dtype=int)
-    class_names = list(class_names)
-    layer = hidden_layer(model, embedding_layer)  # a wrong layer name fails now, not after training
-
-    class OpGraph(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            writer = session.open_writer("graph")
-            trace_op_graph(writer, self.model, x_test[:1])
-            writer.close()
-
-    class WeightHistograms(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.writer = session.open_writer("weights")
-
-        def on_epoch_end(self, epoch, logs=None):
-            write_weight_histograms(self.writer, self.model, epoch)
-
-        def on_train_end(self, logs=None):
-            self.writer.close()
-
-    class TestImages(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.writer = session.open_writer("images")
-
-        def on_epoch_end(self, epoch, logs=None):
-            from labkit.deferred import tf
-
-            predicted = self.model.predict(x_test, batch_size=512, verbose=0).argmax(axis=1)
-            counts = confusion_counts(y_test, predicted, len(class_names))
-            accuracy = np.trace(counts) / max(len(y_test), 1)
-            matrix = confusion_matrix_figure(
-                counts, class_names, f"epoch {epoch}: {len(y_test):,} test images, accuracy {accuracy:.3f}"
+    def on_train_end(self, logs=None):
+        activations = keras.Model(self.model.inputs, self.layer.output).predict(self.x, verbose=0)
+        write_projector(self.run.dir / "embedding", activations, self.y, self.class_names, images=self.x)
+        # A folder is a run in TensorBoard only if it holds an event file; this one also says in
+        # the Text tab what the projector's points are.
+        writer = self.run.open_writer("embedding")
+        epochs = self.run.record.data["epochs_completed"]
+        with writer.as_default():
+            tf.summary.text(
+                "embedding",
+                f"{len(self.x):,} test images as seen by layer `{self.layer.name}` ({activations.shape[1]} units) "
+                f"after {epochs} epochs; colour them by `class`.",
+                step=0,
             )
-            wrong = misclassified_figure(
-                x_test, y_test, predicted, class_names, f"epoch {epoch}: misclassified test images"
-            )
-            with self.writer.as_default():
-                tf.summary.image("confusion_matrix", figure_to_image(matrix), step=epoch)
-                tf.summary.image("misclassified", figure_to_image(wrong), step=epoch)
-            self.writer.flush()
-            # The same counts as numbers, so that a notebook or a test can check the picture.
-            session.record.add_extra(
-                "confusion_matrix", {"epoch": epoch, "classes": class_names, "counts": counts.tolist()}
-            )
-
-        def on_train_end(self, logs=None):
-            self.writer.close()
-
-    class Projector(keras.callbacks.Callback):
-        def on_train_end(self, logs=None):
-            from labkit.deferred import tf
-
-            count = min(embedding_points, len(x_test))
-            activations = keras.Model(self.model.inputs, layer.output).predict(x_test[:count], verbose=0)
-            folder = session.run_dir / "embedding"
-            write_projector(folder, activations, y_test[:count], class_names, images=x_test[:count])
-            # A folder is a run in TensorBoard only if it holds an event file; this one also says
-            # in the Text tab what the projector's points are.
-            writer = session.open_writer("embedding")
-            with writer.as_default():
-                tf.summary.text(
-                    "embedding",
-                    f"{count:,} test images as seen by layer `{layer.name}` ({activations.shape[1]} units) "
-                    f"after {session.record.data['epochs_completed']} epochs; colour them by `class`.",
-                    step=0,
-                )
-            writer.close()
-            session.record.add_extra(
-                "projector", {"layer": layer.name, "points": count, "dimensions": int(activations.shape[1])}
-            )
-
-    chosen = [(graph, OpGraph), (histograms, WeightHistograms), (images, TestImages), (projector, Projector)]
-    return [callback() for wanted, callback in chosen if wanted]
+        writer.flush()
+        self.run.record.add_extra(
+            "projector", {"layer": self.layer.name, "points": len(self.x), "dimensions": int(activations.shape[1])}
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,80 +276,52 @@ def deep_dive_callbacks(
 
 
 class SummaryRun:
-    """A run folder with run.json for logs written directly with tf.summary, no model.fit involved.
+    """A run folder with run.json for logs written directly with tf.summary, no model trained.
 
-        with SummaryRun(__file__, args, tag="summaries", hparams={"steps": 1000}) as run:
-            with run.writer.as_default():
-                tf.summary.scalar(...)
+    It ends like any run (labkit.lifecycle): `finished` when `finish()` is called, `interrupted`
+    after Ctrl-C or SIGTERM, `failed` after an error, with its writers closed so the logs read
+    back whole."""
 
-    Like a TrainingSession it ends `finished`, `failed`, or `interrupted` on Ctrl-C or SIGTERM
-    (exit code 130 or 143), after closing its writer so the logs read back whole.
-    """
+    def __init__(self, life: RunLifecycle):
+        self.life = life
 
-    def __init__(self, script_file: str, args, *, tag: str, hparams: dict, source: str, quiet: bool = False,
-                 parent_dir: Path | None = None):  # fmt: skip
-        self.lesson, self.activity = activity_of(script_file)
-        self.args = args
-        self.tag = tag
-        self.hparams = dict(hparams)
-        self.source = source
-        self.quiet = quiet
-        self.parent_dir = parent_dir
-        self.run_dir = None
-        self.record = None
-        self.writer = None
-        self.status = None
-        self.exit_code = 0
-        self._previous_sigterm = None
+    @property
+    def dir(self) -> Path:
+        return self.life.dir
 
-    def say(self, message: str) -> None:
-        if not self.quiet:
-            print(message, flush=True)
+    @property
+    def record(self) -> RunRecord:
+        return self.life.record
 
-    def __enter__(self) -> SummaryRun:
-        from labkit.deferred import tf
+    def open_writer(self, split: str = ""):
+        """tf.summary.create_file_writer on the run's folder (or `<run>/<split>`), closed with the run."""
+        return self.life.open_writer(split)
 
-        quick = bool(getattr(self.args, "quick", False))
-        tag = "-".join(t for t in ("quick" if quick else None, self.tag) if t)
-        parent = Path(self.parent_dir or self.args.runs_root / self.lesson / self.activity)
-        self.run_dir = create_run_dir(parent, self.hparams, tag=tag)
-        self.record = RunRecord(
-            self.run_dir,
-            lesson=self.lesson,
-            activity=self.activity,
-            hparams=self.hparams,
-            dataset={"name": "none", "source": self.source, "substitute_for": None, "sizes": {}, "notes": []},
+    def finish(self) -> None:
+        self.life.end("finished")
+        self.life.say(f"Finished in {self.record.data['wall_time_s']:.1f} s. See it: {tensorboard_command(self.dir)}")
+
+
+def start_summary_run(config, *, tag: str, hparams: dict, source: str, quiet: bool = False) -> SummaryRun:
+    """A new run folder of this activity for summaries written by hand; `source` says in run.json
+    where its numbers come from, since no dataset is involved."""
+    quick = config.plan.quick
+    parent = Path(config.runs_root) / config.lesson / config.activity
+    label = "-".join(t for t in ("quick" if quick else None, tag) if t)
+    run_dir = None
+    try:
+        run_dir = create_run_dir(parent, hparams, tag=label)
+        record = RunRecord(
+            run_dir,
+            lesson=config.lesson,
+            activity=config.activity,
+            hparams=hparams,
+            dataset={"name": "none", "source": source, "substitute_for": None, "sizes": {}, "notes": []},
             quick=quick,
-            tag=self.tag,
+            tag=tag,
         )
-        if threading.current_thread() is threading.main_thread():
-
-            def terminated(signum, frame):
-                raise Terminated()
-
-            self._previous_sigterm = signal.signal(signal.SIGTERM, terminated)
-        self.writer = tf.summary.create_file_writer(str(self.run_dir))
-        self.say(f"Run folder: {self.run_dir}")
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        if self._previous_sigterm is not None:
-            signal.signal(signal.SIGTERM, self._previous_sigterm)
-        try:
-            self.writer.close()
-        except Exception:  # a writer that cannot flush must not hide the real outcome
-            pass
-        if exc_type in (KeyboardInterrupt, Terminated):
-            self.status = "interrupted"
-            self.record.finish("interrupted")
-            self.exit_code = 143 if exc_type is Terminated else 130
-            self.say(f"\nInterrupted. The summaries so far are readable: {tensorboard_command(self.run_dir)}")
-            return True
-        if exc_type is not None:
-            self.status = "failed"
-            self.record.finish("failed", f"{exc_type.__name__}: {exc}")
-            return False
-        self.status = "finished"
-        self.record.finish("finished")
-        self.say(f"Finished in {self.record.data['wall_time_s']:.1f} s. See it: {tensorboard_command(self.run_dir)}")
-        return False
+    except OSError as error:
+        raise RunWriteError(write_failure(error, run_dir or parent) or str(error)) from None
+    life = RunLifecycle(run_dir, record, quiet=quiet)
+    life.say(f"Run folder: {run_dir}")
+    return SummaryRun(life)

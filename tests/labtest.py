@@ -498,21 +498,6 @@ def page_definitions(script: str | Path):
         page.mlp_gradients(params, x, labels)
 
     The functions share one namespace, so `monkeypatch.setitem(page.SOME_TABLE, ...)` reaches them."""
-    import ast
-    import types
+    from labkit.pages import definitions
 
-    path = REPO / script
-    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-
-    def kept(node) -> bool:
-        if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)):
-            return True
-        targets = node.targets if isinstance(node, ast.Assign) else []
-        return bool(targets) and all(isinstance(t, ast.Name) and t.id.isupper() for t in targets)
-
-    module = ast.Module(body=[node for node in tree.body if kept(node)], type_ignores=[])
-    namespace = {"__name__": f"page:{Path(script).as_posix()}", "__file__": str(path)}
-    # dont_inherit: not this file's `from __future__ import annotations`, which would turn the
-    # page's annotations into strings that @dataclass then looks up in a module that is not there.
-    exec(compile(module, str(path), "exec", dont_inherit=True), namespace)
-    return types.SimpleNamespace(**{k: v for k, v in namespace.items() if not k.startswith("__")})
+    return definitions(script, constants=True)

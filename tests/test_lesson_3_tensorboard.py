@@ -15,17 +15,18 @@ import pytest
 
 from labtest import (
     TensorBoardServer,
+    assert_refused,
     execute_notebook,
-    main_in_process,
     notebook_has_image,
     notebook_text_outputs,
     run_dirs,
+    run_in_process,
     run_json,
     run_script,
 )
 
 SCRIPT = "lesson_3/tensorboard/train_mnist.py"
-NOTEBOOK = "lesson_3/tensorboard/tensorboard_in_depth.ipynb"
+NOTEBOOK = "lesson_3/tensorboard/train_mnist.ipynb"
 PARTS = ("regression-lr0.001", "regression-lr0.05", "summaries", "dashboards")
 PLUGINS = {"scalars", "histograms", "distributions", "images", "graphs", "text", "audio", "projector", "hparams"}
 # The classifier's Dense layers as the seed names them: 784 -> 300 -> 100 -> 10.
@@ -162,6 +163,20 @@ def test_weight_histograms_are_distinct_per_layer(board, runs):
 
 
 @slow
+def test_the_callbacks_histogram_freq_writes_one_chart_per_weight_in_train(board, runs):
+    """The page's `keras.callbacks.TensorBoard(histogram_freq=1)`: this Keras tags each weight by
+    its path (`sequential/dense/kernel/histogram`), so the layers stay apart there too."""
+    train = tb_run(runs, "dashboards", "train")
+    tags = set(board.get_json("/data/plugin/histograms/tags")[train])
+    for layer, (inputs, units) in LAYER_SHAPES.items():
+        for kind, size in (("kernel", inputs * units), ("bias", units)):
+            (tag,) = [tag for tag in tags if tag.endswith(f"/{layer}/{kind}/histogram")]
+            points = board.get_json("/data/plugin/histograms/histograms", run=train, tag=tag)
+            assert [step for _, step, _ in points] == [0, 1]
+            assert sum(bucket[2] for bucket in points[-1][2]) == size, tag
+
+
+@slow
 def test_the_hand_written_histogram_drifts_right(board, runs):
     points = board.get_json("/data/plugin/histograms/histograms", run=tb_run(runs, "summaries"), tag="drifting_normal")
     assert points[-1][1] == 1000 and all(step % 10 == 0 for _, step, _ in points)
@@ -271,38 +286,51 @@ def test_hparams_dashboard_spans_the_runs_learning_rates(board):
     ],
 )
 def test_bad_flags_exit_2_with_one_line_before_anything_is_written(argv, message, runs_dir, monkeypatch, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main_in_process("lesson_3.tensorboard.train_mnist", *argv, runs_dir=runs_dir, monkeypatch=monkeypatch)
-    assert exit_info.value.code == 2
-    error = capsys.readouterr().err
-    assert len(error.strip().splitlines()) == 1 and message in error, error
-    assert not list(runs_dir.iterdir())
+    assert_refused(SCRIPT, *argv, message=message, runs_dir=runs_dir, capsys=capsys, monkeypatch=monkeypatch)
 
 
-def test_ctrl_c_in_the_summaries_leaves_an_interrupted_readable_run_and_skips_the_rest(runs_dir, monkeypatch):
-    from labkit import cli
-    from labkit.session import RunSet
+def test_part_summaries_writes_that_run_alone_and_trains_nothing(runs_dir, monkeypatch):
     from labkit.tblogs import read_scalars, steps_of
-    from lesson_3.tensorboard import train_mnist
 
-    write_summaries = train_mnist.write_summaries
+    assert run_in_process(SCRIPT, "--quick", "--part", "summaries", runs_dir=runs_dir, monkeypatch=monkeypatch) == 0
+    (run,) = run_dirs(runs_dir)
+    record = run_json(run)
+    assert (record["tag"], record["status"], record["dataset"]["name"]) == ("summaries", "finished", "none")
+    assert record["hparams"] == {"steps": 1000, "seed": 42} and not (run / "model.keras").exists()
+    assert steps_of(read_scalars(run), ".", "sin") == list(range(1, 1001))
 
-    def fifty_steps_then_ctrl_c(writer, steps, seed):
-        write_summaries(writer, 50, seed)  # the real thing, cut short
-        raise KeyboardInterrupt
 
-    def must_not_run(*args, **kwargs):
-        raise AssertionError("Ctrl-C should have skipped the dashboards part")
+@slow
+def test_ctrl_c_in_the_summaries_leaves_an_interrupted_readable_run_and_skips_the_rest(runs_dir, monkeypatch):
+    """Ctrl-C at step 51 of the hand-written summaries: the learning-rate runs before it stay
+    finished, the summaries run says interrupted with steps 1-50 readable, the dashboards run never
+    starts, and the script exits 130."""
+    import sys
 
-    monkeypatch.setattr(train_mnist, "train_learning_rates", lambda *args, **kwargs: RunSet())
-    monkeypatch.setattr(train_mnist, "write_summaries", fifty_steps_then_ctrl_c)
-    monkeypatch.setattr(train_mnist, "train_dashboards", must_not_run)
-    args = cli.parse(train_mnist.make_parser(), ["--quick", "--logdir", str(runs_dir)])
-    runs = train_mnist.train(args, quiet=True)
-    assert runs.exit_code == 130 and list(runs.sessions) == ["summaries"]
-    run = runs["summaries"].run_dir
-    assert run_json(run)["status"] == "interrupted"
-    assert steps_of(read_scalars(run), ".", "sin") == list(range(1, 51))
+    import tensorflow as tf
+    import tensorflow.summary  # noqa: F401  Keras's TensorBoard callback imports it, and it then stands as tf.summary
+
+    from labkit.tblogs import read_scalars, steps_of
+
+    scalar = tf.summary.scalar
+
+    def ctrl_c_at_step_51(name, data, step=None, description=None):
+        if name == "sin" and step == 51:
+            raise KeyboardInterrupt
+        return scalar(name, data, step=step, description=description)
+
+    for module in ("tensorflow.summary", "tensorflow._api.v2.summary"):
+        monkeypatch.setattr(sys.modules[module], "scalar", ctrl_c_at_step_51)
+    with pytest.raises(SystemExit) as exit_info:
+        run_in_process(SCRIPT, "--quick", runs_dir=runs_dir, monkeypatch=monkeypatch)
+    assert exit_info.value.code == 130
+    runs = {run_json(run)["run_name"]: run_json(run) for run in run_dirs(runs_dir)}
+    tags = sorted(record["tag"] for record in runs.values())
+    assert tags == ["regression", "regression", "summaries"], tags  # no dashboards run
+    for record in runs.values():
+        assert record["status"] == ("interrupted" if record["tag"] == "summaries" else "finished")
+    (summaries,) = [run for run in run_dirs(runs_dir) if run_json(run)["tag"] == "summaries"]
+    assert steps_of(read_scalars(summaries), ".", "sin") == list(range(1, 51))
 
 
 @slow

@@ -104,7 +104,7 @@ def course_script(text: str) -> Path:
         or found.suffix != ".py"
         or not found.is_relative_to(lessons)
         or not found.relative_to(lessons).parts[0].startswith("lesson_")
-        or "TrainingSession" not in found.read_text(encoding="utf-8", errors="replace")
+        or not re.search(r"\bstart_(summary_)?run\(", found.read_text(encoding="utf-8", errors="replace"))
     ):
         raise LabError(f"'{text}' is not a course training script (a lesson_*/.../*.py that trains a run); {USAGE}")
     return found

@@ -116,6 +116,7 @@ from labkit import REPO_ROOT
 from labkit.runs import find_runs, read_run
 from labkit.tblogs import curve, read_scalars
 from labkit.training import load_data, start_run
+from lesson_1.models import lesson1_cnn
 
 # %% [markdown]
 # ## Part 1: the recorded runs
@@ -189,34 +190,10 @@ x_test, y_test = data.x_test, data.y_test
 print("train:", x_train.shape, y_train.shape, "| valid:", x_valid.shape, "| test:", x_test.shape)
 
 # %% [markdown]
-# The network is Exercise A's, written out again: one convolutional layer (32 filters of 5x5,
-# ReLU) with 2x2 max-pooling, then 1,024 ReLU units and 10 softmax outputs. Weights start from a
-# truncated normal (standard deviation 0.1), biases at 0.1. Each variant builds a fresh copy, so
-# every run starts from the same seeded weights and only the learning rate and length differ.
-
-
-# %%
-def build_cnn(num_classes):
-    def weights():
-        return keras.initializers.TruncatedNormal(stddev=0.1)
-
-    def biases():
-        return keras.initializers.Constant(0.1)
-
-    inputs = keras.Input(shape=(28, 28, 1), name="image")
-    x = keras.layers.Conv2D(
-        32, 5, padding="same", activation="relu", kernel_initializer=weights(), bias_initializer=biases(), name="conv"
-    )(inputs)
-    x = keras.layers.MaxPooling2D(2, padding="same", name="pool")(x)
-    x = keras.layers.Flatten(name="flatten")(x)
-    x = keras.layers.Dense(
-        1024, activation="relu", kernel_initializer=weights(), bias_initializer=biases(), name="fc1"
-    )(x)
-    outputs = keras.layers.Dense(
-        num_classes, activation="softmax", kernel_initializer=weights(), bias_initializer=biases(), name="fc2"
-    )(x)
-    return keras.Model(inputs, outputs, name="lesson1_cnn")
-
+# The network is Exercise A's (`lesson_1/models.py` hands over the definition that Exercise A's page
+# shows): one convolutional layer (32 filters of 5x5, ReLU) with 2x2 max-pooling, then 1,024 ReLU
+# units and 10 softmax outputs. Each variant builds a fresh copy, so every run starts from the same
+# seeded weights and only the learning rate and length differ.
 
 # %% [markdown]
 # One variant, start to finish: a run folder, a fresh network, Adam at the variant's learning
@@ -227,7 +204,7 @@ def build_cnn(num_classes):
 # %%
 def train_variant(settings):
     run = start_run(settings, data)  # extra code: a new run folder; seeds every random generator
-    model = build_cnn(data.num_classes)
+    model = lesson1_cnn(data.num_classes)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=settings.learning_rate),
         loss="sparse_categorical_crossentropy",

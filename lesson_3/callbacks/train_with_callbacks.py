@@ -70,15 +70,14 @@ config = cli.parse(parser)
 print(config.plan, "| patience:", config.patience)
 
 # %%
-import inspect
-
 import keras
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from labkit.tabular import load_regression_data
 from labkit.training import start_run
-from lesson_3.models import ValTrainRatio, best_model_check, regression_mlp
+from lesson_3.models import regression_mlp
 
 # %% [markdown]
 # ## The data and the model
@@ -124,11 +123,32 @@ early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=conf
 # **A callback of your own** is a subclass of `keras.callbacks.Callback` that implements the hooks
 # it needs. Ours divides the validation loss by the training loss at the end of each epoch: far
 # above 1 means the model has started to fit noise in the training rows. It also logs the ratio to
-# TensorBoard, as `val_train_loss_ratio` under `train`. The deep MLP exercise uses it again, so it
-# lives in `lesson_3/models.py`:
+# TensorBoard, as `val_train_loss_ratio` under `train`. The deep MLP exercise uses it again (the
+# `# @save` line lets `lesson_3/models.py` hand it over).
+
 
 # %%
-print(inspect.getsource(ValTrainRatio))
+# @save
+class ValTrainRatio(keras.callbacks.Callback):
+    """Validation loss over training loss after every epoch: a ratio that climbs well above 1 says
+    the model has started to overfit. Keras passes `on_epoch_end` the epoch's logs, which hold
+    `loss` (averaged over the epoch's batches) and `val_loss` (scored at its end)."""
+
+    def __init__(self, writer=None, echo=print):
+        super().__init__()
+        self.writer, self.echo = writer, echo
+        self.ratios = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        import tensorflow as tf
+
+        ratio = logs["val_loss"] / logs["loss"]
+        self.ratios.append(float(ratio))
+        self.echo(f"epoch {epoch + 1}: val/train loss ratio {ratio:.2f}")
+        if self.writer is not None:
+            with self.writer.as_default():
+                tf.summary.scalar("val_train_loss_ratio", ratio, step=epoch)
+
 
 # %%
 ratio = ValTrainRatio(writer=run.open_writer("train"))
@@ -167,7 +187,28 @@ history = model.fit(
 #
 # Three numbers should agree: the best validation loss in the log, the validation loss of the
 # model after training (EarlyStopping put the best weights back), and that of the model loaded
-# from the checkpoint file. `best_model_check` (in `lesson_3/models.py`) measures them.
+# from the checkpoint file. `best_model_check` measures them (the deep MLP exercise uses it too).
+
+
+# %%
+# @save
+def best_model_check(model, history, checkpoint_path, x_val, y_val) -> dict:
+    """The best validation loss that `history` logged, next to what the model after training (with
+    EarlyStopping's restored weights) and the model saved at `checkpoint_path` (ModelCheckpoint's
+    `save_best_only` file) score on the same validation rows. All three should agree."""
+    logged = history.history["val_loss"]
+    best_index = int(np.argmin(logged))  # a NaN counts as the lowest: a diverged run has no best epoch
+    first_epoch = history.epoch[0]  # above 0 when the run was resumed
+    restored = model.evaluate(x_val, y_val, verbose=0, return_dict=True)["loss"]
+    saved = keras.models.load_model(checkpoint_path).evaluate(x_val, y_val, verbose=0, return_dict=True)["loss"]
+    return {
+        "best_epoch": first_epoch + best_index + 1,  # counted from 1, as the progress lines do
+        "epochs_run": first_epoch + len(logged),
+        "best_val_loss_logged": float(logged[best_index]),
+        "restored_model_val_loss": float(restored),
+        "checkpoint_val_loss": float(saved),
+    }
+
 
 # %%
 check = best_model_check(model, history, checkpoint_path, x_valid, y_valid)

@@ -69,7 +69,6 @@ if config.epochs is None:
 print(config.plan)
 
 # %%
-import inspect
 
 import keras
 import matplotlib.pyplot as plt
@@ -79,7 +78,6 @@ import pandas as pd
 from labkit.data import load_dataset
 from labkit.distribute import clear_session
 from labkit.training import load_data, start_run
-from lesson_3.models import fashion_mlp
 
 # %% [markdown]
 # ## The data
@@ -205,11 +203,24 @@ run = start_run(config, data, hparams={"model": "mlp"})  # extra code: a new run
 #
 # `Flatten` turns each 28x28 image into a row of 784 numbers; two hidden Dense layers of 300 and
 # 100 ReLU units follow, and a Dense layer of 10 softmax units gives one probability per class.
-# The TensorBoard page and the learning-rate finder of this lesson train the same network, so its
-# definition lives in `lesson_3/models.py`:
+# The TensorBoard page and the learning-rate finder of this lesson train the same network: the
+# `# @save` line lets `lesson_3/models.py` hand them this very definition.
+
 
 # %%
-print(inspect.getsource(fashion_mlp))
+# @save
+def fashion_mlp(num_classes: int = 10) -> keras.Sequential:
+    """28x28 images -> Flatten -> Dense(300, ReLU) -> Dense(100, ReLU) -> softmax over the classes."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=(28, 28, 1)),  # Keras 3 wants an Input; input_shape= on a layer only warns
+            keras.layers.Flatten(),  # (28, 28, 1) -> 784: Dense layers read flat vectors
+            keras.layers.Dense(300, activation="relu"),
+            keras.layers.Dense(100, activation="relu"),
+            keras.layers.Dense(num_classes, activation="softmax"),
+        ]
+    )
+
 
 # %%
 clear_session()  # extra code: a fresh Keras session, so the first hidden layer is named "dense" as in the chapter

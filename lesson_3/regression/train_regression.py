@@ -54,7 +54,6 @@ config = cli.parse(parser)
 print(config.plan)
 
 # %%
-import inspect
 
 import keras
 import matplotlib.pyplot as plt
@@ -64,7 +63,6 @@ from sklearn.linear_model import LinearRegression
 
 from labkit.tabular import load_regression_data
 from labkit.training import start_run
-from lesson_3.models import regression_mlp
 
 # %% [markdown]
 # ## The data
@@ -97,11 +95,24 @@ run = start_run(config, data, hparams={"hidden_units": 30})  # extra code: a new
 #
 # A regressor's last layer is a single unit with no activation, so that any real value can come
 # out (a ReLU there could only predict values of 0 or more, a sigmoid only values between 0 and 1).
-# The callbacks, TensorBoard and tuning pages of this lesson train the same network, so its
-# definition lives in `lesson_3/models.py`:
+# The callbacks, TensorBoard and tuning pages of this lesson train the same network: the `# @save`
+# line lets `lesson_3/models.py` hand them this very definition.
+
 
 # %%
-print(inspect.getsource(regression_mlp))
+# @save
+def regression_mlp(n_features: int, hidden_units: int = 30) -> keras.Sequential:
+    """n_features -> Dense(hidden_units, ReLU) -> Dense(1), a linear output: any real value can
+    come out. 8 housing features give 8 * 30 + 30 + 30 + 1 = 301 weights."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=(n_features,), name="features"),
+            keras.layers.Dense(hidden_units, activation="relu", name="hidden"),
+            keras.layers.Dense(1, name="prediction"),
+        ],
+        name="regression_mlp",
+    )
+
 
 # %%
 model = regression_mlp(data.num_features, hidden_units=30)
