@@ -14,9 +14,9 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import keras
 import numpy as np
-
-from labkit.deferred import keras, tf
+import tensorflow as tf
 
 START_RATE = 1e-5
 END_RATE = 10.0
@@ -134,35 +134,51 @@ def suggest(rates: np.ndarray, losses: np.ndarray, beta: float | None = None) ->
     )
 
 
-def sweep_callback(start: float, factor: float, iterations: int, beta: float | None = None):
-    """A callback that sets each batch's rate, records each batch's own loss, and stops the sweep
-    once the smoothed loss has blown up (the same test `suggest` applies afterwards)."""
-    beta = smoothing_for(iterations) if beta is None else beta
+class ExponentialSweep(keras.callbacks.Callback):
+    """Sets each batch's rate (`start * factor**k` for the k-th batch), records each batch's own
+    loss, and stops training once the smoothed loss has blown up (the test `suggest` applies
+    afterwards) or after `iterations` batches. `rates` and `losses` hold the sweep."""
 
-    class ExponentialSweep(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.rates, self.losses = [], []
-            self.running_total = 0.0
-            self.average, self.lowest = 0.0, math.inf
+    def __init__(self, start: float, factor: float, iterations: int, beta: float | None = None):
+        super().__init__()
+        self.start, self.factor, self.iterations = start, factor, iterations
+        self.beta = smoothing_for(iterations) if beta is None else beta
 
-        def on_train_batch_begin(self, batch, logs=None):
-            self.model.optimizer.learning_rate = start * factor ** len(self.rates)
+    def on_train_begin(self, logs=None):
+        self.rates, self.losses = [], []
+        self.running_total = 0.0
+        self.average, self.lowest = 0.0, math.inf
 
-        def on_train_batch_end(self, batch, logs=None):
-            # Keras 3 reports the mean loss of the epoch so far; undo the mean to get this batch's.
-            total = float(logs["loss"]) * (batch + 1)
-            loss = total - self.running_total
-            self.rates.append(start * factor ** len(self.rates))
-            self.losses.append(loss)
-            self.running_total = total
-            self.average = beta * self.average + (1 - beta) * loss
-            smoothed = self.average / (1 - beta ** len(self.losses))
-            self.lowest = min(self.lowest, smoothed)
-            exploded = not math.isfinite(smoothed) or smoothed > BLOW_UP * self.lowest
-            if exploded or len(self.rates) >= iterations:
-                self.model.stop_training = True
+    def on_train_batch_begin(self, batch, logs=None):
+        self.model.optimizer.learning_rate = self.start * self.factor ** len(self.rates)
 
-    return ExponentialSweep()
+    def on_train_batch_end(self, batch, logs=None):
+        # Keras 3 reports the mean loss of the epoch so far; undo the mean to get this batch's.
+        total = float(logs["loss"]) * (batch + 1)
+        loss = total - self.running_total
+        self.rates.append(self.start * self.factor ** len(self.rates))
+        self.losses.append(loss)
+        self.running_total = total
+        self.average = self.beta * self.average + (1 - self.beta) * loss
+        smoothed = self.average / (1 - self.beta ** len(self.losses))
+        self.lowest = min(self.lowest, smoothed)
+        exploded = not math.isfinite(smoothed) or smoothed > BLOW_UP * self.lowest
+        if exploded or len(self.rates) >= self.iterations:
+            self.model.stop_training = True
+
+
+def read_sweep(sweep: ExponentialSweep) -> FinderResult:
+    """What a finished sweep suggests, with a note when it stopped before its last batch."""
+    result = suggest(np.array(sweep.rates), np.array(sweep.losses), sweep.beta)
+    if len(sweep.rates) < sweep.iterations:
+        ended = f"the sweep ended after {len(sweep.rates)} of {sweep.iterations} batches, once the loss had blown up"
+        result.notes.append(ended)
+    return result
+
+
+def typed(rate: float) -> float:
+    """The rate with two significant digits, as a student would type it on a command line."""
+    return float(f"{rate:.2g}")
 
 
 def find_learning_rate(
@@ -184,18 +200,13 @@ def find_learning_rate(
     """
     batches = math.ceil(len(x) / batch_size)
     iterations = min(iterations, batches)
-    factor = growth_factor(start, end, iterations)
-    beta = smoothing_for(iterations)
     initial_weights = model.get_weights()
     initial_rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-    sweep = sweep_callback(start, factor, iterations, beta)
+    sweep = ExponentialSweep(start, growth_factor(start, end, iterations), iterations)
     model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=True, callbacks=[sweep], verbose=0)
     model.set_weights(initial_weights)
     model.optimizer.learning_rate = initial_rate
-    result = suggest(np.array(sweep.rates), np.array(sweep.losses), beta)
-    if len(sweep.rates) < iterations:
-        ended = f"the sweep ended after {len(sweep.rates)} of {iterations} batches, once the loss had blown up"
-        result.notes.append(ended)
+    result = read_sweep(sweep)
     if writer is not None:
         write_sweep(writer, result)
     return result
@@ -214,12 +225,9 @@ def write_sweep(writer, result: FinderResult) -> None:
     writer.flush()
 
 
-def sweep_figure(result: FinderResult, title: str = "Learning-rate finder"):
-    """Loss against rate on a log axis, with the turn-up point and the suggestion marked."""
-    from labkit.dashboards import offscreen_figure
-
-    figure = offscreen_figure(7.0, 4.2)
-    axes = figure.add_subplot()
+def plot_sweep(result: FinderResult, axes, title: str = "Learning-rate finder") -> None:
+    """Loss against rate on a log axis, with the turn-up point, the suggestion and the divergence
+    point marked, drawn on `axes` (a pyplot Axes in a notebook, or an off-screen figure's)."""
     axes.plot(result.rates, result.losses, color="0.75", linewidth=0.8, label="batch loss")
     axes.plot(result.rates, result.smoothed, color="C0", linewidth=1.8, label="smoothed loss")
     axes.set_xscale("log")
@@ -236,6 +244,14 @@ def sweep_figure(result: FinderResult, title: str = "Learning-rate finder"):
     axes.set_ylabel("training loss")
     axes.set_title(title)
     axes.legend(loc="lower left")
+
+
+def sweep_figure(result: FinderResult, title: str = "Learning-rate finder"):
+    """`plot_sweep` on an off-screen figure of 7 x 4.2 inches (700 x 420 pixels)."""
+    from labkit.dashboards import offscreen_figure
+
+    figure = offscreen_figure(7.0, 4.2)
+    plot_sweep(result, figure.add_subplot(), title)
     figure.tight_layout()
     return figure
 

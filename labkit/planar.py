@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -186,8 +187,10 @@ def make_planar(
 
 
 # ---------------------------------------------------------------------------------------------
-# Pictures of what a classifier of these points has learned. `model` is a Keras model (or any
-# callable taking `training=`) that maps (n, 2) float32 points to (n, 1) probabilities of class 1.
+# Pictures of what a classifier of these points has learned, and a probe of its gradients. `model`
+# is a Keras model (or any callable taking `training=`) that maps (n, 2) float32 points to (n, 1)
+# probabilities of class 1. Keras and TensorFlow are imported inside the functions that need them:
+# an activity imports this module in its flags cell, before they load.
 
 # The website's colours: orange for class 0, blue for class 1, white where the network hesitates.
 CLASS_COLOURS = np.array([[245, 147, 34], [8, 119, 189]], dtype=float)
@@ -246,3 +249,66 @@ def boundary_figure(model, data, title: str, size: int = 200):
     ax.title.set_fontsize(9)
     figure.tight_layout()
     return figure
+
+
+def neuron_maps_figure(model, size: int = 80):
+    """What each hidden unit computes over the plane (the website's small squares): one row per
+    hidden layer (the layers named `hidden_*`), from the input side."""
+    from labkit.dashboards import offscreen_figure
+
+    hidden = [layer for layer in model.layers if layer.name.startswith("hidden_")]
+    outputs, values = [], plane(size)
+    for layer in hidden:  # the layers one after another, keeping what each one hands on
+        values = layer(values)
+        outputs.append(np.asarray(values))
+    columns = max(layer.units for layer in hidden)
+    figure = offscreen_figure(1.6 * columns, 1.7 * len(hidden))
+    for row, (layer, values) in enumerate(zip(hidden, outputs, strict=True)):
+        for unit in range(layer.units):
+            ax = figure.add_subplot(len(hidden), columns, row * columns + unit + 1)
+            ax.imshow(values[:, unit].reshape(size, size), cmap="PuOr", extent=(-DOMAIN, DOMAIN, -DOMAIN, DOMAIN))
+            ax.set_title(f"{layer.name} #{unit}", fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    figure.tight_layout()
+    return figure
+
+
+def save_figure(figure, path, writer, step: int) -> None:
+    """Render `figure` once; the same pixels go to `path` (a PNG) and to TensorBoard's Images tab,
+    tagged by the file's name."""
+    import tensorflow as tf
+    from matplotlib.image import imsave
+
+    from labkit.dashboards import figure_to_image
+
+    pixels = figure_to_image(figure)
+    imsave(path, pixels[0])
+    with writer.as_default():
+        tf.summary.image(Path(path).stem, pixels, step=step)
+
+
+def snapshot_epochs(epochs: int, count: int = 10) -> list[int]:
+    """Up to `count` epochs spread evenly from the first to the last (TensorBoard keeps 10 images
+    per tag anyway)."""
+    return sorted({round(i * (epochs - 1) / max(count - 1, 1)) for i in range(count)})
+
+
+def layer_gradient_norms(model, x, y) -> dict:
+    """The size of the loss gradient on each layer's kernel, over the whole training set. Smaller
+    numbers near the input than near the output is the vanishing-gradient problem.
+
+    A probe, not a training step: the weights go in as plain tensors (`stateless_call`), so that
+    it reads the same under --distribute, where the kernels are mirrored variables that a tape
+    outside the replicas cannot differentiate against."""
+    import keras
+    import tensorflow as tf
+
+    weights = [tf.convert_to_tensor(v) for v in model.trainable_variables]
+    others = [tf.convert_to_tensor(v) for v in model.non_trainable_variables]
+    with tf.GradientTape() as tape:
+        tape.watch(weights)
+        predicted, _ = model.stateless_call(weights, others, x, training=True)
+        loss = tf.reduce_mean(keras.losses.binary_crossentropy(y[:, None], predicted))
+    gradients = dict(zip((v.path for v in model.trainable_variables), tape.gradient(loss, weights), strict=True))
+    return {layer.name: float(tf.norm(gradients[layer.kernel.path])) for layer in model.layers}

@@ -25,7 +25,7 @@ ROOFLINE_GOAL = 0.5
 
 def matmul_seconds(m: int, k: int, n: int, reps: int):
     """A callable timing `reps` float32 (m x k) @ (k x n) matmuls, 2 m k n FLOPs each."""
-    from labkit.deferred import tf
+    import tensorflow as tf
 
     a = tf.random.stateless_normal((m, k), seed=(1, 2), dtype=tf.float32)
     b = tf.random.stateless_normal((k, n), seed=(3, 4), dtype=tf.float32)
@@ -150,9 +150,9 @@ def input_pipeline(quick: bool, rounds: int) -> Section:
 def _feed_seconds(name: str, data, quick: bool, rounds: int):
     import tempfile
 
+    import tensorflow as tf
     from tensorflow.python.framework import config as tf_config
 
-    from labkit.deferred import tf
     from labkit.training import start_run
 
     model, batch_size, prepare = REFERENCE_MODELS[name]()
@@ -189,9 +189,8 @@ def _fit_arrays(model, x, y, batch_size: int, epochs: int) -> float:
 def determinism(on: bool) -> None:
     """Op determinism on or off. TensorFlow's public API can only switch it on; off goes through
     the module that the public call lives in."""
+    import tensorflow as tf
     from tensorflow.python.framework import config as tf_config
-
-    from labkit.deferred import tf
 
     if on:
         tf.config.experimental.enable_op_determinism()
@@ -200,9 +199,8 @@ def determinism(on: bool) -> None:
 
 
 def options(quick: bool, rounds: int) -> Section:
+    import tensorflow as tf
     from tensorflow.python.framework import config as tf_config
-
-    from labkit.deferred import tf
 
     section = Section("options", "Options: XLA (jit_compile), op determinism, mixed precision")
     section.headers = ["model", "XLA", "op determinism", "steps", "median s", "steps/s"]
@@ -280,7 +278,8 @@ def _jit_feed(factory, data, jit: bool, steps: int):
 
 def mixed_precision(data, quick: bool, rounds: int, section: Section) -> list[str]:
     """GPU only: the Lesson 1 CNN under float32 and under mixed_float16."""
-    from labkit.deferred import keras, tf
+    import keras
+    import tensorflow as tf
 
     steps = 10 if quick else 200
     feeds = {}

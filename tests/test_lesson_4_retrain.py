@@ -98,10 +98,10 @@ def misclassified_image_steps(event_dir):
 
 
 def test_quick_retrain_saves_a_model_that_serves_and_prints_its_deploy_line(retrained):
+    import keras
     import numpy as np
 
     from labkit.data import load_dataset
-    from labkit.deferred import keras
     from labkit.plan import QUICK_SLICE
     from labkit.shifts import shift_right
 

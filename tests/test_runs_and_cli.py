@@ -268,9 +268,7 @@ def test_corrupt_cached_mnist_is_reported_kept_and_replaced_by_the_substitute(ru
     cache.mkdir(parents=True)
     (cache / "mnist.npz").write_bytes(b"PK\x03\x04 cut short by a dropped connection")
     argv = ("--quick", "--epochs", "1", "--steps-per-epoch", "2")
-    code = run_in_process(
-        EXERCISE_A, *argv, runs_dir=runs_dir, monkeypatch=monkeypatch, KERAS_HOME=str(cache.parent)
-    )
+    code = run_in_process(EXERCISE_A, *argv, runs_dir=runs_dir, monkeypatch=monkeypatch, KERAS_HOME=str(cache.parent))
     assert code == 0
     said = capsys.readouterr().out
     assert "mnist.npz is not the real mnist.npz" in said and "labelled substitute" in said
