@@ -8,11 +8,9 @@ teaches them, and handed to the other pages from here (`labkit.pages`: the page 
   trained again by `callbacks/`, `tensorboard/` and `tuning/`;
 - `ValTrainRatio` and `best_model_check`: the custom callback and the check of what the callbacks
   promised, taught by `callbacks/train_with_callbacks.py`, used again by `deep_mlp/`;
-- `searched_mlp`: the regression MLP with a variable depth and width that both searches of
-  `tuning/` draw (written here, since neither search page is its only home).
+- `searched_mlp`: the regression MLP of any depth and width that both searches of `tuning/`
+  draw, taught by `tuning/train_random_search.py`, built again by `tuning/train_keras_tuner.py`.
 """
-
-import keras
 
 from labkit.pages import saved_definitions
 
@@ -21,13 +19,4 @@ regression_mlp = saved_definitions("lesson_3/regression/train_regression.py").re
 _callbacks_page = saved_definitions("lesson_3/callbacks/train_with_callbacks.py")
 ValTrainRatio = _callbacks_page.ValTrainRatio
 best_model_check = _callbacks_page.best_model_check
-
-
-def searched_mlp(n_features: int, n_hidden: int = 1, n_neurons: int = 30) -> keras.Sequential:
-    """n_features -> n_hidden Dense(n_neurons, ReLU) layers -> Dense(1), a linear output; uncompiled.
-    With n_hidden=0 it is a linear regression (and n_neurons goes unused)."""
-    model = keras.Sequential([keras.Input(shape=(n_features,), name="features")], name="searched_mlp")
-    for index in range(n_hidden):
-        model.add(keras.layers.Dense(n_neurons, activation="relu", name=f"hidden_{index + 1}"))
-    model.add(keras.layers.Dense(1, name="prediction"))
-    return model
+searched_mlp = saved_definitions("lesson_3/tuning/train_random_search.py").searched_mlp

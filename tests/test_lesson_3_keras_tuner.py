@@ -20,14 +20,15 @@ from labtest import (
     execute_notebook,
     notebook_has_image,
     notebook_text_outputs,
+    page_definitions,
     run_dirs,
+    run_in_process,
     run_json,
     run_script,
 )
 
 SCRIPT = "lesson_3/tuning/train_keras_tuner.py"
-MODULE = "lesson_3.tuning.train_keras_tuner"
-NOTEBOOK = "lesson_3/tuning/hyperparameter_search.ipynb"
+NOTEBOOK = "lesson_3/tuning/train_keras_tuner.ipynb"
 QUICK = ("--quick", "--factor", "2", "--dataset", "diabetes")
 SPACE = {"n_hidden": (0, 1, 2, 3), "n_neurons": (1, 99), "learning_rate": (3e-4, 3e-2)}
 
@@ -63,14 +64,13 @@ def trial_epochs(trial: dict, epochs: int) -> list[int]:
 
 
 # ---------------------------------------------------------------------------------------------
-# The space and the command line, in-process
+# The space and the command line, in-process (the page's `build` loaded without running the page)
 
 
 def test_build_declares_the_seeds_space_and_builds_the_shared_model():
     import keras_tuner
 
-    from lesson_3.tuning.train_keras_tuner import build
-
+    build = page_definitions(SCRIPT).build
     hp = keras_tuner.HyperParameters()
     model = build(hp, n_features=10)
     space = {p.name: p for p in hp.space}
@@ -98,14 +98,11 @@ def test_build_declares_the_seeds_space_and_builds_the_shared_model():
     ],
 )
 def test_bad_flags_exit_2_with_one_line_and_write_nothing(argv, message, runs_dir, capsys, monkeypatch):
-    assert_refused(MODULE, *argv, message=message, runs_dir=runs_dir, capsys=capsys, monkeypatch=monkeypatch)
+    assert_refused(SCRIPT, *argv, message=message, runs_dir=runs_dir, capsys=capsys, monkeypatch=monkeypatch)
 
 
-def test_help_hides_the_learning_rate_and_names_the_tuner_flags(capsys):
-    from lesson_3.tuning.train_keras_tuner import make_parser
-
-    with pytest.raises(SystemExit):
-        make_parser().parse_args(["--help"])
+def test_help_hides_the_learning_rate_and_names_the_tuner_flags(runs_dir, capsys, monkeypatch):
+    assert run_in_process(SCRIPT, "--help", runs_dir=runs_dir, monkeypatch=monkeypatch) == 0
     usage = " ".join(capsys.readouterr().out.split())
     assert "--learning-rate" not in usage and "--resume" not in usage
     assert "--tuner {random,hyperband,both}" in usage and "--hyperband-epochs" in usage and "--factor" in usage

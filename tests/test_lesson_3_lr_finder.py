@@ -2,9 +2,9 @@
 
 The rule that reads a sweep (`labkit.lr_finder.suggest`) is a pure function: it is tested on
 curves built by hand whose turning point is known. Everything else comes from one real quick run
-of the script with `--check` on real images: the sweep's run folder, its exact TensorBoard steps
-and rates, the plot, and three short trainings that show whether the suggestion trains better
-than a rate 100 times larger.
+of the page (script and notebook in one file) with `--check` on real images: the sweep's run
+folder, its exact TensorBoard steps and rates, the plot, and three short trainings that show
+whether the suggestion trains better than a rate 100 times larger.
 """
 
 import math
@@ -25,8 +25,7 @@ from labtest import (
 )
 
 SCRIPT = "lesson_3/tuning/train_lr_finder.py"
-MODULE = "lesson_3.tuning.train_lr_finder"
-NOTEBOOK = "lesson_3/tuning/learning_rate_finder.ipynb"
+NOTEBOOK = "lesson_3/tuning/train_lr_finder.ipynb"
 TAGS = ("lr_finder/learning_rate", "lr_finder/log10_learning_rate", "lr_finder/loss", "lr_finder/smoothed_loss")
 IMAGE_TAG = "lr_finder/loss_vs_learning_rate"
 RUNS = ("sweep", "suggested", "100x", "reference")
@@ -146,7 +145,7 @@ def runs(quick):
 
 @slow
 def test_quick_sweep_suggests_a_finite_rate_below_the_turn_and_the_divergence(quick, runs):
-    from lesson_3.tuning.train_lr_finder import typed
+    from labkit.lr_finder import typed
 
     record = run_json(runs["sweep"])
     assert record["status"] == "finished" and record["quick"] is True
@@ -204,7 +203,7 @@ def test_quick_sweep_saves_the_log_x_plot_as_png_and_as_a_tensorboard_image(runs
 
 @slow
 def test_quick_check_trains_better_at_the_suggestion_than_at_100x(quick, runs):
-    from lesson_3.tuning.train_lr_finder import typed
+    from labkit.lr_finder import typed
 
     suggested = typed(run_json(runs["sweep"])["extra"]["lr_finder"]["suggested_rate"])
     expected_rates = {"suggested": suggested, "100x": typed(100 * suggested), "reference": 0.01}
@@ -235,7 +234,7 @@ def test_quick_check_trains_better_at_the_suggestion_than_at_100x(quick, runs):
     ],
 )
 def test_bad_flags_exit_2_with_one_line_and_write_nothing(runs_dir, argv, message, capsys, monkeypatch):
-    assert_refused(MODULE, *argv, message=message, runs_dir=runs_dir, capsys=capsys, monkeypatch=monkeypatch)
+    assert_refused(SCRIPT, *argv, message=message, runs_dir=runs_dir, capsys=capsys, monkeypatch=monkeypatch)
 
 
 # ---------------------------------------------------------------------------------------------

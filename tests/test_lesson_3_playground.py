@@ -18,14 +18,14 @@ from labtest import (
     execute_notebook,
     notebook_has_image,
     notebook_text_outputs,
+    page_definitions,
     run_dirs,
     run_json,
     run_script,
 )
 
 SCRIPT = "lesson_3/playground/train_playground.py"
-MODULE = "lesson_3.playground.train_playground"
-NOTEBOOK = "lesson_3/playground/playground.ipynb"
+NOTEBOOK = "lesson_3/playground/train_playground.ipynb"
 # What `--quick` trains with the default seed 42: the first networks of each experiment, same code.
 QUICK_RUNS = {
     "activation": {"tanh", "relu"},
@@ -119,11 +119,15 @@ def test_noise_blurs_the_circle_but_keeps_the_labels():
 
 
 # ---------------------------------------------------------------------------------------------
-# The experiments and the command line, in-process: nothing trains
+# The experiments and the command line, in-process: nothing trains (the page's definitions are
+# loaded without running the page)
 
 
 def test_the_experiments_follow_the_chapter():
-    from lesson_3.playground.train_playground import SPIRAL_LAYERS, networks, snapshot_epochs
+    from labkit.planar import snapshot_epochs
+
+    page = page_definitions(SCRIPT)
+    networks = page.networks
 
     (default,) = networks("default", seed=7)
     assert (default.tag, default.hidden_layers, default.activation, default.seed) == ("default", (4, 2), "tanh", 7)
@@ -144,16 +148,15 @@ def test_the_experiments_follow_the_chapter():
         "width8-seed8",
     ]
     sgd, adam = networks("spiral")
-    assert sgd.hidden_layers == adam.hidden_layers == SPIRAL_LAYERS == (8, 8, 8, 8)
+    assert sgd.hidden_layers == adam.hidden_layers == page.SPIRAL_LAYERS == (8, 8, 8, 8)
     assert (sgd.optimizer, sgd.learning_rate, adam.optimizer, adam.label) == ("sgd", None, "adam", "8-8-8-8 relu adam")
     assert snapshot_epochs(2) == [0, 1] and snapshot_epochs(1) == [0]
     assert snapshot_epochs(20) == [0, 2, 4, 6, 8, 11, 13, 15, 17, 19]
 
 
 def test_the_default_network_is_the_websites():
-    from lesson_3.playground.train_playground import build_model, compile_model
-
-    model = compile_model(build_model())
+    page = page_definitions(SCRIPT)
+    model = page.compile_model(page.build_model())
     # 2 -> 4 -> 2 -> 1: (2*4 + 4) + (4*2 + 2) + (2*1 + 1) weights
     assert model.count_params() == 25
     assert [layer.activation.__name__ for layer in model.layers] == ["tanh", "tanh", "sigmoid"]
@@ -172,7 +175,7 @@ def test_the_default_network_is_the_websites():
     ],
 )
 def test_bad_flags_exit_2_with_one_line_and_write_nothing(argv, message, runs_dir, capsys, monkeypatch):
-    assert_refused(MODULE, *argv, message=message, runs_dir=runs_dir, capsys=capsys, monkeypatch=monkeypatch)
+    assert_refused(SCRIPT, *argv, message=message, runs_dir=runs_dir, capsys=capsys, monkeypatch=monkeypatch)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,11 +1,13 @@
 """Lesson 3, tuning: the seed's random search, through Keras 3's scikit-learn wrapper.
 
-The space, the sampler and the flags are checked without training. One quick search (3
+The space, the sampler, the wrapper and the flags are checked without training: the page's own
+definitions are loaded without running it (labtest.page_definitions). One quick search (3
 candidates, 2 folds, 2 epochs) runs as a real subprocess and is asserted many ways; it runs on
 the diabetes substitute on purpose (an empty scikit-learn data home), as on CI. The full-length
 search runs on whatever data the machine has.
 """
 
+import functools
 import math
 import sys
 
@@ -19,18 +21,25 @@ from labtest import (
     notebook_has_image,
     notebook_text_outputs,
     only_run,
+    page_definitions,
+    run_in_process,
     run_json,
     run_script,
 )
 
 SCRIPT = "lesson_3/tuning/train_random_search.py"
-MODULE = "lesson_3.tuning.train_random_search"
-NOTEBOOK = "lesson_3/tuning/random_search.ipynb"
+NOTEBOOK = "lesson_3/tuning/train_random_search.ipynb"
 SEED_LINE = (
     "Seed's result (California housing, n_iter=10, cv=3): learning_rate 0.00336, n_hidden 2, n_neurons 42, score -0.319"
 )
 
 slow = pytest.mark.slow
+
+
+@functools.cache
+def page():
+    """The functions, classes and constants the page defines, without running it."""
+    return page_definitions(SCRIPT)
 
 
 def diabetes():
@@ -43,11 +52,9 @@ def drawn(n_iter, seed=42) -> list[tuple]:
     """What RandomizedSearchCV's sampler draws from the space, no training needed."""
     from sklearn.model_selection import ParameterSampler
 
-    from lesson_3.tuning.train_random_search import search_space
-
     return [
         (int(p["n_hidden"]), int(p["n_neurons"]), float(p["learning_rate"]))
-        for p in ParameterSampler(search_space(), n_iter=n_iter, random_state=seed)
+        for p in ParameterSampler(page().SEARCH_SPACE, n_iter=n_iter, random_state=seed)
     ]
 
 
@@ -64,9 +71,7 @@ def assert_inside_the_space(candidate: dict) -> None:
 def test_the_space_is_the_seeds_with_a_log_uniform_learning_rate():
     import scipy.stats
 
-    from lesson_3.tuning.train_random_search import search_space
-
-    space = search_space()
+    space = page().SEARCH_SPACE
     assert space["n_hidden"] == [0, 1, 2, 3]
     assert space["n_neurons"].tolist() == list(range(1, 100))
     rate = space["learning_rate"]
@@ -80,8 +85,7 @@ def test_the_space_is_the_seeds_with_a_log_uniform_learning_rate():
 def test_seed_42_draws_the_seeds_best_candidate_tenth():
     """scikit-learn's sampler with random_state=42 draws the values the seed found best (2 hidden
     layers of 42 neurons, learning rate 0.0033626) as its tenth candidate, out of ten."""
-    from lesson_3.tuning.train_random_search import seed_candidate
-
+    seed_candidate = page().seed_candidate
     candidates = drawn(10)
     assert candidates[9][:2] == (2, 42) and candidates[9][2] == pytest.approx(0.0033625641, rel=1e-6)
     rows = [
@@ -98,9 +102,7 @@ def test_the_wrapper_subclass_exposes_the_three_hyperparameters_to_scikit_learn(
     """get_params names them, set_params and clone keep them, and the model built for a fit has them."""
     from sklearn.base import clone
 
-    from lesson_3.tuning.train_random_search import searchable_mlp
-
-    estimator = searchable_mlp()(epochs=7, patience=3)
+    estimator = page().SearchableMLP(epochs=7, patience=3)
     assert {"n_hidden", "n_neurons", "learning_rate", "epochs", "batch_size", "patience"} <= set(estimator.get_params())
     estimator.set_params(n_hidden=np.int64(2), n_neurons=np.int64(42), learning_rate=0.00336)
     copy = clone(estimator)
@@ -131,7 +133,6 @@ def test_the_wrapper_subclass_exposes_the_three_hyperparameters_to_scikit_learn(
         (["--learning-rate", "0.01"], "--learning-rate: the search draws it from 0.0003 to 0.03 itself"),
         (["--steps-per-epoch", "5"], "--steps-per-epoch: every epoch of a fit is one pass over its folds"),
         (["--resume", "somewhere"], "--resume continues a single run"),
-        (["--cv", "1000"], "--cv 1000: more folds than the 248 training rows of diabetes"),
     ],
 )
 def test_bad_flags_exit_2_with_one_line_before_keras_loads(argv, message, runs_dir, capsys, monkeypatch):
@@ -139,15 +140,21 @@ def test_bad_flags_exit_2_with_one_line_before_keras_loads(argv, message, runs_d
     monkeypatch.setitem(sys.modules, "keras", None)
     monkeypatch.setitem(sys.modules, "tensorflow", None)
     argv = ["--dataset", "diabetes", *argv]
-    error = assert_refused(MODULE, *argv, message=message, runs_dir=runs_dir, capsys=capsys, monkeypatch=monkeypatch)
+    error = assert_refused(SCRIPT, *argv, message=message, runs_dir=runs_dir, capsys=capsys, monkeypatch=monkeypatch)
     assert error.startswith("train_random_search.py: error: ")
 
 
-def test_help_hides_the_flags_that_do_not_apply(capsys):
-    from lesson_3.tuning.train_random_search import make_parser
+def test_more_folds_than_training_rows_exits_2_with_one_line_before_anything_is_written(runs_dir, capsys, monkeypatch):
+    """Checked once the data is loaded (the page's data cell, after its imports cell): Keras has
+    loaded by then, but no run folder exists yet."""
+    argv = ["--dataset", "diabetes", "--cv", "1000"]
+    message = "--cv 1000: more folds than the 248 training rows of diabetes"
+    error = assert_refused(SCRIPT, *argv, message=message, runs_dir=runs_dir, capsys=capsys, monkeypatch=monkeypatch)
+    assert error.startswith("train_random_search.py: error: ")
 
-    with pytest.raises(SystemExit):
-        make_parser().parse_args(["--help"])
+
+def test_help_hides_the_flags_that_do_not_apply(runs_dir, capsys, monkeypatch):
+    assert run_in_process(SCRIPT, "--help", runs_dir=runs_dir, monkeypatch=monkeypatch) == 0
     usage = " ".join(capsys.readouterr().out.split())
     assert "--n-iter N_ITER" in usage and "--cv CV" in usage and "--patience PATIENCE" in usage
     assert "--learning-rate" not in usage and "--steps-per-epoch" not in usage and "--resume" not in usage
@@ -289,7 +296,7 @@ def test_random_search_notebook_executes(runs_dir):
     record = run_json(only_run(runs_dir))
     assert record["status"] == "finished" and record["quick"] is True and len(record["extra"]["candidates"]) == 3
     assert "SearchableMLP(learning_rate=0.00336, n_hidden=2, n_neurons=42)" in text
-    assert "score (-MSE)" in text and "Same folds, no network" in text and "fold 2" in text
+    assert "score (-MSE)" in text and "Same folds without a network" in text and "fold 2" in text
     assert SEED_LINE in text
     assert notebook_has_image(notebook)
 

@@ -1,162 +1,255 @@
-"""Lesson 3, tuning with keras-tuner: the seed's search space, searched by RandomSearch and by Hyperband.
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-The space is the one the scikit-learn search of this folder draws from: 0 to 3 hidden layers,
-1 to 99 neurons in each, a learning rate between 3e-4 and 3e-2 drawn on a log scale. keras-tuner
-asks for it through a `build(hp)` function that declares each hyperparameter where the model
-uses it, then trains one model per trial and keeps the best by validation loss (MSE).
+# %% [markdown]
+# # Lesson 3, tuning: keras-tuner, and the search in TensorBoard's HParams tab
+#
+# How many hidden layers, how many neurons, which learning rate? The seed answers with
+# scikit-learn's `RandomizedSearchCV` over 0-3 layers, 1-99 neurons and a learning rate between
+# 3e-4 and 3e-2 (this folder's `train_random_search.py`). Here the same space goes to keras-tuner,
+# twice:
+#
+# - a **random search** draws `--max-trials` settings (10, the seed's n_iter) and trains each for
+#   up to `--epochs` (100), stopped early after 10 epochs without a better validation loss;
+# - **Hyperband** spends its epochs unevenly: many settings get a few epochs, and only the best of
+#   each round are trained further, up to `--hyperband-epochs` (20), keeping 1 in `--factor` (3).
+#
+# Each search is one run folder. keras-tuner keeps its own bookkeeping in `<run>/tuner/`, and every
+# trial logs to `<run>/trials/<trial id>/execution0/`, with TensorBoard's HParams callback, so that
+# the HParams tab lists every trial with its hyperparameters and losses. The best model is saved
+# as `<run>/best_model.keras` and scored once on the test set.
+#
+# This file is both the script and the notebook (`train_keras_tuner.ipynb` beside it holds the same
+# cells, kept in step by jupytext):
+#
+# ```
+# python lesson_3/tuning/train_keras_tuner.py                  # both tuners, one run each
+# python lesson_3/tuning/train_keras_tuner.py --tuner random   # one of them
+# python lesson_3/tuning/train_keras_tuner.py --quick          # 3 trials of 2 epochs each, seconds
+# tensorboard --logdir runs/lesson_3/tuning/keras_tuner        # then open the HPARAMS tab
+# ```
+#
+# In the notebook, set `LAB_QUICK=1` before starting Jupyter for the quick version.
 
-- RandomSearch draws `--max-trials` settings (10, the seed's n_iter) and trains each for up to
-  `--epochs` (100), stopped early after 10 epochs without a better validation loss.
-- Hyperband spends its epochs unevenly: many settings get a few epochs, and only the best of
-  each round are trained further, up to `--hyperband-epochs` (20), keeping 1 in `--factor` (3).
+# %% [markdown]
+# ## The settings
+#
+# The search draws the learning rate itself, and keras-tuner trains every trial's model itself:
+# `--learning-rate` and `--distribute` are refused, with the reason.
 
-Each search is one run folder. keras-tuner keeps its own bookkeeping in `<run>/tuner/`, and
-every trial logs to `<run>/trials/<trial id>/execution0/`: keras-tuner gives each trial that
-folder and adds TensorBoard's HParams callback itself, so TensorBoard's HParams tab lists every
-trial with its hyperparameters and losses. The best model is saved as `<run>/best_model.keras`
-and scored once on the test set.
-
-    python lesson_3/tuning/train_keras_tuner.py                  # both tuners, one run each
-    python lesson_3/tuning/train_keras_tuner.py --tuner random   # one of them
-    python lesson_3/tuning/train_keras_tuner.py --quick          # 3 trials of 2 epochs each, seconds
-    tensorboard --logdir runs/lesson_3/tuning/keras_tuner        # then open the HPARAMS tab
-"""
-
+# %%
 import argparse
-import copy
-import functools
-import gc
-import time
-
-import numpy as np
-import pandas as pd
 
 from labkit import cli
-from labkit.deferred import DeferredModule, keras  # TensorFlow loads on first use, after the flags are checked
 from labkit.distribute import not_offered
-from labkit.plan import QUICK_MAX_EPOCHS, training_plan
-from labkit.session import RunSet, TrainingSession, run_main
-from labkit.tabular import DATASET_FLAGS, load_regression_data
-from lesson_3.regression.train_regression import regression_errors
-from lesson_3.tuning.train_random_search import (
-    HIDDEN_LAYER_CHOICES,
-    LEARNING_RATE_RANGE,
-    NEURONS_RANGE,
-    SEED_RESULT,
-    build_model,
+from labkit.plan import QUICK_MAX_EPOCHS
+from labkit.tabular import DATASET_FLAGS
+
+LEARNING_RATE_RANGE = (3e-4, 3e-2)  # the seed's, drawn on a log scale
+MAX_TRIALS, QUICK_MAX_TRIALS = 10, 3  # random search: the seed's n_iter; quick mode: at most 3 per search
+PATIENCE = 10  # epochs without a better validation loss before a trial stops
+
+
+def hyperband_factor(text: str) -> int:
+    value = cli.positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be at least 2 (Hyperband keeps 1 in FACTOR), got {value}")
+    return value
+
+
+parser = cli.build_parser(
+    "Lesson 3, tuning with keras-tuner: the seed's search space, searched by RandomSearch and by Hyperband.",
+    epochs=100,
+    learning_rate=None,
+    not_here={
+        "--learning-rate": "the search draws it from {:g} to {:g} itself".format(*LEARNING_RATE_RANGE),
+        **not_offered("KerasTuner trains every trial's model itself"),
+    },
+    epochs_help="random search: the most epochs one trial trains, stopping early (default 100)",
+    batch_size=32,
+    several_runs="one model per trial",
+    **DATASET_FLAGS,
 )
+parser.add_argument(
+    "--tuner", choices=("random", "hyperband", "both"), default="both", help="which search to run (default: both)"
+)
+parser.add_argument(
+    "--max-trials",
+    type=cli.positive_int,
+    default=None,
+    help=f"trials per search (default: {MAX_TRIALS} for random search, Hyperband's whole schedule; "
+    f"quick mode: at most {QUICK_MAX_TRIALS})",
+)
+parser.add_argument(
+    "--hyperband-epochs",
+    type=cli.positive_int,
+    default=20,
+    help=f"Hyperband: the most epochs one trial reaches (default 20; quick: {QUICK_MAX_EPOCHS})",
+)
+parser.add_argument(
+    "--factor",
+    type=hyperband_factor,
+    default=3,
+    help="Hyperband: keep the best 1 in FACTOR of each round, for FACTOR times the epochs (default 3)",
+)
+config = cli.parse(parser)
+tuners = ("random", "hyperband") if config.tuner == "both" else (config.tuner,)
+print(config.plan)
 
-keras_tuner = DeferredModule("keras_tuner")  # imports TensorFlow too, so it waits like keras
+# %%
+import dataclasses
+import gc
+import time
+from pathlib import Path
 
-TUNERS = ("random", "hyperband")
-MAX_TRIALS = 10  # the seed's n_iter
-EPOCHS = 100  # the seed's fit: at most 100 epochs, with early stopping
-PATIENCE = 10
-HYPERBAND_EPOCHS = 20  # the most any Hyperband trial trains; the regression activity's 20 epochs
-FACTOR = 3  # Hyperband keeps the best 1 in 3 of a round, and gives them 3 times the epochs
-BATCH_SIZE = 32
-LOW_RATE, HIGH_RATE = LEARNING_RATE_RANGE
-QUICK_MAX_TRIALS = 3
-SEARCH_FOLDER = "keras_tuner"  # runs/lesson_3/tuning/keras_tuner/: the searches, apart from the folder's other scripts
-TRIALS_FOLDER = "trials"  # TensorBoard logs, one subfolder per trial
-TUNER_FOLDER = "tuner"  # keras-tuner's oracle and trial checkpoints
-BEST_MODEL = "best_model.keras"
+import keras
+import keras_tuner
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from tensorboard.plugins.hparams import api as hparams_api
+
+from labkit.distribute import clear_session
+from labkit.tabular import load_regression_data
+from labkit.tblogs import read_scalars
+from labkit.training import start_run
+from lesson_3.models import searched_mlp
+
+# %% [markdown]
+# ## The data
+#
+# Part 1's regression data: California housing when it is on the machine (`python
+# scripts/fetch_data.py` fetches it). Without it, the run says so and searches scikit-learn's
+# bundled diabetes set instead (a disease score divided by 100).
+
+# %%
+data = load_regression_data(config.dataset, limits=config.plan.slice)  # extra code: housing, else diabetes, said
+x_train, y_train = data.x_train, data.y_train
+x_valid, y_valid = data.x_val, data.y_val
+x_test, y_test = data.x_test, data.y_test
+
+print("train:", x_train.shape, y_train.shape, "| valid:", x_valid.shape, "| test:", x_test.shape)
+print("target:", data.target_name, f"({data.target_unit}) | first values:", y_train[:5].round(2))
+
+# %% [markdown]
+# ## The space, declared where the model uses it
+#
+# keras-tuner calls `build(hp)` once per trial. Each `hp.Choice`, `hp.Int` or `hp.Float` both
+# declares a hyperparameter (the first time) and returns the value this trial drew for it. The
+# network is the random search's `searched_mlp` (taught by `train_random_search.py`, handed here
+# by `lesson_3/models.py`): `n_hidden` ReLU layers of `n_neurons` each and one linear output,
+# trained on the MSE with plain SGD.
+#
+# All three are declared on every call, even when `n_hidden` is 0 and `n_neurons` goes unused,
+# so that every trial has all three values, as in the seed's `RandomizedSearchCV`.
 
 
-# ----------------------------------------------------------------------------------------------
-# The search space: this is the part of the lesson to read closely.
-
-
+# %%
 def build(hp, n_features):
-    """One trial's model. Each `hp.*` call both declares a hyperparameter (the first time) and
-    returns the value this trial drew for it.
-
-    All three are declared on every call, even when n_hidden is 0 and n_neurons goes unused, so
-    that every trial has all three values, as in the seed's RandomizedSearchCV."""
-    n_hidden = hp.Choice("n_hidden", list(HIDDEN_LAYER_CHOICES))
-    n_neurons = hp.Int("n_neurons", min_value=NEURONS_RANGE[0], max_value=NEURONS_RANGE[1])
+    n_hidden = hp.Choice("n_hidden", [0, 1, 2, 3])
+    n_neurons = hp.Int("n_neurons", min_value=1, max_value=99)
     # Log sampling: 3e-4..3e-3 is as likely as 3e-3..3e-2, like scipy's reciprocal in the seed.
-    learning_rate = hp.Float("learning_rate", LEARNING_RATE_RANGE[0], LEARNING_RATE_RANGE[1], sampling="log")
-    return build_model(n_features, n_hidden=n_hidden, n_neurons=n_neurons, learning_rate=learning_rate)
+    learning_rate = hp.Float("learning_rate", *LEARNING_RATE_RANGE, sampling="log")
+    model = searched_mlp(n_features, n_hidden, n_neurons)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=learning_rate), loss="mse")
+    return model
 
 
-def make_tuner(kind, hypermodel, run_dir, *, max_trials, max_epochs, factor, seed):
-    """A seeded tuner that minimises the validation MSE and keeps its files in `run_dir`/tuner.
+# %% [markdown]
+# Called once with an empty `HyperParameters`, `build` shows the space it declares (and builds the
+# model of the default values: no hidden layer, the lowest rate).
 
-    The folder is new for every run, so `overwrite=False` never reloads an older search."""
-    common = dict(objective="val_loss", seed=seed, directory=str(run_dir), project_name=TUNER_FOLDER, overwrite=False)
-    if kind == "random":
-        return named_trials(keras_tuner.RandomSearch, run_dir.name)(hypermodel, max_trials=max_trials, **common)
-    hyperband = named_trials(keras_tuner.Hyperband, run_dir.name)
-    tuner = hyperband(hypermodel, max_epochs=max_epochs, factor=factor, **common)
-    # Hyperband's schedule sets how many trials it runs; a cap (quick mode, --max-trials) ends it sooner.
-    tuner.oracle.max_trials = max_trials
-    return tuner
+# %%
+space = keras_tuner.HyperParameters()
+build(space, n_features=x_train.shape[1]).summary()
+for hyperparameter in space.space:
+    print(hyperparameter.name, hyperparameter.get_config())
 
-
-def named_trials(tuner_class, search_name):
-    """`tuner_class`, with each trial's HParams session named `<search_name>/<trial id>`.
-
-    keras-tuner names a trial's HParams session by its bare id ("0", "1", ...), and TensorBoard's
-    HParams tab merges sessions of the same name into one row, averaging their losses: pointed at
-    runs/, it would fold every search's trial 0 together. Only the name changes; the folder and the
-    HParams callback stay keras-tuner's own (its `_configure_tensorboard_dir` adds them)."""
-    from tensorboard.plugins.hparams import api as hparams_api
-
-    class NamedTrials(tuner_class):
-        def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
-            super()._configure_tensorboard_dir(callbacks, trial, execution)
-            for callback in callbacks:
-                if isinstance(callback, hparams_api.KerasCallback):
-                    callback._trial_id = f"{search_name}/{trial.trial_id}"
-
-    NamedTrials.__name__ = tuner_class.__name__
-    return NamedTrials
+# %% [markdown]
+# ## What every trial's fit gets
+#
+# Given a TensorBoard callback, keras-tuner points a copy of it at `trials/<trial id>/execution0`
+# for each trial and adds TensorBoard's HParams callback beside it (our own would log every trial
+# twice). Early stopping ends a trial after 10 epochs without a better validation loss. A small
+# callback of ours hands each finished trial's epochs and losses to a function, for one line per
+# trial and for `run.json`.
 
 
-def trial_callbacks(run_dir, report):
-    """What every trial's fit gets. keras-tuner deep-copies this list for each trial, points the
-    TensorBoard copy at `trials/<trial id>/execution0` and adds an HParams callback beside it:
-    adding our own `hp.KerasCallback` would log every trial twice."""
-    return [
-        keras.callbacks.TensorBoard(log_dir=str(run_dir / TRIALS_FOLDER)),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=PATIENCE),
-        trial_report_callback(report),
-    ]
+# %%
+class TrialReport(keras.callbacks.Callback):
+    """Calls `report(epochs, val_losses, seconds)` when a trial ends. keras-tuner deep-copies the
+    callbacks for each trial; the copies share the one plain function."""
+
+    def __init__(self, report):
+        super().__init__()
+        self.report = report
+
+    def on_train_begin(self, logs=None):
+        self.started, self.epochs, self.val_losses = time.perf_counter(), [], []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs.append(epoch)
+        self.val_losses.append(float(logs["val_loss"]))
+
+    def on_train_end(self, logs=None):
+        self.report(self.epochs, self.val_losses, time.perf_counter() - self.started)
 
 
-def trial_report_callback(report):
-    """A callback that hands `report` each trial's epochs and validation losses when it ends.
-
-    `report` is a plain function: deep copies share it, so one function sees every trial."""
-
-    class TrialReport(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.report = report
-
-        def on_train_begin(self, logs=None):
-            self.started, self.epochs, self.val_losses = time.perf_counter(), [], []
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.epochs.append(epoch)
-            self.val_losses.append(float(logs["val_loss"]))
-
-        def on_train_end(self, logs=None):
-            self.report(self.epochs, self.val_losses, time.perf_counter() - self.started)
-
-    return TrialReport()
+# %% [markdown]
+# One catch, which the two tuner classes below handle: keras-tuner names each trial's HParams
+# session by its bare id ("0", "1", ...), and TensorBoard's HParams tab merges sessions of the same
+# name into one row, averaging their losses. Pointed at a folder of several searches, it would fold
+# every search's trial 0 together. So each session is named `<search run>/<trial id>`; the folder
+# and the HParams callback stay keras-tuner's own.
 
 
-# ----------------------------------------------------------------------------------------------
-# One search
+# %%
+class NamedTrials:
+    """extra code: renames the HParams session that keras-tuner's `_configure_tensorboard_dir` adds."""
+
+    def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
+        super()._configure_tensorboard_dir(callbacks, trial, execution)
+        for callback in callbacks:
+            if isinstance(callback, hparams_api.KerasCallback):
+                callback._trial_id = f"{Path(self.directory).name}/{trial.trial_id}"
 
 
-def describe_space(tuner) -> list[dict]:
-    """The space as keras-tuner holds it: each hyperparameter's kind and range."""
-    return [{"kind": type(hp).__name__, **hp.get_config()} for hp in tuner.oracle.hyperparameters.space]
+class RandomSearch(NamedTrials, keras_tuner.RandomSearch):
+    pass
 
 
+class Hyperband(NamedTrials, keras_tuner.Hyperband):
+    pass
+
+
+# %% [markdown]
+# Open TensorBoard on the folder the searches write to (`runs/lesson_3/tuning/keras_tuner` unless
+# you set `--logdir` or `LAB_RUNS_DIR`) before they start. Every trial appears as a run of its own,
+# `<search>/trials/<trial id>/execution0`, once it has finished training.
+
+# %%
+runs_folder = config.runs_root / config.lesson / config.activity / "keras_tuner"
+
+# %%
+# %load_ext tensorboard
+
+# %%
+# %tensorboard --logdir "$runs_folder"
+
+
+# %%
+# extra code: what run.json and the printed table keep of a search
 def trial_rows(tuner, epochs_run) -> list[dict]:
     """One summary per trial, in the order they ran, with where its logs are."""
     rows = []
@@ -177,114 +270,13 @@ def trial_rows(tuner, epochs_run) -> list[dict]:
                 "best_val_loss": trial.score,
                 # keras-tuner counts the best step from the trial's first epoch; TensorBoard from epoch 0.
                 "best_step": epochs[trial.best_step] if trial.best_step is not None and epochs else None,
-                "logs": f"{TRIALS_FOLDER}/{trial_id}/execution0",
+                "logs": f"trials/{trial_id}/execution0",
             }
         )
     return rows
 
 
-def search(kind, args, dataset, *, quiet=False, parent_dir=None) -> TrainingSession:
-    """Run one tuner over the space, then save, test and record its best model."""
-    search_args = copy.copy(args)
-    if kind == "hyperband":
-        search_args.epochs = args.hyperband_epochs  # the plan's epochs: the most one trial trains
-    plan = training_plan(search_args)
-    max_trials = args.max_trials or (MAX_TRIALS if kind == "random" else None)
-    if plan.quick:
-        max_trials = min(max_trials or QUICK_MAX_TRIALS, QUICK_MAX_TRIALS)
-    settings = {"tuner": kind, "max_trials": max_trials, "patience": PATIENCE}
-    if kind == "hyperband":
-        settings["factor"] = args.factor
-    keras.backend.clear_session()  # nothing but the data carries over from the other search
-    with TrainingSession(
-        __file__, search_args, tag=kind, dataset=dataset, quiet=quiet, parent_dir=parent_dir, extra_hparams=settings
-    ) as session:
-        data, run_dir = session.data, session.run_dir
-        tuner = make_tuner(
-            kind,
-            functools.partial(build, n_features=data.num_features),
-            run_dir,
-            max_trials=max_trials,
-            max_epochs=plan.epochs,
-            factor=args.factor,
-            seed=args.seed,
-        )
-        epochs_run = {}
-
-        def report(epochs, val_losses, seconds):
-            # The trial that is running is the oracle's one ongoing trial (one tuner, no workers).
-            (trial,) = tuner.oracle.ongoing_trials.values()
-            values = trial.hyperparameters.values
-            epochs_run[trial.trial_id] = epochs
-            # What run.json says if the search stops here: epochs trained in all, trials finished.
-            session.record.data["epochs_completed"] += len(epochs)
-            session.record.add_extra("trials_done", len(epochs_run))
-            best = int(np.argmin(val_losses))
-            session.say(
-                f"trial {trial.trial_id}: {values['n_hidden']} hidden x {values['n_neurons']:>2} neurons, "
-                f"learning rate {values['learning_rate']:.5f}: best val_loss {val_losses[best]:.4f} "
-                f"at epoch {epochs[best] + 1} (epochs {epochs[0] + 1}-{epochs[-1] + 1}, {seconds:.1f} s)"
-            )
-
-        session.say(f"{kind} search: {describe_budget(kind, max_trials, plan.epochs, args.factor)}")
-        # keras-tuner runs a full garbage collection before building each model: 0.4 s with all of
-        # TensorFlow's objects to scan, next to nothing once they are frozen out of it.
-        gc.freeze()
-        try:
-            tuner.search(
-                session.dataset_pipeline(data.x_train, data.y_train),
-                epochs=plan.epochs,
-                steps_per_epoch=plan.steps_per_epoch_for(len(data.x_train)) if plan.repeat else None,
-                validation_data=(data.x_val, data.y_val),
-                callbacks=trial_callbacks(run_dir, report),
-                shuffle=False,  # the pipeline shuffles, reproducibly
-                verbose=0,  # keras-tuner's tables and a line per epoch: the one line per trial above is enough
-            )
-            best_trial = tuner.oracle.get_best_trials(1)[0]
-            best_model = tuner.get_best_models(1)[0]  # rebuilt, with the best trial's weights from its best epoch
-        finally:
-            gc.unfreeze()
-        best_model.save(run_dir / BEST_MODEL)
-        session.model = best_model
-        record_search(session, tuner, best_trial, trial_rows(tuner, epochs_run), max_epochs=plan.epochs)
-    return session
-
-
-def record_search(session, tuner, best_trial, rows, *, max_epochs):
-    """Score the best model on the test set, and keep the search's results in run.json."""
-    data, search_settings = session.data, session.extra_hparams
-    tested = regression_errors(session.model.predict(data.x_test, verbose=0), data.y_test)
-    session.record_test_metrics({"loss": tested["mse"], "rmse": tested["rmse"]})
-    session.record.set_validation_metrics({"loss": best_trial.score})
-    mean_only = regression_errors(np.full(len(data.y_val), data.y_train.mean()), data.y_val)
-    results = {
-        "tuner": search_settings["tuner"],
-        "space": describe_space(tuner),
-        "trials": len(rows),
-        "max_trials": search_settings["max_trials"],
-        "max_epochs_per_trial": max_epochs,
-        "factor": search_settings.get("factor"),
-        "best_trial_id": best_trial.trial_id,
-        "best_hyperparameters": best_trial.hyperparameters.values,
-        "best_val_loss": best_trial.score,
-        "best_model": BEST_MODEL,
-        "test": tested,
-        "training_mean_val_loss": mean_only["mse"],  # the floor: a model that ignores the features
-        "seed_result": SEED_RESULT,
-        "per_trial": rows,
-    }
-    session.record.add_extra("search", results)
-    session.say(results_text(results, data.target_unit))
-
-
-def describe_budget(kind, max_trials, epochs, factor) -> str:
-    if kind == "random":
-        return f"{max_trials} trials of up to {epochs} epochs (early stopping after {PATIENCE} without progress)"
-    cap = f", at most {max_trials} trials" if max_trials else ""
-    return f"Hyperband up to {epochs} epochs a trial, keeping the best 1 in {factor} of each round{cap}"
-
-
-def results_text(results, target_unit) -> str:
+def results_text(results) -> str:
     table = pd.DataFrame(results["per_trial"]).set_index("trial_id")
     table["epochs"] = [
         "-" if pd.isna(first) else f"{int(first) + 1}-{int(last) + 1}"  # a failed trial trained none
@@ -299,80 +291,221 @@ def results_text(results, target_unit) -> str:
             f"Best: trial {results['best_trial_id']}, {best['n_hidden']} hidden x {best['n_neurons']} neurons, "
             f"learning rate {best['learning_rate']:.5f}: validation MSE {results['best_val_loss']:.4f} "
             f"(predicting the training mean: {results['training_mean_val_loss']:.4f}); "
-            f"test MSE {tested['mse']:.4f}, RMSE {tested['rmse']:.4f} ({target_unit})",
+            f"test MSE {tested['mse']:.4f}, RMSE {tested['rmse']:.4f} ({data.target_unit})",
             f"The seed's search (California housing, 3-fold CV): {seed['n_hidden']} hidden x {seed['n_neurons']} "
             f"neurons, learning rate {seed['learning_rate']}, MSE {-seed['score']}",
         ]
     )
 
 
-# ----------------------------------------------------------------------------------------------
-# Command line
+def mse(predicted, true) -> float:
+    """In float64, outside Keras."""
+    return float(np.mean((np.asarray(predicted, "float64").reshape(-1) - np.asarray(true, "float64")) ** 2))
 
 
-def hyperband_factor(text: str) -> int:
-    value = cli.positive_int(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"must be at least 2 (Hyperband keeps 1 in FACTOR), got {value}")
-    return value
+# %% [markdown]
+# ## One search
+#
+# Each search is a run of its own (tag `random` or `hyperband`); for Hyperband, `--epochs` becomes
+# `--hyperband-epochs`, the most one trial trains. The tuner keeps its files in the run folder and
+# minimises the validation MSE; the seed makes it draw the same trials every time. `tuner.search`
+# takes what `model.fit` takes, and fits one model per trial. Afterwards `get_best_models` rebuilds
+# the best trial's model with the weights of its best epoch; it is saved and tested once.
 
 
-def make_parser():
-    parser = cli.build_parser(
-        __doc__,
-        epochs=EPOCHS,
-        learning_rate=None,
-        not_here={
-            "--learning-rate": f"the search draws it from {LOW_RATE:g} to {HIGH_RATE:g} itself",
-            **not_offered("KerasTuner trains every trial's model itself"),
-        },
-        epochs_help=f"random search: the most epochs one trial trains, stopping early (default {EPOCHS})",
-        batch_size=BATCH_SIZE,
-        several_runs="one model per trial",
-        **DATASET_FLAGS,
-    )
-    parser.add_argument(
-        "--tuner", choices=(*TUNERS, "both"), default="both", help="which search to run (default: both, one run each)"
-    )
-    parser.add_argument(
-        "--max-trials",
-        type=cli.positive_int,
-        default=None,
-        help=f"trials per search (default: {MAX_TRIALS} for random search, Hyperband's whole schedule; "
-        f"quick mode: at most {QUICK_MAX_TRIALS})",
-    )
-    parser.add_argument(
-        "--hyperband-epochs",
-        type=cli.positive_int,
-        default=HYPERBAND_EPOCHS,
-        help=f"Hyperband: the most epochs one trial reaches (default {HYPERBAND_EPOCHS}; quick: {QUICK_MAX_EPOCHS})",
-    )
-    parser.add_argument(
-        "--factor",
-        type=hyperband_factor,
-        default=FACTOR,
-        help=f"Hyperband: keep the best 1 in FACTOR of each round, for FACTOR times the epochs (default {FACTOR})",
-    )
-    return parser
+# %%
+def search(kind):
+    run_config = dataclasses.replace(config, epochs=config.hyperband_epochs) if kind == "hyperband" else config
+    max_trials = config.max_trials or (MAX_TRIALS if kind == "random" else None)
+    if config.quick:
+        max_trials = min(max_trials or QUICK_MAX_TRIALS, QUICK_MAX_TRIALS)
+    settings = {"tuner": kind, "max_trials": max_trials, "patience": PATIENCE}
+    if kind == "hyperband":
+        settings["factor"] = config.factor
+    clear_session()  # nothing but the data carries over from the other search
+    run = start_run(run_config, data, tag=kind, hparams=settings, parent_dir=runs_folder)
+
+    def hypermodel(hp):
+        return build(hp, n_features=x_train.shape[1])
+
+    common = dict(objective="val_loss", seed=config.seed, directory=str(run.dir), project_name="tuner")
+    if kind == "random":
+        tuner = RandomSearch(hypermodel, max_trials=max_trials, **common)
+        print(f"random search: {max_trials} trials of up to {run.epochs} epochs (early stopping after {PATIENCE})")
+    else:
+        tuner = Hyperband(hypermodel, max_epochs=run.epochs, factor=config.factor, **common)
+        tuner.oracle.max_trials = max_trials  # Hyperband's schedule sets the trials; a cap ends it sooner
+        cap = f", at most {max_trials} trials" if max_trials else ""
+        print(f"Hyperband up to {run.epochs} epochs a trial, keeping the best 1 in {config.factor} of each round{cap}")
+
+    epochs_run = {}
+
+    def report(epochs, val_losses, seconds):
+        (trial,) = tuner.oracle.ongoing_trials.values()  # the one trial running (one tuner, no workers)
+        values = trial.hyperparameters.values
+        epochs_run[trial.trial_id] = epochs
+        run.record.data["epochs_completed"] += len(epochs)  # what run.json says if the search stops here
+        run.record.add_extra("trials_done", len(epochs_run))
+        best = int(np.argmin(val_losses))
+        print(
+            f"trial {trial.trial_id}: {values['n_hidden']} hidden x {values['n_neurons']:>2} neurons, "
+            f"learning rate {values['learning_rate']:.5f}: best val_loss {val_losses[best]:.4f} "
+            f"at epoch {epochs[best] + 1} (epochs {epochs[0] + 1}-{epochs[-1] + 1}, {seconds:.1f} s)"
+        )
+
+    # extra code: keras-tuner collects all garbage before building each model, 0.4 s with all of
+    # TensorFlow's objects to scan, next to nothing once they are frozen out of it
+    gc.freeze()
+    try:
+        tuner.search(
+            run.batches(x_train, y_train),
+            epochs=run.epochs,
+            steps_per_epoch=run.steps_per_epoch,
+            validation_data=(x_valid, y_valid),
+            callbacks=[
+                keras.callbacks.TensorBoard(log_dir=run.dir / "trials"),
+                keras.callbacks.EarlyStopping(monitor="val_loss", patience=PATIENCE),
+                TrialReport(report),
+            ],
+            shuffle=False,  # run.batches shuffles, reproducibly
+            verbose=0,  # keras-tuner's tables and a line per epoch: the one line per trial above is enough
+        )
+        best_trial = tuner.oracle.get_best_trials(1)[0]
+        best_model = tuner.get_best_models(1)[0]
+    finally:
+        gc.unfreeze()
+    best_model.save(run.dir / "best_model.keras")
+
+    test_mse = mse(best_model.predict(x_test, verbose=0), y_test)
+    tested = {"mse": test_mse, "rmse": float(np.sqrt(test_mse))}
+    run.record_test({"loss": tested["mse"], "rmse": tested["rmse"]})
+    run.record.set_validation_metrics({"loss": best_trial.score})
+    rows = trial_rows(tuner, epochs_run)
+    results = {
+        "tuner": kind,
+        "space": [{"kind": type(hp).__name__, **hp.get_config()} for hp in tuner.oracle.hyperparameters.space],
+        "trials": len(rows),
+        "max_trials": max_trials,
+        "max_epochs_per_trial": run.epochs,
+        "factor": settings.get("factor"),
+        "best_trial_id": best_trial.trial_id,
+        "best_hyperparameters": best_trial.hyperparameters.values,
+        "best_val_loss": best_trial.score,
+        "best_model": "best_model.keras",
+        "test": tested,
+        "training_mean_val_loss": mse(np.full(len(y_valid), y_train.mean()), y_valid),  # a model that ignores x
+        "seed_result": {"learning_rate": 0.00336, "n_hidden": 2, "n_neurons": 42, "score": -0.319},
+        "per_trial": rows,
+    }
+    run.record.add_extra("search", results)
+    print(results_text(results))
+    run.finish(best_model)
+    return run
 
 
-def train(args, *, quiet=False, parent_dir=None) -> RunSet:
-    """One search per tuner asked for, on one copy of the data; returns a RunSet keyed by tuner."""
-    dataset = load_regression_data(
-        args.dataset, limits=training_plan(args).slice, announce=(lambda message: None) if quiet else print
-    )
-    parent_dir = parent_dir or args.runs_root / "lesson_3" / "tuning" / SEARCH_FOLDER
-    runs = RunSet()
-    for kind in TUNERS if args.tuner == "both" else (args.tuner,):
-        runs.add(kind, search(kind, args, dataset, quiet=quiet, parent_dir=parent_dir))
-        if runs.exit_code:  # Ctrl-C: stop here, the finished searches stay as they are
-            break
-    return runs
+# %% [markdown]
+# ## The searches
+#
+# Quick mode (`LAB_QUICK=1`) gives each search 3 trials of at most 2 epochs: enough to check the
+# code, not to trust the ranking.
 
+# %%
+searches = {kind: search(kind) for kind in tuners}
 
-def main(argv=None):
-    return run_main(train, make_parser, argv)
+# %% [markdown]
+# ## Both searches, side by side
+#
+# Each search wrote one line per trial to its `run.json` (`extra.search.per_trial`). The score of a
+# trial is its **best** validation MSE over the epochs it trained, and that is what the tuner ranks
+# by. In Hyperband, a trial whose `continues_trial` is set started from another trial's weights: the
+# same hyperparameters, trained for more epochs because they ranked high.
 
+# %%
+rows = []
+for kind, run in searches.items():
+    for trial in run.record.data["extra"]["search"]["per_trial"]:
+        rows.append({"tuner": kind, **{k: v for k, v in trial.items() if k not in ("logs", "status")}})
+trials = pd.DataFrame(rows)
+print(trials.sort_values("best_val_loss").to_string(index=False, float_format="{:.5f}".format))
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+# %%
+summary = {}
+for kind, run in searches.items():
+    found = run.record.data["extra"]["search"]
+    summary[kind] = {
+        "trials": found["trials"],
+        "best validation MSE": found["best_val_loss"],
+        "test MSE of the best model": found["test"]["mse"],
+        "predicting the training mean": found["training_mean_val_loss"],
+        "search time (s)": run.record.data["wall_time_s"],
+    }
+print(pd.DataFrame(summary).round(4).to_string())
+seed = found["seed_result"]
+print(
+    f"\nThe seed's search on California housing: {seed['n_hidden']} hidden layers of {seed['n_neurons']} neurons, "
+    f"learning rate {seed['learning_rate']}, cross-validated MSE {-seed['score']}"
+)
+
+# %% [markdown]
+# ## Every trial's validation curve
+#
+# Read back from each trial's own event files. In the Hyperband plot, a curve that starts late is a
+# trial that continued another one: successive halving at work. (A quick run has too few epochs for
+# Hyperband to halve anything with its default factor of 3; run without `LAB_QUICK` to see it.)
+
+# %%
+fig, axes = plt.subplots(1, len(searches), figsize=(5.5 * len(searches), 4), sharey=True, squeeze=False)
+for ax, (kind, run) in zip(axes[0], searches.items(), strict=True):
+    scalars = read_scalars(run.dir)
+    validation = scalars[(scalars.tag == "epoch_loss") & scalars.split.str.endswith("/validation")]
+    for split, points in validation.groupby("split"):
+        ax.plot(points.step + 1, points.value, marker=".", label=split.split("/")[1])
+    ax.set_title(f"{kind}: validation MSE of each trial")
+    ax.set_xlabel("epoch")
+    ax.set_yscale("log")
+axes[0][0].set_ylabel("validation MSE (log scale)")
+if len(trials) <= 10:
+    axes[0][0].legend(title="trial")
+plt.show()
+
+# %% [markdown]
+# ## The best model, saved as `.keras`
+#
+# Loaded back, the last search's best model predicts like any Keras model:
+
+# %%
+model = keras.saving.load_model(run.dir / "best_model.keras")
+model.summary()
+# For a handful of rows, calling the model is the quick way; predict() pays off on many batches.
+predicted = model(x_test[:3]).numpy().ravel()
+print(pd.DataFrame({"predicted": predicted, "true": y_test[:3]}))
+
+# %% [markdown]
+# ## Reading the search in TensorBoard's HParams tab
+#
+# keras-tuner logged every trial for the HParams dashboard. Open the **HPARAMS** tab above (or at
+# http://localhost:6006 when TensorBoard runs in a terminal). It has three views:
+#
+# - **TABLE VIEW**: one row per trial, named `<search run>/<trial id>` in the *Trial ID* column, with
+#   `n_hidden`, `n_neurons`, `learning_rate` and the logged losses. Sort by *validation.epoch_loss*
+#   in the *Sorting* box on the left; tick *Show Metrics* on a row to see its curves.
+# - **PARALLEL COORDINATES VIEW**: one line per trial across an axis per hyperparameter and metric.
+#   Drag along the `validation.epoch_loss` axis to keep only the best trials, and see which layer
+#   counts and learning rates they share.
+# - **SCATTER PLOT MATRIX VIEW**: every hyperparameter against every metric; `learning_rate` against
+#   `validation.epoch_loss` shows how much the rate matters next to the width of the layers.
+#
+# The checkboxes and ranges on the left hide hyperparameters, metrics or trials (say, only
+# `n_hidden` 0). Two things to know when comparing with the tables above: the HParams tab shows the
+# loss of each trial's **last** epoch, while the tuner ranks by its **best** epoch; and pointed at a
+# folder holding several searches, it lists every trial of all of them.
+#
+# ## Questions to explore
+#
+# 1. Which search found the lower validation MSE, and which one spent less time? Run both again with
+#    `--seed 1`: does the ranking hold?
+# 2. Compare the best settings with the seed's (2 layers of 42 neurons, learning rate 0.0034). Is the
+#    learning rate the hyperparameter that matters most here? Check in the scatter plot matrix.
+# 3. Give Hyperband `--factor 2`, then `--factor 4`. How do the number of trials and the epochs
+#    per trial change?
+# 4. The best model is tested once, at the end. Why not pick the best trial by its test MSE instead?
