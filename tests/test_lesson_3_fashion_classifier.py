@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from labtest import (
+    REPO,
     assert_epoch_curves,
     assert_finished_above,
     assert_refused,
@@ -197,7 +198,7 @@ def test_quick_run_records_its_data_and_first_predictions(mlp_quick):
 @slow
 def test_quick_run_shows_the_untrained_layer_and_keeps_its_figures(mlp_quick):
     stdout = mlp_quick.result.stdout
-    assert "def fashion_mlp(" in stdout  # the page prints the definition it imports
+    assert "# @save\ndef fashion_mlp(" in (REPO / SCRIPT).read_text()  # defined on the page, reused by others
     assert "same_object_by_name: True" in stdout and "biases_all_zero: True" in stdout
     assert "weights_shape: (784, 300) | biases_shape: (300,)" in stdout
     figures = sorted((only_run(mlp_quick.runs_dir) / "figures").glob("figure_*.png"))

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from labtest import (
+    REPO,
     assert_epoch_curves,
     assert_finished_above,
     assert_refused,
@@ -236,7 +237,7 @@ def test_quick_run_saves_the_model_compiled_with_sgd_and_the_mse(finished):
     assert float(model.optimizer.learning_rate) == pytest.approx(0.01)
     assert model.loss == "mse" and model.count_params() == 361
     stdout = finished.result.stdout
-    assert "def regression_mlp(" in stdout and "361 weights for 10 features" in stdout
+    assert "# @save\ndef regression_mlp(" in (REPO / SCRIPT).read_text() and "361 weights for 10 features" in stdout
     assert "SGD(lr=0.01) -> ValueError" in stdout and "SGD(learning_rate=0.01) -> 0.01" in stdout
     assert len(list((only_run(finished.runs_dir) / "figures").glob("figure_*.png"))) == 2  # curves, scatter
 
