@@ -63,6 +63,14 @@ def test_every_activity_is_one_file_paired_with_its_notebook_and_has_a_card(scri
     assert f"python {script.relative_to(REPO).as_posix()}" in card
 
 
+def test_every_notebook_is_executed_by_a_test():
+    """Script and notebook are one file, but only a kernel runs the magics (`%tensorboard`), the
+    inline figures and the notebook's own defaults: every notebook runs in CI."""
+    tests = "\n".join(path.read_text() for path in (REPO / "tests").glob("test_*.py"))
+    missing = [str(nb.relative_to(REPO)) for nb in NOTEBOOKS if nb.relative_to(REPO).as_posix() not in tests]
+    assert not missing, f"no test executes {missing}"
+
+
 def test_the_course_has_keras_training_pages():
     assert len(TRAINING_PAGES) >= 12, [nb.relative_to(REPO) for nb in TRAINING_PAGES]
 
