@@ -108,7 +108,8 @@ def exercise_a_full_run(tmp_path_factory) -> FinishedRun:
     Lesson 4 retrains it. Tests that take it are named `test_full_exercise_a_*` (see above)."""
     root = tmp_path_factory.mktemp("exercise_a_full") / "runs"
     root.mkdir()
-    return FinishedRun(run_script("lesson_1/exercise_a/train_mnist.py", runs_dir=root), root)
+    # 2,000 steps take about 3.5 minutes alone, and up to twice that beside another full run.
+    return FinishedRun(run_script("lesson_1/exercise_a/train_mnist.py", runs_dir=root, timeout=900), root)
 
 
 @pytest.fixture(scope="session")
@@ -125,7 +126,8 @@ def exercise_a_retrained_full_run(exercise_a_full_run, tmp_path_factory) -> Fini
     root = tmp_path_factory.mktemp("retrain_full") / "runs"
     root.mkdir()
     baseline = only_run(exercise_a_full_run.runs_dir)
-    return FinishedRun(run_script("lesson_4/retrain/train_mnist.py", "--baseline", str(baseline), runs_dir=root), root)
+    result = run_script("lesson_4/retrain/train_mnist.py", "--baseline", str(baseline), runs_dir=root, timeout=600)
+    return FinishedRun(result, root)
 
 
 @pytest.fixture(scope="session")

@@ -118,9 +118,11 @@ def test_two_cpu_replicas_split_the_global_batch(mirrored):
     assert distribution["chief"] is True and distribution["task"] is None
     assert record["hparams"]["batch_size"] == 100  # the flag stays the global batch
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("Distribution: MirroredStrategy over 2 device(s)")
-    assert lines[0].endswith("global batch 100 = 2 x 50 per replica")
-    assert lines[1].startswith("Note: 2 logical CPU devices:") and "not faster" in lines[1]
+    (said,) = [n for n, line in enumerate(lines) if line.startswith("Distribution: ")]  # said once, as the run starts
+    assert lines[said].startswith("Distribution: MirroredStrategy over 2 device(s)")
+    assert lines[said].endswith("global batch 100 = 2 x 50 per replica")
+    assert lines[said + 1].startswith("Note: 2 logical CPU devices:") and "not faster" in lines[said + 1]
+    assert lines[said + 2].startswith("Run folder: ")
 
 
 def test_lesson_4_retrains_the_mirrored_run_on_two_cpu_replicas(mirrored, runs_dir):

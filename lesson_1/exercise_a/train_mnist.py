@@ -101,17 +101,24 @@ run = start_run(config, data)  # extra code: a new run folder; seeds every rando
 # @save
 def lesson1_cnn(num_classes=10):
     """Lesson 1's network; Activity 2 trains it again (`# @save`: lesson_1/models.py hands it over)."""
-    weights = keras.initializers.TruncatedNormal(stddev=0.1)
-    biases = keras.initializers.Constant(0.1)
+
+    def weights():  # a fresh initializer for each layer: Keras 3 repeats what an unseeded one drew
+        return keras.initializers.TruncatedNormal(stddev=0.1)
+
+    def biases():
+        return keras.initializers.Constant(0.1)
+
     inputs = keras.Input(shape=(28, 28, 1), name="image")
     x = keras.layers.Conv2D(
-        32, 5, padding="same", activation="relu", kernel_initializer=weights, bias_initializer=biases, name="conv"
+        32, 5, padding="same", activation="relu", kernel_initializer=weights(), bias_initializer=biases(), name="conv"
     )(inputs)
     x = keras.layers.MaxPooling2D(2, padding="same", name="pool")(x)
     x = keras.layers.Flatten(name="flatten")(x)
-    x = keras.layers.Dense(1024, activation="relu", kernel_initializer=weights, bias_initializer=biases, name="fc1")(x)
+    x = keras.layers.Dense(
+        1024, activation="relu", kernel_initializer=weights(), bias_initializer=biases(), name="fc1"
+    )(x)
     outputs = keras.layers.Dense(
-        num_classes, activation="softmax", kernel_initializer=weights, bias_initializer=biases, name="fc2"
+        num_classes, activation="softmax", kernel_initializer=weights(), bias_initializer=biases(), name="fc2"
     )(x)
     return keras.Model(inputs, outputs, name="lesson1_cnn")
 
