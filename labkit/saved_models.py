@@ -19,12 +19,11 @@ import hashlib
 import json
 import os
 import shlex
-import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from labkit import REPO_ROOT, LabError
+from labkit import LabError
 from labkit.runs import RUN_JSON, find_runs, library_versions, read_run
 
 MODEL_FILE = "model.keras"
@@ -267,48 +266,23 @@ def find_model(
     quick: bool | None = None,
     only_that_activity: bool = False,
     flags: dict | None = None,
-    train_if_missing: bool = False,
 ) -> tuple[Path, dict]:
     """The `model.keras` an activity starts from, and the run.json of the run that saved it.
 
     `run_dir` (given with `flag`) when set: a finished run holding its model, and with
     `only_that_activity` a run of `lesson/activity`. Otherwise the newest finished run of
     `lesson/activity` under `root` (see newest_run_model). When there is none, a LabError names
-    the command that trains one; with `train_if_missing` (a notebook, where there is no command
-    line to go back to) that command is run first, in a subprocess, and its model is taken.
-    Whatever is wrong is one line, before TensorFlow loads and before anything is written."""
+    the command that trains one: a page never trains another lesson's model behind the student's
+    back. Whatever is wrong is one line, before TensorFlow loads and before anything is written."""
     if run_dir:
         path = model_in_run(run_dir, flag=flag)
     else:
         try:
             path = newest_run_model(root, lesson, activity, quick=quick, flags=flags)
         except LabError as missing:
-            if not train_if_missing:
-                raise LabError(f"{missing} (or name one with {flag} RUN_DIR)") from None
-            print(missing, flush=True)
-            train_run(root, lesson, activity, quick=quick, flags=flags)
-            path = newest_run_model(root, lesson, activity, quick=quick, flags=flags)
+            raise LabError(f"{missing} (or name one with {flag} RUN_DIR)") from None
     record = run_of(path)
     owner = (record.get("lesson"), record.get("activity"))
     if only_that_activity and owner != (lesson, activity):
         raise LabError(f"{flag} {run_dir}: that is a run of {owner[0]}/{owner[1]}; give it a {lesson}/{activity} run")
     return path, record
-
-
-def train_run(root: Path, lesson: str, activity: str, *, quick: bool | None = None, flags: dict | None = None) -> None:
-    """Train a run of `lesson/activity` into the runs root `root` by running its script, as a
-    student would from a terminal (an activity never imports another activity's code)."""
-    command = train_command(lesson, activity, quick=quick, flags=flags)
-    print(f"Training it now: {shlex.join(command)}", flush=True)
-    result = subprocess.run(
-        [sys.executable, *command[1:], "--logdir", str(root)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        said = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()[-1]
-        raise LabError(f"{shlex.join(command)} failed (exit code {result.returncode}): {said}")
-    for line in result.stdout.splitlines():
-        if line.startswith(("Run folder:", "Finished in")):
-            print(line, flush=True)

@@ -42,7 +42,7 @@
 # 10, so that 10 pixels is inside what the network sees rather than at its rim.
 
 # %%
-from labkit import LabError, cli, in_notebook
+from labkit import LabError, cli
 
 parser = cli.build_parser(
     "Lesson 4, Retrain: fine-tune Lesson 1's network on randomly shifted digits.",
@@ -89,7 +89,6 @@ baseline_path, baseline_record = find_model(  # extra code: checks the folder, s
     quick=config.quick,
     only_that_activity=True,
     flags={"--dataset": config.dataset, "--logdir": config.logdir},  # for the command that trains one
-    train_if_missing=in_notebook(),
 )
 baseline_dir = baseline_path.parent.resolve()
 baseline_identity = read_card(baseline_path)["identity"]  # its card names the exact model we start from

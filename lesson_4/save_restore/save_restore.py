@@ -45,7 +45,7 @@
 # on the test images the source run was scored on (the first 200 with `--quick`).
 
 # %%
-from labkit import LabError, cli, in_notebook
+from labkit import LabError, cli
 
 parser = cli.OneLineParser(
     description="Lesson 4, Save and restore: save a trained model three ways, load each back, compare.",
@@ -72,15 +72,15 @@ SERVING_TOLERANCE = 1e-6  # a SavedModel runs TensorFlow's own graph: allowed to
 # ## The model to save
 #
 # Every finished Keras run of the course saved its model as `<run>/model.keras`, with a model card
-# beside it. We take the newest finished Lesson 1 Exercise A run, or the run `--run` names. In the
-# notebook, if there is none yet, Lesson 1's script trains a quick one first (about 15 seconds).
-# For the real figures, train the full run from a terminal first (about 3.5 minutes).
+# beside it. We take the newest finished Lesson 1 Exercise A run, or the run `--run` names. If there
+# is none yet, this cell says so in one line: run `python lesson_1/exercise_a/train_mnist.py` first
+# (about 3.5 minutes; `--quick` for about 15 seconds).
 
 # %%
 from labkit.saved_models import find_model
 
 source_path, source = find_model(  # extra code: checks the folder, says in one line what is wrong
-    config.runs_root, "lesson_1", "exercise_a", run_dir=config.run, train_if_missing=in_notebook()
+    config.runs_root, "lesson_1", "exercise_a", run_dir=config.run
 )
 source_dir = source_path.parent.resolve()
 print("Model to save:", source_path)

@@ -42,11 +42,11 @@ from lesson_4.serve.serve import BackgroundServer
 # ## 1. A model to serve
 #
 # Every finished Keras run saves `model.keras` with a model card beside it. We serve the newest
-# Lesson 1 Exercise A run; if you have none yet, Lesson 1's script trains a quick one first (in
-# seconds; train the full one from a terminal for the real figures).
+# Lesson 1 Exercise A run. If you have none yet, this cell says so: train one with
+# `python lesson_1/exercise_a/train_mnist.py` (add `--quick` for a run of seconds), then run it again.
 
 # %%
-model_path, trained = find_model(runs_root(), "lesson_1", "exercise_a", train_if_missing=True)
+model_path, trained = find_model(runs_root(), "lesson_1", "exercise_a")
 card = read_card(model_path)
 print(model_path)
 print({key: card[key] for key in ("identity", "size_bytes", "saved_at")})
