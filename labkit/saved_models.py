@@ -167,8 +167,13 @@ def save_keras_model(model, path, run_dir, *, record: dict | None = None) -> dic
     It is written beside and renamed over instead: `model.keras` is always whole or absent."""
     path = Path(path)
     partial = path.with_name("partial-" + path.name)
-    model.save(partial)
-    os.replace(partial, path)
+    try:
+        model.save(partial)
+        os.replace(partial, path)
+    except BaseException:
+        # Ctrl-C or a full disk mid-save: a torn copy is worth nothing, and it is as big as a model.
+        partial.unlink(missing_ok=True)
+        raise
     card = model_card(path, run_dir, model=model, saved_as="keras", record=record)
     write_card(path, card)
     return card

@@ -109,3 +109,48 @@ def test_a_finished_run_refuses_more_training(runs_dir):
     assert line.startswith("probe.py: error: this run has ended (finished)")
     (run,) = run_dirs(runs_dir)
     assert run_json(run)["status"] == "finished"
+
+
+# A layer whose weights take a Ctrl-C to save: the SIGINT is real and lands inside Keras's own
+# saving code, the moment `partial-model.keras` is being written, every time.
+INTERRUPTED_SAVE = """
+import os, signal, time
+import keras
+
+@keras.saving.register_keras_serializable(package="probe")
+class InterruptedWhileSaved(keras.layers.Dense):
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(30)
+
+model = keras.Sequential([keras.Input((4,)), InterruptedWhileSaved(2)])
+run.finish(model)
+"""
+
+
+def assert_interrupted_during_the_save(run):
+    record = run_json(run)
+    assert record["status"] == "interrupted", record["status"]
+    assert record["finished_at"]
+    leftovers = sorted(path.name for path in run.iterdir() if path.name.startswith("partial") or path.suffix == ".keras")
+    assert leftovers == [], leftovers
+
+
+def test_ctrl_c_during_the_final_save_says_interrupted_and_leaves_no_partial_model(runs_dir):
+    result = run_probe_script(runs_dir, INTERRUPTED_SAVE)
+    assert result.returncode == 130, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "Interrupted" in result.stdout, result.stdout
+    (run,) = run_dirs(runs_dir)
+    assert_interrupted_during_the_save(run)
+
+
+def test_an_interrupted_notebook_save_says_interrupted_and_leaves_no_partial_model(runs_dir, tmp_path):
+    from nbclient.exceptions import CellExecutionError
+
+    notebook = probe_notebook(tmp_path, FLAGS_CELL, RUN_CELL, INTERRUPTED_SAVE)
+    with pytest.raises(CellExecutionError, match="KeyboardInterrupt"):
+        execute_notebook(notebook, runs_dir, check_tensorboard=False)
+    (run,) = run_dirs(runs_dir)
+    assert_interrupted_during_the_save(run)
