@@ -2,6 +2,7 @@
 
     python3 scripts/lab.py start [train_mnist.py options]   # set up, check, train Lesson 1
     python3 scripts/lab.py test  [pytest options]           # set up, run every test
+    python3 scripts/lab.py setup                            # only create or repair .venv
     python3 scripts/lab.py lock                             # refresh requirements-lock.txt
 
 For instructors and students comparing runs (each runs inside .venv; `--help` explains it):
@@ -14,6 +15,8 @@ For instructors and students comparing runs (each runs inside .venv; `--help` ex
 
 All of them create `.venv` in the repository if it is missing and (re)install requirements.txt when
 it or the lock changed since the last install, then run inside that venv. `.ci/run` calls `test`.
+A `.venv` whose creation was cut short (Ctrl-C, a closed terminal) is found and rebuilt, and two
+commands started at once take turns at the setup instead of building over each other.
 
 The install is pinned by requirements-lock.txt: the exact versions the last green CI used.
 `lock` rewrites it from what .venv holds now, and README.md's "Tested with" line with it. Set
@@ -23,11 +26,14 @@ pinned version has no wheel, or a check against the newest releases).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,6 +45,10 @@ UNLOCKED_ENV = "LAB_UNLOCKED"
 # The versions README.md names in its "Tested with" line, in this order.
 HEADLINE_PACKAGES = ("tensorflow", "keras", "tensorboard", "numpy", "pandas", "scikit-learn", "mlxtend", "jupytext")
 INSTALL_STAMP = VENV / ".lab-installed.sha256"
+# Written last by a venv creation that ran to the end: a venv without it may lack pip.
+VENV_COMPLETE = VENV / ".lab-venv-complete"
+# Beside .venv, not in it, so that it survives a rebuild; held while .venv is set up.
+SETUP_LOCK = REPO / ".venv.lock"
 MAIN_ACTIVITY = REPO / "lesson_1" / "exercise_a" / "train_mnist.py"
 
 
@@ -85,17 +95,72 @@ def run(command: list) -> int:
     return subprocess.call([str(part) for part in command], cwd=REPO, env=venv_environment())
 
 
+def lock_file(handle, wait: bool) -> None:
+    """An exclusive lock on an open file, released when the file is closed; OSError if taken
+    and not `wait`."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        while True:
+            try:
+                return msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+            except OSError:
+                if not wait:
+                    raise
+                time.sleep(0.5)
+    fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+
+
+@contextlib.contextmanager
+def setup_lock():
+    """One setup of .venv at a time: a second `lab.py` started meanwhile waits for the first."""
+    with open(SETUP_LOCK, "a+b") as handle:
+        try:
+            lock_file(handle, wait=False)
+        except OSError:
+            say("another lab.py command is setting up .venv; waiting for it to finish")
+            lock_file(handle, wait=True)
+        yield
+
+
+def venv_is_complete(python: Path) -> bool:
+    """A venv made by this script carries VENV_COMPLETE; one made before it existed is complete
+    when its pip runs (and is then marked, so the check runs once)."""
+    if VENV_COMPLETE.exists():
+        return True
+    probe = subprocess.run([str(python), "-m", "pip", "--version"], capture_output=True, cwd=REPO)
+    if probe.returncode != 0:
+        return False
+    VENV_COMPLETE.touch()
+    return True
+
+
+def create_venv(python: Path) -> None:
+    if run([sys.executable, "-m", "venv", VENV]) != 0 or not python.exists():
+        sys.exit(
+            "[lab] could not create .venv; on Debian/Ubuntu install it with "
+            "`sudo apt install python3-venv`, then run this again"
+        )
+    VENV_COMPLETE.touch()
+
+
 def ensure_venv(quiet: bool = False) -> Path:
     if sys.version_info < (3, 10):
         sys.exit(f"[lab] Python 3.10 or newer is needed, this is {sys.version.split()[0]} ({sys.executable})")
+    with setup_lock():
+        return _ensure_venv(quiet)
+
+
+def _ensure_venv(quiet: bool) -> Path:
     python = venv_python()
+    if python.exists() and not venv_is_complete(python):
+        say(f"{VENV} is incomplete (an earlier setup was cut short); deleting and rebuilding it")
+        shutil.rmtree(VENV)
     if not python.exists():
         say(f"creating the virtual environment {VENV}")
-        if run([sys.executable, "-m", "venv", VENV]) != 0 or not python.exists():
-            sys.exit(
-                "[lab] could not create .venv; on Debian/Ubuntu install it with "
-                "`sudo apt install python3-venv`, then run this again"
-            )
+        create_venv(python)
     digest = requirements_digest()
     if not INSTALL_STAMP.exists() or INSTALL_STAMP.read_text().strip() != digest:
         pinned = f", pinned by {LOCK.name}" if locked() else ""
@@ -107,6 +172,11 @@ def ensure_venv(quiet: bool = False) -> Path:
     elif not quiet:
         say("requirements already installed in .venv")
     return python
+
+
+def setup(extra: list[str]) -> int:
+    ensure_venv()
+    return 0
 
 
 def start(extra: list[str]) -> int:
@@ -211,7 +281,7 @@ def lock(extra: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    commands = {"start": start, "test": test, "lock": lock}
+    commands = {"start": start, "test": test, "setup": setup, "lock": lock}
     if argv and argv[0] in VENV_MODULES:
         return run_module(VENV_MODULES[argv[0]], argv[1:])
     if not argv or argv[0] not in commands:

@@ -1,0 +1,75 @@
+"""`lab.py`'s own setup of .venv: a creation cut short is found and rebuilt, and two commands
+started together do not build over each other. Each test works on a copy of `scripts/lab.py` in
+its own folder, with a requirements.txt that pip satisfies offline (pip itself)."""
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from labtest import REPO
+
+
+@pytest.fixture
+def repo_copy(tmp_path):
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(REPO / "scripts" / "lab.py", tmp_path / "scripts" / "lab.py")
+    (tmp_path / "requirements.txt").write_text("pip\n")
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "probe"\n')
+    return tmp_path
+
+
+def setup_command(repo):
+    return [sys.executable, str(repo / "scripts" / "lab.py"), "setup"]
+
+
+def run_setup(repo) -> subprocess.CompletedProcess:
+    return subprocess.run(setup_command(repo), capture_output=True, text=True, timeout=300)
+
+
+def assert_pip_runs(repo):
+    probe = subprocess.run([str(repo / ".venv" / "bin" / "python"), "-m", "pip", "--version"], capture_output=True)
+    assert probe.returncode == 0, probe.stderr
+
+
+def test_a_venv_without_pip_is_rebuilt_with_one_line(repo_copy):
+    """What a Ctrl-C early in the first setup leaves: a venv with its python but no pip."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(repo_copy / ".venv")], check=True)
+    result = run_setup(repo_copy)
+    assert result.returncode == 0, result.stderr
+    rebuilt = [line for line in result.stderr.splitlines() if "incomplete" in line]
+    expected = f"[lab] {repo_copy / '.venv'} is incomplete (an earlier setup was cut short); deleting and rebuilding it"
+    assert rebuilt == [expected]
+    assert_pip_runs(repo_copy)
+    again = run_setup(repo_copy)
+    assert again.returncode == 0 and "incomplete" not in again.stderr, again.stderr
+
+
+def test_ctrl_c_during_the_first_setup_leaves_a_venv_the_next_command_repairs(repo_copy):
+    first = subprocess.Popen(setup_command(repo_copy), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    python = repo_copy / ".venv" / "bin" / "python"
+    deadline = time.monotonic() + 60
+    while not python.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert python.exists(), "the setup never created the venv's python"
+    first.send_signal(signal.SIGINT)
+    first.communicate(timeout=60)
+    assert first.returncode != 0
+    assert not (repo_copy / ".venv" / ".lab-venv-complete").exists()
+    result = run_setup(repo_copy)
+    assert result.returncode == 0, result.stderr
+    assert_pip_runs(repo_copy)
+
+
+def test_two_setups_started_together_take_turns(repo_copy):
+    first = subprocess.Popen(setup_command(repo_copy), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    second = subprocess.Popen(setup_command(repo_copy), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    outputs = [process.communicate(timeout=300) for process in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], outputs
+    assert "waiting for it to finish" in outputs[1][1], outputs[1][1]
+    assert outputs[1][1].count("creating the virtual environment") == 0, outputs[1][1]
+    assert_pip_runs(repo_copy)
