@@ -17,6 +17,7 @@ Keras-free: the Keras parts (callbacks, resume, distribution) live in labkit.tra
 from __future__ import annotations
 
 import atexit
+import contextlib
 import errno
 import os
 import signal
@@ -119,28 +120,34 @@ class RunLifecycle:
                 pass
 
     def end(self, status: str, error: str | None = None) -> None:
-        """Close the event writers, then record the status; a second call changes nothing."""
+        """Close the event writers, then record the status; a second call changes nothing.
+
+        Ctrl-C and SIGTERM wait until the status is on disk: an interruption that cut this short
+        would leave a run that says `running` (in a notebook, for as long as the kernel lives)."""
         if self.ended:
             return
-        self.status = status
-        self.close_writers()
-        try:
-            self.record.finish(status, error)
-        except OSError:
-            pass  # nowhere left to write; read_run will report the dead process as crashed
-        if self in _open_runs:
-            _open_runs.remove(self)
-        for hook in self.on_end:
-            hook()
-        if not _open_runs:
-            _restore_sigterm()
+        with _interruptions_held():
+            self.status = status
+            try:
+                self.close_writers()
+            finally:
+                try:
+                    self.record.finish(status, error)
+                except OSError:
+                    pass  # nowhere left to write; read_run will report the dead process as crashed
+                if self in _open_runs:
+                    _open_runs.remove(self)
+            for hook in self.on_end:
+                hook()
+            if not _open_runs:
+                _restore_sigterm()
 
     def end_after(self, error: BaseException) -> str | None:
         """End the run after `error` escaped the activity's code. Returns the one line to show
         instead of a traceback (an interruption, a full disk), or None to show the traceback."""
         if isinstance(error, INTERRUPTIONS):
             previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if _on_main_thread() else None
-            try:  # a second Ctrl-C must not cut the cleanup short
+            try:  # the student has already asked to stop: a second Ctrl-C asks nothing new
                 self.end("interrupted")
             finally:
                 if previous is not None:
@@ -170,6 +177,28 @@ def end_open_runs(error: BaseException) -> list[str]:
 
 def _on_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def _interruptions_held():
+    """Hold Ctrl-C and SIGTERM back while a run records how it ended; they arrive right after.
+    Where signals cannot be blocked (Windows), a Ctrl-C in that moment is ignored instead."""
+    if not _on_main_thread():
+        yield
+        return
+    if hasattr(signal, "pthread_sigmask"):
+        held = {signal.SIGINT, signal.SIGTERM}
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        return
+    previous_handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
 
 
 def install_error_hooks() -> None:

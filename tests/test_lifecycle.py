@@ -154,3 +154,25 @@ def test_an_interrupted_notebook_save_says_interrupted_and_leaves_no_partial_mod
         execute_notebook(notebook, runs_dir, check_tensorboard=False)
     (run,) = run_dirs(runs_dir)
     assert_interrupted_during_the_save(run)
+
+
+def test_ctrl_c_while_a_finished_run_closes_its_logs_still_records_finished(runs_dir):
+    """The SIGINT lands while `finish()` closes the event writers; the status still reaches disk."""
+    ending = """
+import os, signal, time
+
+class InterruptedWhileClosed:
+    def flush(self):
+        pass
+
+    def close(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)
+
+run.life.writers.append(InterruptedWhileClosed())
+run.finish()
+"""
+    result = run_probe_script(runs_dir, ending)
+    assert result.returncode == 130, result.stderr
+    (run,) = run_dirs(runs_dir)
+    assert run_json(run)["status"] == "finished"
