@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from labkit import LabError
+from labkit import LabError, sha256_of
 
 MIRROR_ENV = "LAB_DATA_MIRROR"
 SYSTEM_DIR_ENV = "LAB_SYSTEM_DATA_DIR"
@@ -122,18 +122,10 @@ def _folder_name(name: str) -> str:
 # files are simply absent, and raises CorruptDataFile when they are present but unusable.
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def read_mnist_npz(path: Path):
     if not path.is_file():
         return None
-    actual = _sha256(path)
+    actual = sha256_of(path)
     if actual != MNIST_NPZ_SHA256:
         raise CorruptDataFile(
             f"{path} is not the real mnist.npz (sha256 {actual[:12]}..., expected "

@@ -11,6 +11,8 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
+from labkit import backups, sha256_of
+
 
 class RecordEpochs(keras.callbacks.Callback):
     """Each epoch's metrics and wall time into run.json and epochs.log, as soon as it ends."""
@@ -71,14 +73,15 @@ class StepValidation(keras.callbacks.Callback):
 
 
 class FlushThenBackup(keras.callbacks.BackupAndRestore):
-    """Keras's BackupAndRestore in `<run>/backup`, flushing every event writer first, and writing
-    each backup whole. It comes last among the callbacks, so that everything an epoch logged is
-    on disk before the epoch counts as saved: a run killed in between repeats that epoch, never
-    skips it."""
+    """Keras's BackupAndRestore in `<run>/backup`, flushing every event writer first, writing
+    each backup whole, with a manifest that a resume checks it against (labkit.backups). It comes
+    last among the callbacks, so that everything an epoch logged is on disk before the epoch
+    counts as saved: a run killed in between repeats that epoch, never skips it."""
 
     def __init__(self, run, backup_dir: str):
         super().__init__(backup_dir)
         self.run = run
+        self._on_disk: backups.BackupState | None = None  # what the folder holds, once known
 
     def on_epoch_end(self, epoch, logs=None):
         self.run.flush_event_writers()
@@ -87,8 +90,12 @@ class FlushThenBackup(keras.callbacks.BackupAndRestore):
     def _save_model(self):
         # Keras writes both files in place, so a kill mid-write leaves an empty metadata file or a
         # torn weights file, and the run can no longer resume. Write them beside and rename them
-        # over: a rename is atomic, so the backup is always a whole epoch. Weights first: a kill
-        # between the two renames repeats one epoch, never skips one.
+        # over: a rename is atomic, so each file is always whole. Weights first: a kill between
+        # the two renames repeats one epoch, never skips one. The manifest goes in before either
+        # rename and names the folder's state before and after them, so that every state a kill
+        # can leave is one it vouches for, and its checksum is of the very file renamed in.
+        if self._on_disk is None:  # a resumed run replaces the backup it started from
+            self._on_disk = backups.state_on_disk(self.backup_dir)
         final = (self._weights_path, self._training_metadata_path)
         partial = (str(Path(final[0]).with_name("partial.weights.h5")), final[1] + ".partial")
         self._weights_path, self._training_metadata_path = partial
@@ -96,5 +103,8 @@ class FlushThenBackup(keras.callbacks.BackupAndRestore):
             super()._save_model()
         finally:
             self._weights_path, self._training_metadata_path = final
+        saving = backups.BackupState(backups.read_epoch(Path(partial[1])), sha256_of(partial[0]))
+        backups.write_manifest(self.backup_dir, saving, replacing=self._on_disk)
         for written, target in zip(partial, final, strict=True):
             os.replace(written, target)
+        self._on_disk = saving

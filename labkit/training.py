@@ -17,7 +17,6 @@ How a run ends when something goes wrong is labkit.lifecycle's business.
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from pathlib import Path
@@ -25,6 +24,8 @@ from pathlib import Path
 from labkit import LabError
 from labkit import data as lab_data
 from labkit import distribute as lab_distribute
+from labkit.backups import METADATA, BackupError, VerifiedBackup, fresh_start_command, verify_backup
+from labkit.backups import refusal as backup_refusal
 from labkit.cli import Config
 from labkit.figures import save_figures_on_show
 from labkit.lifecycle import RunLifecycle, RunWriteError, tensorboard_command, write_failure
@@ -110,6 +111,16 @@ def check_resume_target(config: Config, tag: str | None) -> None:
             f"--resume {config.resume}: that is the '{record.get('tag')}' run of a command that trains several; "
             "run that command again instead"
         )
+    verified_backup(config.resume, config.plan.epochs, record)
+
+
+def verified_backup(run_dir: Path, epochs: int, record: dict) -> VerifiedBackup:
+    """The run's backup, checked against its manifest before Keras loads anything from it; a
+    one-line refusal, with the command that starts afresh, if it cannot be trusted."""
+    try:
+        return verify_backup(Path(run_dir) / BACKUP_FOLDER, epochs)
+    except BackupError as error:
+        raise backup_refusal(run_dir, Path(run_dir) / BACKUP_FOLDER, record, error) from None
 
 
 class KerasRun:
@@ -317,22 +328,29 @@ class KerasRun:
 
         An epoch is saved only after its logs are flushed, so events newer than the backup belong
         to the epoch that is about to run again: dropping them keeps every step list free of
-        duplicates, and keeping the rest leaves no gaps."""
+        duplicates, and keeping the rest leaves no gaps. The backup was verified before the run
+        was reopened; it is verified again here, just before Keras loads it, since a notebook may
+        leave any time between the two (a refusal now ends the run `failed`, saying why)."""
         from labkit.tblogs import drop_events_after
 
-        metadata = self.backup_dir / "training_metadata.json"
-        if metadata.is_file():
-            self.resumed_from_epoch = int(json.loads(metadata.read_text())["epoch"])
-            cutoff = metadata.stat().st_mtime
-        else:  # killed before its first epoch ended: start again, in the same folder
-            self.resumed_from_epoch = 0
-            cutoff = float("-inf")
+        backup = verified_backup(self.dir, self.plan.epochs, self.record.data)
+        if backup.warning:
+            fresh = fresh_start_command(self.record.data)
+            self.say(f"Warning: {backup.warning}; if the run looks wrong, start a new one: {fresh}")
+        self.resumed_from_epoch = backup.epoch
+        # Killed before its first epoch was saved: start again, in the same folder, without its events.
+        cutoff = (self.backup_dir / METADATA).stat().st_mtime if backup.epoch else float("-inf")
         dropped = drop_events_after(self.dir, cutoff)
         self.record.data["resumes"][-1].update(from_epoch=self.resumed_from_epoch, events_dropped=dropped)
         self.record.data["epochs_completed"] = self.resumed_from_epoch
         self.record.save()
+        done = self.resumed_from_epoch == self.plan.epochs  # killed after its last backup, before the end
         self.say(
-            f"Resuming from epoch {self.resumed_from_epoch + 1} of {self.plan.epochs}"
+            (
+                f"All {self.plan.epochs} epochs were saved; finishing the run"
+                if done
+                else f"Resuming from epoch {self.resumed_from_epoch + 1} of {self.plan.epochs}"
+            )
             + (f" ({dropped} event(s) logged after the last backup dropped)" if dropped else "")
         )
 

@@ -6,11 +6,14 @@ resumes it with the real command line, and checks the result as TensorBoard woul
 
 import hashlib
 import json
+import os
+import shutil
 import signal
+from pathlib import Path
 
 import pytest
 
-from labtest import interrupt_run, only_run, run_in_process, run_json, run_script
+from labtest import REPO, interrupt_run, only_run, run_in_process, run_json, run_script
 
 SCRIPT = "lesson_2/hello_keras/train_mnist.py"
 # The digits in batches of 8: 158 steps an epoch, about half a second each, so a kill lands mid-run.
@@ -27,10 +30,24 @@ def folder_fingerprint(folder):
 
 
 @pytest.fixture(scope="module")
-def killed_then_resumed(tmp_path_factory):
-    runs_dir = tmp_path_factory.mktemp("resume")
+def killed_run(tmp_path_factory):
+    """A real run killed with SIGKILL after 3 epochs, left as it was: each test resumes a copy."""
+    runs_dir = tmp_path_factory.mktemp("killed")
     killed = interrupt_run(SCRIPT, *LONG_RUN, runs_dir=runs_dir, after_epochs=3, signal_number=signal.SIGKILL)
-    run = only_run(runs_dir)
+    return killed, only_run(runs_dir)
+
+
+def copy_of(killed_run, runs_dir, name=None):
+    """The killed run copied under `runs_dir` (file times kept: the resume compares them)."""
+    original = killed_run[1]
+    return Path(shutil.copytree(original, runs_dir / "lesson_2" / "hello_keras" / (name or original.name)))
+
+
+@pytest.fixture(scope="module")
+def killed_then_resumed(killed_run, tmp_path_factory):
+    runs_dir = tmp_path_factory.mktemp("resume")
+    run = copy_of(killed_run, runs_dir)
+    killed = killed_run[0]
     before = {
         "returncode": killed.returncode,
         "run_json": run_json(run),
@@ -175,3 +192,201 @@ def test_step_validation_of_a_resumed_run_counts_on_from_the_steps_already_taken
     callback = StepValidation(WritesUnderTmp(), x, y, every=5, first_step=100)
     model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[callback])  # 10 steps
     assert steps_of(read_scalars(tmp_path), "validation", "accuracy_by_step") == [105, 110]
+
+
+# -- a backup that cannot be trusted -------------------------------------------------------------
+
+
+def files_and_times(folder):
+    """Every file's content hash and modification time, and every folder: equal before and after
+    means nothing was written, renamed or touched."""
+    return {
+        p.relative_to(folder).as_posix(): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        if p.is_file()
+        else "folder"
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+def scramble_weights(backup):
+    """4 KiB of random bytes in the middle of the weights file, its size unchanged: the HDF5
+    structure still opens, and Keras loads NaN weights from it."""
+    weights = backup / "latest.weights.h5"
+    with open(weights, "r+b") as handle:
+        handle.seek(weights.stat().st_size // 2)
+        handle.write(os.urandom(4096))
+
+
+def write_metadata(text):
+    return lambda backup: (backup / "training_metadata.json").write_text(text)
+
+
+CORRUPTIONS = {
+    "random bytes in the weights": (scramble_weights, "latest.weights.h5 does not match its checksum"),
+    "weights deleted": (
+        lambda backup: (backup / "latest.weights.h5").unlink(),
+        "training_metadata.json counts 3 epoch(s) done, but latest.weights.h5 is missing",
+    ),
+    "metadata empty": (write_metadata(""), "training_metadata.json cannot be read: it is empty"),
+    "metadata half-written": (
+        write_metadata('{"epoch": 3, "ba'),
+        "training_metadata.json cannot be read: it is not readable JSON",
+    ),
+    "metadata a list": (write_metadata("[3]"), "training_metadata.json is not a JSON object with an integer 'epoch'"),
+    "epoch 99": (
+        write_metadata('{"epoch": 99, "batch": 0}'),
+        "training_metadata.json counts 99 epoch(s) done, outside the run's 1 to 12",
+    ),
+    "epoch -5": (
+        write_metadata('{"epoch": -5, "batch": 0}'),
+        "training_metadata.json counts -5 epoch(s) done, outside the run's 1 to 12",
+    ),
+    # Epoch 2 with the weights of epoch 3 is what a kill between the two renames leaves: accepted.
+    "an epoch the backup never saved": (
+        write_metadata('{"epoch": 1, "batch": 0}'),
+        "training_metadata.json counts 1 epoch(s) done, but latest.weights.h5 was saved after epoch 3",
+    ),
+}
+
+
+def refused_resume(run, capsys, monkeypatch):
+    """Resume `run` as `python train_mnist.py --resume RUN` would; the one line it refused with."""
+    with pytest.raises(SystemExit) as exit_info:
+        run_in_process(SCRIPT, "--resume", str(run), runs_dir=run.parents[2], monkeypatch=monkeypatch)
+    error = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(error.splitlines()) == 1, error
+    return error
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("corruption", CORRUPTIONS)
+def test_a_damaged_backup_is_refused_before_anything_is_written(corruption, killed_run, tmp_path, capsys, monkeypatch):
+    damage, problem = CORRUPTIONS[corruption]
+    run = copy_of(killed_run, tmp_path / "runs")
+    assert json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"] == 3
+    damage(run / "backup")
+    before = files_and_times(tmp_path)
+
+    error = refused_resume(run, capsys, monkeypatch)
+    assert f"--resume {run}: its backup {run / 'backup'} cannot be trusted: {problem}" in error, error
+    fresh = f"start a new run instead: python {REPO / SCRIPT} --dataset digits --epochs 12 --batch-size 8"
+    assert error.endswith(fresh), error
+    assert files_and_times(tmp_path) == before, "a refused resume writes nothing, run.json included"
+
+    assert refused_resume(run, capsys, monkeypatch) == error, "a second try is refused the same way"
+    assert files_and_times(tmp_path) == before
+
+
+@pytest.mark.slow
+def test_a_backup_from_before_checksums_resumes_with_a_warning(killed_run, tmp_path, capsys, monkeypatch):
+    run = copy_of(killed_run, tmp_path / "runs")
+    (run / "backup" / "manifest.json").unlink()
+    run_in_process(SCRIPT, "--resume", str(run), runs_dir=tmp_path / "runs", monkeypatch=monkeypatch)
+    said = capsys.readouterr().out
+    assert "Warning: this backup predates checksums (it has no manifest.json)" in said
+    assert "Resuming from epoch 4 of 12" in said
+    record = run_json(run)
+    assert record["status"] == "finished" and record["metrics"]["test"]["accuracy"] > 0.8
+
+
+@pytest.mark.slow
+def test_a_run_killed_before_its_first_backup_starts_again_from_epoch_1(killed_run, tmp_path, capsys, monkeypatch):
+    run = copy_of(killed_run, tmp_path / "runs")
+    shutil.rmtree(run / "backup")
+    run_in_process(SCRIPT, "--resume", str(run), runs_dir=tmp_path / "runs", monkeypatch=monkeypatch)
+    said = capsys.readouterr().out
+    assert "Resuming from epoch 1 of 12" in said and "Warning" not in said
+    assert run_json(run)["status"] == "finished"
+
+
+class Killed(BaseException):
+    """Stands for a SIGKILL: nothing after it runs."""
+
+
+def test_a_kill_at_any_point_of_a_backup_leaves_one_that_verifies_and_skips_no_epoch(tmp_path, monkeypatch):
+    """A real save of a small model, cut off before each of its renames in turn: whatever the cut
+    leaves, the check accepts it, and the weights it vouches for are those of its epoch or of the
+    epoch after (repeated, never skipped). A cut-off save followed by the next process's save
+    verifies too."""
+    import keras
+    import numpy as np
+
+    from labkit.backups import BackupState, state_on_disk, verify_backup
+    from labkit.keras_callbacks import FlushThenBackup
+
+    class NoWriters:  # what the callback asks of its run
+        def flush_event_writers(self):
+            pass
+
+    x, y = np.random.default_rng(0).normal(size=(32, 4)).astype("float32"), np.arange(32) % 3
+
+    def model():
+        built = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+        built.compile("sgd", "sparse_categorical_crossentropy")
+        return built
+
+    def weights_after_each_epoch(epochs, backup, kill_at_rename=None, initial_epoch=0):
+        """Train, backing up into `backup`; with kill_at_rename, stop before that os.replace."""
+        trained, seen, renames = model(), [], []
+        real_replace = os.replace
+
+        def replace(source, target):
+            renames.append(target)
+            if len(renames) == kill_at_rename:
+                raise Killed
+            real_replace(source, target)
+
+        class Remember(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                seen.append(trained.get_weights())
+
+            def on_train_end(self, logs=None):
+                raise Killed  # after the last backup, before Keras removes it
+
+        monkeypatch.setattr(os, "replace", replace)
+        try:
+            trained.fit(
+                x,
+                y,
+                epochs=epochs,
+                initial_epoch=initial_epoch,
+                verbose=0,
+                callbacks=[Remember(), FlushThenBackup(NoWriters(), str(backup))],
+            )
+        except Killed:
+            pass
+        finally:
+            monkeypatch.setattr(os, "replace", real_replace)
+        return seen
+
+    def loaded(backup):
+        restored = model()
+        restored.load_weights(backup / "latest.weights.h5")
+        return restored.get_weights()
+
+    def same(a, b):
+        return all(np.array_equal(u, v) for u, v in zip(a, b, strict=True))
+
+    # Each save renames the manifest, then the weights, then the metadata: the 4th to 6th renames
+    # belong to the second epoch's save.
+    for kill_at, expected_epoch, weights_of_epoch in ((4, 1, 1), (5, 1, 1), (6, 1, 2), (None, 2, 2)):
+        backup = tmp_path / f"kill-at-{kill_at}"
+        seen = weights_after_each_epoch(2, backup, kill_at)
+        assert verify_backup(backup, epochs=2).epoch == expected_epoch, kill_at
+        assert same(loaded(backup), seen[weights_of_epoch - 1]), kill_at
+
+    # Between the renames, resumed, and cut off again right after its next manifest: the manifest
+    # vouches for what the resume started from.
+    mixed = tmp_path / "kill-at-6"
+    saved = json.loads((mixed / "manifest.json").read_text())["saving"]
+    assert saved["epoch"] == 2 and state_on_disk(mixed) == BackupState(1, saved["weights_sha256"])
+    weights_after_each_epoch(3, mixed, kill_at_rename=2, initial_epoch=1)
+    assert verify_backup(mixed, epochs=3).epoch == 1
+
+    # The one state no kill can leave: older weights under a newer epoch, which would skip one.
+    skipped = tmp_path / "kill-at-5"
+    os.replace(skipped / "training_metadata.json.partial", skipped / "training_metadata.json")
+    from labkit import LabError
+
+    with pytest.raises(LabError, match=r"counts 2 epoch\(s\) done, but latest.weights.h5 was saved after epoch 1"):
+        verify_backup(skipped, epochs=2)
