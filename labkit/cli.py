@@ -194,7 +194,7 @@ def parse(parser: argparse.ArgumentParser, argv=None) -> Config:
             if getattr(args, "several_runs", None):
                 raise LabError(f"--resume continues a single run, and this command trains {args.several_runs}")
             adopt_recorded_settings(args, sys.argv[1:] if argv is None else list(argv))
-        args.runs_root = runs_root(args.logdir)
+        args.runs_root = runs_root(args.logdir, "--logdir")
         check_writable(args.runs_root)
         args.lesson, args.activity = activity_folder()
     except LabError as error:

@@ -26,6 +26,7 @@ from importlib import metadata
 from pathlib import Path
 
 from labkit import REPO_ROOT, LabError
+from labkit.run_checks import RunRecordError, check_name_lengths, no_json_constant, record_fault
 
 RUNS_DIR_ENV = "LAB_RUNS_DIR"
 RUN_JSON = "run.json"
@@ -34,10 +35,12 @@ STATUSES = ("running", "finished", "interrupted", "failed")
 CRASHED = "crashed"
 
 
-def runs_root(logdir: str | os.PathLike | None = None) -> Path:
-    """--logdir wins, then $LAB_RUNS_DIR, then `runs/` at the top of the repository."""
+def runs_root(logdir: str | os.PathLike | None = None, flag: str = "") -> Path:
+    """--logdir wins, then $LAB_RUNS_DIR, then `runs/` at the top of the repository. `flag` names
+    `logdir` in the one-line LabError for a name too long to exist."""
     chosen = logdir or os.environ.get(RUNS_DIR_ENV) or os.path.join(REPO_ROOT, "runs")
-    return Path(chosen).expanduser().resolve()
+    label = flag if logdir else f"${RUNS_DIR_ENV}" if os.environ.get(RUNS_DIR_ENV) else ""
+    return check_name_lengths(Path(chosen).expanduser(), label).resolve()
 
 
 def check_writable(root: Path) -> None:
@@ -258,17 +261,26 @@ def this_process() -> dict:
     return {"pid": os.getpid(), "host": socket.gethostname(), "started": _process_start_time(os.getpid())}
 
 
-def process_is_alive(process: dict) -> bool | None:
-    """Whether the process that wrote a run.json still runs; None when this host cannot tell."""
+def _pid_exists(pid: int) -> bool:
+    try:
+        import psutil
+    except ImportError:
+        try:
+            os.kill(pid, 0)
+        except OSError as error:  # EPERM: someone else's process has that pid
+            return isinstance(error, PermissionError)
+        return True
+    return psutil.pid_exists(pid)
+
+
+def process_is_alive(process: dict | None) -> bool | None:
+    """Whether the process that wrote a run.json (as `read_run` checked it) still runs; None when
+    this host cannot tell."""
     if not process or process.get("host") != socket.gethostname() or not process.get("pid"):
         return None
-    pid = int(process["pid"])
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    pid = process["pid"]
+    if not _pid_exists(pid):
         return False
-    except PermissionError:  # someone else's process with that pid: it exists
-        pass
     recorded, actual = process.get("started"), _process_start_time(pid)
     if recorded is not None and actual is not None and abs(recorded - actual) > 1.0:
         return False  # the pid was reused by a newer process
@@ -276,10 +288,18 @@ def process_is_alive(process: dict) -> bool | None:
 
 
 def read_run(run_dir: str | os.PathLike) -> dict:
-    """run.json as a dict, with `status` corrected to "crashed" when a run says "running" but
-    the process that wrote it is gone (the file itself is left as it is)."""
-    record = json.loads((Path(run_dir) / RUN_JSON).read_text())
-    if record.get("status") == "running" and process_is_alive(record.get("process")) is False:
+    """run.json with every field the toolkit reads checked (else RunRecordError), and `status`
+    "crashed" for a "running" run whose process is gone (the file itself is left as it is)."""
+    path = Path(run_dir) / RUN_JSON
+    try:
+        record = json.loads(path.read_bytes(), parse_constant=no_json_constant)
+    except OSError as error:
+        raise RunRecordError(path, f"cannot be read: {error.strerror or error}") from None
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError included
+        raise RunRecordError(path, f"not valid JSON: {str(error)[:80] or 'it is nested too deep'}") from None
+    if fault := record_fault(record):
+        raise RunRecordError(path, fault)
+    if record["status"] == "running" and process_is_alive(record.get("process")) is False:
         record["status"] = CRASHED
     return record
 
@@ -288,18 +308,20 @@ RESUMABLE = ("interrupted", CRASHED, "failed")
 
 
 def check_resumable(run_dir: str | os.PathLike) -> dict:
-    """run.json of a run that `--resume` may continue; a one-line LabError otherwise.
-
-    Standard library only, so the command line can refuse before TensorFlow loads."""
-    folder = Path(run_dir)
-    if not folder.is_dir():
-        raise LabError(f"--resume {run_dir}: no such folder")
-    if not (folder / RUN_JSON).is_file():
-        raise LabError(f"--resume {run_dir}: not a run folder (it holds no {RUN_JSON})")
+    """run.json of a run that `--resume` may continue; a one-line LabError otherwise. Standard
+    library only, so the command line can refuse before TensorFlow loads."""
+    folder = check_name_lengths(Path(run_dir), "--resume")
+    try:
+        if not folder.is_dir():
+            raise LabError(f"--resume {run_dir}: no such folder")
+        if not (folder / RUN_JSON).is_file():
+            raise LabError(f"--resume {run_dir}: not a run folder (it holds no {RUN_JSON})")
+    except OSError as error:  # a folder without execute permission, say
+        raise LabError(f"--resume {run_dir}: cannot look inside it ({error.strerror or error})") from None
     try:
         record = read_run(folder)
-    except (OSError, ValueError) as error:
-        raise LabError(f"--resume {run_dir}: its {RUN_JSON} cannot be read ({error})") from None
+    except RunRecordError as error:
+        raise LabError(f"--resume {run_dir}: its {RUN_JSON} cannot be used ({error.fault})") from None
     status = record.get("status")
     if status == "finished":
         raise LabError(f"--resume {run_dir}: that run already finished; start a new run instead")

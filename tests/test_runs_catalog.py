@@ -230,7 +230,7 @@ def test_an_unreadable_run_json_is_listed_as_such(real_runs, tmp_path, capsys):
     code, out, err = lab_runs(capsys, root, "--json")
     assert code == 0 and err == ""
     (row,) = [row for row in json.loads(out) if row["path"].endswith(copies["failed"].name)]
-    assert row["status"] == "unreadable" and row["error"].startswith("run.json cannot be read: ")
+    assert row["status"] == "unreadable" and row["error"].startswith("run.json: not valid JSON: ")
     code, out, err = lab_runs(capsys, root)
     assert code == 0 and "Traceback" not in out + err
     lines = out.splitlines()

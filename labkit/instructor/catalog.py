@@ -21,11 +21,11 @@ from pathlib import Path
 
 from labkit import LabError
 from labkit.cli import OneLineParser
-from labkit.instructor.export import export_runs, human_size, run_files, walk_runs
+from labkit.instructor.export import UNREADABLE, export_runs, human_size, run_files, walk_runs
+from labkit.run_checks import RunRecordError, check_name_lengths
 from labkit.runs import CRASHED, RUN_JSON, read_run, runs_root
 
 PROG = "lab.py runs"
-UNREADABLE = "unreadable"
 HINT = "train one with `python scripts/lab.py start` or any lesson's train script"
 
 
@@ -44,13 +44,14 @@ def key_metrics(metrics: dict) -> tuple[str | None, dict]:
     return None, {}
 
 
-def describe(run_dir: Path, root: Path, nested: set[Path]) -> dict:
-    relative = run_dir.relative_to(root).parts
-    row = {
+def unreadable_row(folder: Path, root: Path, error: str | None) -> dict:
+    """The row of a folder that may hold a run but cannot be read: shown, never cleaned or exported."""
+    relative = folder.relative_to(root).parts
+    return {
         "lesson": relative[0] if len(relative) > 1 else None,
         "activity": relative[1] if len(relative) > 2 else None,
-        "run": run_dir.name,
-        "path": run_dir.relative_to(root).as_posix() if run_dir != root else ".",
+        "run": folder.name,
+        "path": folder.relative_to(root).as_posix() if folder != root else ".",
         "status": UNREADABLE,
         "dataset": None,
         "substitute_for": None,
@@ -59,23 +60,30 @@ def describe(run_dir: Path, root: Path, nested: set[Path]) -> dict:
         "metrics": {},
         "quick": None,
         "wall_time_s": None,
-        "size_bytes": sum(size for _, size in run_files(run_dir, nested)),
+        "size_bytes": 0,
         "started_at": None,
+        "error": error,
     }
+
+
+def describe(run_dir: Path, root: Path, nested: set[Path] | frozenset[Path], locked: str | None = None) -> dict:
+    """A run's row. `nested`: run folders whose files are not this run's; `locked`: why one of
+    its own folders cannot be opened, which leaves its size and contents unknown."""
+    row = dict(unreadable_row(run_dir, root, locked), size_bytes=folder_size(run_dir, nested))
     try:
         record = read_run(run_dir)
-        if not isinstance(record, dict):
-            raise ValueError("not a JSON object")
-    except (OSError, ValueError) as error:
-        row["error"] = f"{RUN_JSON} cannot be read: {error}"
+    except RunRecordError as error:
+        return dict(row, error=f"{RUN_JSON}: {error.fault}")
+    if locked:
         return row
-    dataset = record.get("dataset") if isinstance(record.get("dataset"), dict) else {}
-    split, metrics = key_metrics(record.get("metrics") if isinstance(record.get("metrics"), dict) else {})
+    del row["error"]
+    dataset = record.get("dataset") or {}  # read_run checked the types
+    split, metrics = key_metrics(record.get("metrics") or {})
     row.update(
         lesson=record.get("lesson") or row["lesson"],
         activity=record.get("activity") or row["activity"],
         run=record.get("run_name") or row["run"],
-        status=str(record.get("status")),
+        status=record["status"],
         dataset=dataset.get("name"),
         substitute_for=dataset.get("substitute_for"),
         source=dataset.get("source"),
@@ -88,14 +96,29 @@ def describe(run_dir: Path, root: Path, nested: set[Path]) -> dict:
     return row
 
 
+def folder_size(run_dir: Path, nested) -> int:
+    return sum(size for _, size in run_files(run_dir, nested))
+
+
 def catalog(root: Path, lesson: str | None = None, activity: str | None = None) -> list[dict]:
-    folders = walk_runs(root)
-    rows = []
-    for run_dir in folders:
-        nested = {other for other in folders if other != run_dir and run_dir in other.parents}
-        row = describe(run_dir, root, nested)
-        if (lesson is None or row["lesson"] == lesson) and (activity is None or row["activity"] == activity):
-            rows.append(row)
+    """One row per run under `root`, and one per folder that cannot be opened outside any run.
+
+    Linear in the number of runs: a run's files leave out every other run folder by one set
+    lookup, and a locked folder finds its run by walking up its own parents."""
+    locked: list[tuple[Path, str]] = []
+    folders = walk_runs(root, locked)
+    if locked and locked[0][0] == root:
+        raise LabError(f"cannot open {root} ({locked[0][1]})")
+    every_run = frozenset(folders)
+    locked_in, loose = {}, []
+    for folder, why in locked:
+        owner = next((parent for parent in folder.parents if parent in every_run), None)
+        if owner is None:
+            loose.append(unreadable_row(folder, root, f"cannot open this folder ({why})"))
+        else:
+            locked_in.setdefault(owner, f"cannot open its folder {folder.relative_to(owner)} ({why})")
+    rows = [describe(run_dir, root, every_run, locked_in.get(run_dir)) for run_dir in folders] + loose
+    rows = [row for row in rows if lesson in (None, row["lesson"]) and activity in (None, row["activity"])]
     return sorted(rows, key=lambda r: (lesson_key(r["lesson"]), r["activity"] or "", r["started_at"] or "", r["path"]))
 
 
@@ -185,20 +208,25 @@ def named_rows(names: list[str], root: Path, rows: list[dict]) -> list[dict]:
     by_path = {(root / r["path"]).resolve(): r for r in rows}
     chosen = []
     for name in names:
-        given = Path(name).expanduser()
-        candidate = given if given.exists() or given.is_absolute() else root / given
-        if candidate.is_symlink():
-            raise LabError(f"--clean {name}: a symlink, not a run folder; name the folder itself")
-        folder = candidate.resolve()
-        if folder not in by_path:
-            if not folder.is_dir():
-                raise LabError(f"--clean {name}: no such folder")
-            if folder != root and root not in folder.parents:
-                raise LabError(f"--clean {name}: not under {root}; only runs in that folder can be removed")
-            raise LabError(f"--clean {name}: not a run folder (it holds no {RUN_JSON})")
+        given = check_name_lengths(Path(name).expanduser(), "--clean")
+        try:
+            candidate = given if given.exists() or given.is_absolute() else root / given
+            if candidate.is_symlink():
+                raise LabError(f"--clean {name}: a symlink, not a run folder; name the folder itself")
+            folder = candidate.resolve()
+            if folder not in by_path:
+                if not folder.is_dir():
+                    raise LabError(f"--clean {name}: no such folder")
+                if folder != root and root not in folder.parents:
+                    raise LabError(f"--clean {name}: not under {root}; only runs in that folder can be removed")
+                raise LabError(f"--clean {name}: not a run folder (it holds no {RUN_JSON})")
+        except OSError as error:  # a folder on the way without execute permission, say
+            raise LabError(f"--clean {name}: cannot look there ({error.strerror or error})") from None
         row = by_path[folder]
         if row["status"] == "running":
             raise LabError(f"--clean {name}: that run is still running; stop it first")
+        if row["status"] == UNREADABLE:
+            raise LabError(f"--clean {name}: {row['error']}; what cannot be read is never removed (remove it by hand)")
         if row not in chosen:
             chosen.append(dict(row, reason="named"))
     return chosen
@@ -219,6 +247,11 @@ def clean(root: Path, rows: list[dict], named: list[str], yes: bool, all_rows: l
         chosen = named_rows(named, root, all_rows)
     else:
         chosen = [dict(row, reason=reason) for row in rows if (reason := clean_reason(row))]
+    kept = [row for row in rows if row["status"] == UNREADABLE] if not named else []
+    if kept:
+        print(f"Keeping {len(kept)} unreadable run(s): what cannot be read is never removed")
+        for row in kept:
+            print(f"  {row['path']}  {row['error']}")
     if not chosen:
         print(
             f"nothing to clean under {root}: no failed, crashed or quick runs (name a finished full run to remove it)"
@@ -235,18 +268,25 @@ def clean(root: Path, rows: list[dict], named: list[str], yes: bool, all_rows: l
         )
         print(f"Nothing removed{how}.")
         return 1
-    removed, freed = 0, 0
+    removed, freed, failed = 0, 0, 0
     for row in chosen:
         folder = root / row["path"]
         # Checked again at the last moment: the run may have been resumed since the listing.
-        if describe(folder, root, set())["status"] == "running":
-            print(f"  kept {row['path']}: it started running again", file=sys.stderr)
+        now = describe(folder, root, set())["status"]
+        if now in ("running", UNREADABLE):
+            why = "started running again" if now == "running" else "became unreadable"
+            print(f"  kept {row['path']}: it {why}", file=sys.stderr)
             continue
-        shutil.rmtree(folder)
+        try:
+            shutil.rmtree(folder)
+        except OSError as error:
+            print(f"  could not remove all of {row['path']}: {error.strerror or error}", file=sys.stderr)
+            failed += 1
+            continue
         removed, freed = removed + 1, freed + row["size_bytes"]
         prune_empty_parents(folder.parent, root)
     print(f"Removed {removed} run{'s' if removed != 1 else ''}, {human_size(freed)} freed.")
-    return 0
+    return 1 if failed else 0
 
 
 def prune_empty_parents(folder: Path, root: Path) -> None:
@@ -307,11 +347,15 @@ def check_combination(args) -> None:
 def run(args) -> int:
     check_combination(args)
     root = runs_root(args.dir)
-    if not root.exists() and args.dir is None and not args.export and not args.clean:
+    try:
+        exists, is_dir = root.exists(), root.is_dir()
+    except OSError as error:  # a folder on the way without execute permission, say
+        raise LabError(f"cannot look at {root} ({error.strerror or error})") from None
+    if not exists and args.dir is None and not args.export and not args.clean:
         rows = []  # the default runs root appears with the first run: until then it is simply empty
-    elif not root.exists():
+    elif not exists:
         raise LabError(f"{root} does not exist; {HINT}, or give the folder that holds the runs")
-    elif not root.is_dir():
+    elif not is_dir:
         raise LabError(f"{root} is a file, not a folder of runs")
     else:
         rows = catalog(root, args.lesson, args.activity)
@@ -333,6 +377,9 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A folder name need not be UTF-8 on Linux: print its odd bytes as escapes rather than fail.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
     parser = make_parser()
     args = parser.parse_args(argv)
     try:

@@ -18,12 +18,14 @@ import json
 import os
 import re
 import socket
+import stat
 import tarfile
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 from labkit import LabError
+from labkit.run_checks import check_name_lengths
 from labkit.runs import RUN_JSON
 
 EXPORT_FORMAT = "keras-course-lab-export"
@@ -35,31 +37,44 @@ MODEL_FOLDERS = ("tuner", "backup")  # keras-tuner's checkpoints, BackupAndResto
 LARGE_OTHER_BYTES = 10 * 10**6
 WRITTEN_KINDS = ((".zip", "zip"), (".tar.gz", "tar"), (".tgz", "tar"))
 READ_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
+# The status `lab.py runs` gives a run whose run.json or folder it cannot read.
+UNREADABLE = "unreadable"
 
 
 # -- run folders ---------------------------------------------------------------------------------
 
 
-def walk_runs(root: Path) -> list[Path]:
-    """Run folders under `root`, without following a symlink anywhere (one could lead out of it)."""
+def walk_runs(root: Path, locked: list | None = None) -> list[Path]:
+    """Run folders under `root`, without following a symlink anywhere (one could lead out of it).
+    Folders it cannot open go into `locked` as (folder, why): they may hold runs too."""
+
+    def note(error: OSError) -> None:
+        if locked is not None:
+            locked.append((Path(error.filename), error.strerror or str(error)))
+
     found = []
-    for folder, subfolders, files in os.walk(root, followlinks=False):
+    for folder, subfolders, files in os.walk(root, onerror=note, followlinks=False):
         subfolders[:] = sorted(d for d in subfolders if not os.path.islink(os.path.join(folder, d)))
         if RUN_JSON in files and not os.path.islink(os.path.join(folder, RUN_JSON)):
             found.append(Path(folder))
     return found
 
 
-def run_files(run_dir: Path, nested: set[Path] = frozenset()):
-    """(path, bytes) of every plain file of a run, leaving out runs nested inside it and symlinks."""
+def run_files(run_dir: Path, nested: set[Path] | frozenset[Path] = frozenset()):
+    """(path, bytes) of every plain file of a run, leaving out symlinks and the runs in `nested`
+    (which may hold every run folder: only those inside `run_dir` matter, found by set lookup)."""
     for folder, subfolders, files in os.walk(run_dir, followlinks=False):
         subfolders[:] = sorted(
             d for d in subfolders if not os.path.islink(os.path.join(folder, d)) and Path(folder, d) not in nested
         )
         for name in sorted(files):
             path = Path(folder, name)
-            if not path.is_symlink() and path.is_file():
-                yield path, path.lstat().st_size
+            try:
+                info = path.lstat()
+            except OSError:  # a folder without execute permission: the listing says the run is unreadable
+                continue
+            if stat.S_ISREG(info.st_mode):
+                yield path, info.st_size
 
 
 def human_size(size: int) -> str:
@@ -83,12 +98,11 @@ def is_model_file(relative: Path, saved_models: set[Path]) -> bool:
 def export_plan(root: Path, rows: list[dict], with_models: bool):
     """(files to pack as (path, name in the archive), models left out, others left out), the
     last two as (count, bytes)."""
-    every_run = walk_runs(root)
+    every_run = frozenset(walk_runs(root))
     packed, models, others = [], [0, 0], [0, 0]
     for row in rows:
         run_dir = root / row["path"]
-        nested = {other for other in every_run if run_dir in other.parents}
-        files = list(run_files(run_dir, nested))
+        files = list(run_files(run_dir, every_run))
         saved_models = {path.parent.relative_to(run_dir) for path, _ in files if path.name == "saved_model.pb"}
         for path, size in files:
             relative = path.relative_to(run_dir)
@@ -144,21 +158,29 @@ def manifest_student(manifest_bytes: bytes) -> str | None:
 
 def export_runs(root: Path, rows: list[dict], target: Path, *, student: str | None, with_models: bool) -> int:
     kind = archive_kind(target)
-    target = target.expanduser().absolute()
-    if target.exists() or target.is_symlink():
-        raise LabError(f"--export {target}: that file already exists; choose another name or remove it first")
-    if not target.parent.is_dir():
-        raise LabError(f"--export {target}: the folder {target.parent} does not exist")
+    target = check_name_lengths(target.expanduser().absolute(), "--export")
+    try:
+        if target.exists() or target.is_symlink():
+            raise LabError(f"--export {target}: that file already exists; choose another name or remove it first")
+        if not target.parent.is_dir():
+            raise LabError(f"--export {target}: the folder {target.parent} does not exist")
+    except OSError as error:  # a folder on the way without execute permission, say
+        raise LabError(f"--export {target}: cannot look there ({error.strerror or error})") from None
     if student is not None and not names_someone(student):
         raise LabError(f"--student '{student}': give a name with letters or digits")
+    # A run it cannot read would reach the instructor as a run that `lab.py runs` cannot read either.
+    unreadable = [row for row in rows if row["status"] == UNREADABLE]
+    rows = [row for row in rows if row["status"] != UNREADABLE]
     if not rows:
-        raise LabError(f"no runs to export under {root} (with these filters)")
+        which = "readable " if unreadable else ""
+        raise LabError(f"no {which}runs to export under {root} (with these filters)")
     if student is None:
         try:
             student = getpass.getuser()
         except (KeyError, OSError):  # no login name (some containers): the archive's name will do
             student = input_stem(target)
     packed, models, others = export_plan(root, rows, with_models)
+    escaped = zip_safe_names(packed) if kind == "zip" else []
     manifest = {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
@@ -168,6 +190,7 @@ def export_runs(root: Path, rows: list[dict], target: Path, *, student: str | No
         "with_models": with_models,
         "runs": [
             {key: row[key] for key in ("path", "lesson", "activity", "run", "status", "quick", "size_bytes")}
+            | ({"path": zip_name(row["path"])} if kind == "zip" else {})
             for row in rows
         ],
     }
@@ -179,9 +202,19 @@ def export_runs(root: Path, rows: list[dict], target: Path, *, student: str | No
     except OSError as error:
         raise LabError(f"--export {target}: cannot write it ({error.strerror or error})") from None
     finally:
-        partial.unlink(missing_ok=True)
+        try:
+            partial.unlink(missing_ok=True)
+        except OSError:  # a read-only file system, say, where the partial file never came to be
+            pass
     count = len(rows)
     print(f"Wrote {target}: {count} run{'s' if count != 1 else ''}, {human_size(target.stat().st_size)}")
+    for row in unreadable:
+        print(f"Left out {row['path']}: {row['error']}")
+    if escaped:
+        print(
+            f"Renamed {len(escaped)} file(s) whose names are not UTF-8, which a .zip cannot hold: each odd byte "
+            f"became %XX, as in {escaped[0]} (a .tar.gz keeps such names as they are)"
+        )
     if models[0]:
         print(f"Left out {models[0]} model file(s), {human_size(models[1])}: add --with-models to include them")
     if others[0]:
@@ -189,9 +222,27 @@ def export_runs(root: Path, rows: list[dict], target: Path, *, student: str | No
     return 0
 
 
+def zip_name(name: str) -> str:
+    """`name` with each byte that is not UTF-8 as %XX: a Linux file name need not be UTF-8
+    (os.fsdecode keeps such bytes as lone surrogates), and a .zip stores only UTF-8 names."""
+    return "".join(f"%{ord(c) - 0xDC00:02X}" if "\udc80" <= c <= "\udcff" else c for c in name)
+
+
+def zip_safe_names(packed: list) -> list[str]:
+    """Give, in place, every archive name in `packed` that needs it its zip_name; returns those."""
+    escaped = []
+    for index, (file, name) in enumerate(packed):
+        if (safe := zip_name(name)) != name:
+            packed[index] = (file, safe)
+            escaped.append(safe)
+    return escaped
+
+
 def write_archive(path: Path, kind: str, manifest: bytes, packed: list) -> None:
     if kind == "zip":
-        with zipfile.ZipFile(path, "x", compression=zipfile.ZIP_DEFLATED) as archive:
+        # strict_timestamps=False: a file dated before 1980 (or after 2107), which the zip format
+        # cannot date, is stored with the nearest date it can.
+        with zipfile.ZipFile(path, "x", compression=zipfile.ZIP_DEFLATED, strict_timestamps=False) as archive:
             archive.writestr(MANIFEST, manifest)
             for file, name in packed:
                 archive.write(file, name)

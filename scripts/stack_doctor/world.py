@@ -207,11 +207,12 @@ class World:
     def runs_dir_status(self) -> tuple[Path, str | None, bool]:
         """(runs root, why it is unusable or None, whether labkit is installed in this Python)."""
         runs, installed = repository_runs_rules()
-        root = runs.runs_root(self.env.get("LAB_RUNS_DIR"))
+        chosen = self.env.get("LAB_RUNS_DIR")
         try:
+            root = runs.runs_root(chosen, "LAB_RUNS_DIR")
             runs.check_writable(root)
-        except runs.LabError as error:
-            return root, str(error), installed
+        except runs.LabError as error:  # a name too long to exist, an unwritable folder
+            return Path(chosen or "runs"), str(error), installed
         return root, None, installed
 
     def download_problem(self, timeout: float = 8.0) -> str | None:
