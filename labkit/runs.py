@@ -46,10 +46,13 @@ def runs_root(logdir: str | os.PathLike | None = None, flag: str = "") -> Path:
 def check_writable(root: Path) -> None:
     """Fail early, before anything is written, when `root` could never hold a run."""
     probe = root
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
+    try:
+        while not probe.exists():
+            if probe.parent == probe:
+                break
+            probe = probe.parent
+    except OSError as error:  # a folder on the way that the student may not open
+        raise LabError(f"logdir {root} cannot be checked: {error.filename}: {error.strerror}") from None
     if not probe.is_dir():
         raise LabError(f"logdir {root} cannot be created: {probe} is a file, not a folder")
     if not os.access(probe, os.W_OK | os.X_OK):

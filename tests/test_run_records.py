@@ -430,3 +430,13 @@ def test_a_name_over_255_bytes_is_one_line_and_exit_2(tmp_path, command, flag):
 def test_a_runs_dir_variable_over_255_bytes_names_the_variable(tmp_path):
     line = one_line_refusal(run_cli(LAB, "runs", cwd=tmp_path, runs_dir=tmp_path / LONG_NAME))
     assert line.startswith(f"lab.py runs: error: $LAB_RUNS_DIR: the name '{'n' * 24}...' in {tmp_path} is 300 bytes")
+
+
+def test_a_logdir_under_a_folder_that_cannot_be_opened_is_one_line(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o600)
+    logdir = locked / "inside" / "runs"
+    result = run_cli(EXERCISE_A, "--quick", "--logdir", logdir, runs_dir=tmp_path / "runs", preexec_fn=obeying_modes)
+    line = one_line_refusal(result)
+    assert line == f"train_mnist.py: error: logdir {logdir} cannot be checked: {logdir}: Permission denied"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["locked"]
