@@ -8,7 +8,7 @@
 MNIST and Fashion-MNIST live in the Keras cache; California housing (Lesson 3's regression data)
 in scikit-learn's data home ($SCIKIT_LEARN_DATA, else ~/scikit_learn_data) as cal_housing_py3.pkz.
 Every file is verified before it is used or copied: mnist.npz by the sha256 Keras expects,
-Fashion-MNIST by the sha256 of its decompressed idx files, MNIST idx files by their headers,
+MNIST and Fashion-MNIST idx files by the sha256 of their decompressed content (any gzip will do),
 the housing file by loading it through scikit-learn and checking its 20,640 rows of 8 features.
 A mirror folder has the caches' layout (mnist.npz, fashion-mnist/*.gz, cal_housing_py3.pkz at its
 top), so students can also use it directly with LAB_DATA_MIRROR=DIR. scikit-learn's digits and

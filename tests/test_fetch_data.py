@@ -1,7 +1,9 @@
 """scripts/fetch_data.py, run for real: fill, check, export to a mirror, import back."""
 
+import shutil
+
 import pytest
-from test_data_sources import IDX_NAMES, require_system_fashion, write_idx_folder
+from test_data_sources import IDX_NAMES, require_shared_mnist, require_system_fashion, write_idx_folder
 
 from labtest import run_script
 
@@ -37,7 +39,8 @@ def test_check_reports_missing_data_and_writes_nothing(homes, tmp_path):
 
 
 def test_export_then_import_moves_verified_mnist_idx_files(homes, tmp_path):
-    write_idx_folder(homes["teacher"] / "datasets" / "mnist")
+    """Real full MNIST (its idx files are verified by content, so no stand-in would pass)."""
+    shutil.copytree(require_shared_mnist() / "mnist", homes["teacher"] / "datasets" / "mnist")
     exported = fetch("--export", str(homes["mirror"]), "--dataset", "mnist", home=homes["teacher"], tmp_path=tmp_path)
     assert exported.returncode == 0, exported.stdout + exported.stderr
     assert "OK      mnist: copied 4 file(s)" in exported.stdout
