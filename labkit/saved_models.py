@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import shlex
+import stat
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -153,11 +154,26 @@ def read_card(model_path) -> dict:
     """The card beside `model_path`; a one-line LabError when it is missing or unreadable."""
     path = card_path(model_path)
     try:
-        return json.loads(path.read_text())
+        return json.loads(_regular_file_text(path))
     except FileNotFoundError:
         raise LabError(f"{model_path} has no model card ({path.name} is missing beside it)") from None
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, RecursionError) as error:
         raise LabError(f"{path} cannot be read: {error}") from None
+
+
+def _regular_file_text(path: Path) -> str:
+    """The text of `path` if it is a regular file. Opened without blocking and checked on the open
+    descriptor: a FIFO in a card's place would otherwise hang its reader until something writes to
+    it, and a check made before opening could be raced."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise ValueError("not a regular file")
+    except BaseException:
+        os.close(descriptor)
+        raise
+    with open(descriptor, "rb") as handle:
+        return handle.read().decode()
 
 
 def save_keras_model(model, path, run_dir, *, record: dict | None = None) -> dict:
@@ -227,14 +243,23 @@ def newest_run_model(
 
 def model_in_run(run_dir, flag: str = "--run") -> Path:
     """`<run>/model.keras`, checked: a one-line LabError, naming `flag`, says what is wrong."""
-    run_dir = Path(run_dir)
+    try:
+        return _model_in_run(Path(run_dir), flag)
+    except OSError as error:  # a name over 255 bytes, a folder the student may not open
+        raise LabError(f"{flag} {run_dir}: {error.strerror or error}") from None
+
+
+def _model_in_run(run_dir: Path, flag: str) -> Path:
     if not run_dir.is_dir():
         raise LabError(f"{flag} {run_dir}: no such folder")
     if not (run_dir / RUN_JSON).is_file():
         raise LabError(f"{flag} {run_dir}: not a run folder (it holds no {RUN_JSON})")
     path = run_dir / MODEL_FILE
     if not path.is_file():
-        status = read_run(run_dir).get("status")
+        try:
+            status = read_run(run_dir).get("status")
+        except ValueError as error:
+            raise LabError(f"{flag} {run_dir}: {error}") from None
         raise LabError(
             f"{flag} {run_dir}: it holds no {MODEL_FILE} (its status is '{status}'; only finished runs save one)"
         )
@@ -244,8 +269,11 @@ def model_in_run(run_dir, flag: str = "--run") -> Path:
 def check_model_file(path) -> Path:
     """A `.keras` file that exists and has its card beside it."""
     path = Path(path)
-    if not path.is_file():
-        raise LabError(f"--model {path}: no such file")
+    try:
+        if not path.is_file():
+            raise LabError(f"--model {path}: no such file")
+    except OSError as error:  # a name over 255 bytes, a folder the student may not open
+        raise LabError(f"--model {path}: {error.strerror or error}") from None
     if path.suffix != ".keras":
         raise LabError(f"--model {path}: not a .keras file")
     read_card(path)
@@ -257,8 +285,8 @@ def run_of(model_path) -> dict:
     run_dir = Path(model_path).parent
     try:
         return read_run(run_dir)
-    except (OSError, ValueError) as error:
-        raise LabError(f"{run_dir}: its run.json cannot be read ({error})") from None
+    except ValueError as error:  # labkit.runs.RunRecordError: the file and what is wrong with it
+        raise LabError(f"its run.json cannot be used: {error}") from None
 
 
 def find_model(

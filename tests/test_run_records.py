@@ -440,3 +440,12 @@ def test_a_logdir_under_a_folder_that_cannot_be_opened_is_one_line(tmp_path):
     line = one_line_refusal(result)
     assert line == f"train_mnist.py: error: logdir {logdir} cannot be checked: {logdir}: Permission denied"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["locked"]
+
+
+def test_a_baseline_with_a_name_over_255_bytes_is_one_line(tmp_path):
+    """Lesson 4's retraining finds its Lesson 1 model through labkit.saved_models, as the pages do."""
+    root = tmp_path / "runs"
+    long = tmp_path / LONG_NAME / "run"
+    result = run_cli(REPO / "lesson_4" / "retrain" / "train_mnist.py", "--quick", "--baseline", long, runs_dir=root)
+    assert one_line_refusal(result) == f"train_mnist.py: error: --baseline {long}: File name too long"
+    assert not root.exists()

@@ -13,15 +13,19 @@ programs:
                     ?preprocess=as_drawn (default) or centred
     GET  /health    is it up, and which model it serves
     GET  /model     the model card of the served model
-    POST /reload    serve another model without a restart: {"run": RUN_DIR} or {"model": PATH};
-                    an empty body reloads the current file
+    POST /reload    serve another model without a restart: {"run": RUN_DIR} or {"model": PATH}
+                    (Content-Type: application/json); an empty body reloads the current file
 
-It listens on 127.0.0.1 only: a course server, not one for the internet.
+It listens on 127.0.0.1 only: a course server, not one for the internet. It answers only requests
+addressed to 127.0.0.1:PORT or localhost:PORT, from no web page or one of its own, and /reload
+takes JSON only (labkit/web_guard.py says why): a page on another site cannot drive it.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import gc
 import json
 import math
 import socket
@@ -30,6 +34,7 @@ import threading
 import time
 from pathlib import Path
 
+import anyio
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -38,14 +43,21 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
 
 from labkit import LabError, cli
+from labkit.data import CLASS_NAMES
 from labkit.runs import runs_root
 from labkit.saved_models import DEFAULT_PORT, check_model_file, model_in_run, newest_run_model, read_card
-from lesson_4.serve.drawing import PREPROCESSING, SIDE, NotAnImage, read_png
+from labkit.web_guard import Refused, SameOriginGuard, parse_json, read_bounded
+from lesson_4.serve.drawing import JSON_SHAPE_HINT, PREPROCESSING, SIDE, network_input
 
 MAX_BODY_BYTES = 1_000_000  # a 280x280 drawing is about 10 KB as PNG; 1 MB is generous
 DRAIN_BYTES = 16_000_000  # beyond this an oversized body is cut off, not read to its end
 PAGE = Path(__file__).with_name("page.html")
-JSON_SHAPE_HINT = '{"image": [[28 numbers from 0 to 255], ... 28 rows]}'
+# The datasets whose ten classes are the digits 0-9. Fashion-MNIST has MNIST's shapes, so only
+# the data a model was trained on tells a clothing classifier from a digit reader.
+DIGIT_DATASETS = frozenset(name for name, classes in CLASS_NAMES.items() if classes == tuple("0123456789"))
+# A 4096x4096 PNG takes about 300 MB and a second of CPU to decode and composite; two at a time
+# keep four such uploads from holding 1.2 GB at once, and leave the event loop free meanwhile.
+DECODERS = 2
 
 
 # ----------------------------------------------------------------------------------------------
@@ -61,15 +73,16 @@ class ServedModel:
         import tensorflow as tf
 
         self.path = Path(path).resolve()
-        self.card = read_card(self.path)
+        self.card = digit_card(self.path)
         # compile=False: serving needs the weights, not the optimizer's state or the loss.
-        self.model = keras.models.load_model(self.path, compile=False)
-        self.input_shape = check_reads_digits(self.model, self.path)
+        self.model = model = keras.models.load_model(self.path, compile=False)
+        self.input_shape = check_reads_digits(model, self.path)
         # One traced graph for a batch of one: about 3x faster per request than calling the
-        # model eagerly, and the fixed signature means it is traced once, at load.
+        # model eagerly, and the fixed signature means it is traced once, at load. A partial, not
+        # a lambda: it makes no cycle through self, and TensorFlow counts traces by code object,
+        # so from the sixth reload on a lambda's trace printed a "retracing" warning each time.
         self._forward = tf.function(
-            lambda batch: self.model(batch, training=False),
-            input_signature=[tf.TensorSpec((1, *self.input_shape), tf.float32)],
+            functools.partial(infer, model), input_signature=[tf.TensorSpec((1, *self.input_shape), tf.float32)]
         )
         self.loaded_at = time.time()
         self._lock = threading.Lock()
@@ -90,6 +103,27 @@ class ServedModel:
         return output
 
 
+def infer(model, batch):
+    return model(batch, training=False)
+
+
+def digit_card(model_path: Path) -> dict:
+    """The model card, if it is one and names a digit dataset; a one-line LabError otherwise.
+    Read before TensorFlow loads, so that a wrong model is refused in a fraction of a second."""
+    card = read_card(model_path)
+    if not isinstance(card, dict) or not isinstance(card.get("identity"), str):
+        raise LabError(f"{model_path}: its model card is not a JSON object with an identity")
+    data = card.get("data")
+    name = data.get("name") if isinstance(data, dict) else None
+    if name not in DIGIT_DATASETS:
+        trained_on = f"was trained on {name}" if isinstance(name, str) else "has a card that names no dataset"
+        raise LabError(
+            f"{model_path}: this server reads handwritten digits, and that model {trained_on}; "
+            f"serve a run of an MNIST activity (its data: {', '.join(sorted(DIGIT_DATASETS))})"
+        )
+    return card
+
+
 def check_reads_digits(model, path: Path) -> tuple:
     """The model's input shape, if it takes one 28x28 image and gives ten scores."""
     inputs, outputs = model.inputs, model.outputs
@@ -108,88 +142,43 @@ def check_reads_digits(model, path: Path) -> tuple:
 # Requests: every way a body can be wrong gets a 4xx answer with a JSON error.
 
 
-class BadRequest(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-
-
 async def read_body(request) -> bytes:
-    """The body, kept only while it stays within MAX_BODY_BYTES, whatever Content-Length claims.
-
-    An oversized body is read to its end (up to DRAIN_BYTES) without being kept: a client that
-    sends its whole body before reading the answer then gets the 413, not a broken pipe."""
-    body, received = bytearray(), 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received <= MAX_BODY_BYTES:
-            body += chunk
-        elif received > DRAIN_BYTES:
-            break
-    if received > MAX_BODY_BYTES:
-        raise BadRequest(413, f"the body is over {received - 1:,} bytes; the limit is {MAX_BODY_BYTES:,}")
+    body = await read_bounded(request, MAX_BODY_BYTES, DRAIN_BYTES)
     if not body:
-        raise BadRequest(400, f"the body is empty: send a PNG image or JSON {JSON_SHAPE_HINT}")
-    return bytes(body)
-
-
-def parse_json(body: bytes):
-    def no_constants(name):
-        raise BadRequest(422, f"{name} is not a pixel value: use numbers from 0 to 255")
-
-    try:
-        return json.loads(body, parse_constant=no_constants)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BadRequest(400, f"the body is not valid JSON ({error})") from None
-
-
-def image_from_json(payload) -> np.ndarray:
-    """A 28x28 array from {"image": [[...], ...]}, each value checked."""
-    if not isinstance(payload, dict):
-        raise BadRequest(400, f"the JSON body must be an object, {JSON_SHAPE_HINT}; got a {type(payload).__name__}")
-    if "image" not in payload:
-        raise BadRequest(422, f'the JSON object has no "image" key: send {JSON_SHAPE_HINT}')
-    rows = payload["image"]
-    if not isinstance(rows, list) or len(rows) != SIDE:
-        got = f"{len(rows)} rows" if isinstance(rows, list) else f"a {type(rows).__name__}"
-        raise BadRequest(422, f'"image" must be a list of {SIDE} rows of {SIDE} numbers; got {got}')
-    for r, row in enumerate(rows):
-        if not isinstance(row, list) or len(row) != SIDE:
-            got = f"{len(row)} values" if isinstance(row, list) else f"a {type(row).__name__}"
-            raise BadRequest(422, f"row {r} must hold {SIDE} numbers; it holds {got}")
-        for c, value in enumerate(row):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise BadRequest(422, f"row {r}, column {c}: {json.dumps(value)} is not a number")
-            if not 0 <= value <= 255:
-                raise BadRequest(422, f"row {r}, column {c}: {value} is out of range; pixel values go from 0 to 255")
-    return np.asarray(rows, dtype=np.float32)
-
-
-def image_from_request(content_type: str, body: bytes) -> np.ndarray:
-    kind = content_type.split(";")[0].strip().lower()
-    if kind == "application/json":
-        return image_from_json(parse_json(body))
-    if kind == "image/png":
-        try:
-            return read_png(body)
-        except NotAnImage as error:
-            raise BadRequest(415 if "send a PNG" in str(error) else 400, str(error)) from None
-    raise BadRequest(415, f"Content-Type '{kind or 'none'}' is not served: send application/json or image/png")
+        raise Refused(400, f"the body is empty: send a PNG image or JSON {JSON_SHAPE_HINT}")
+    return body
 
 
 def resolve_reload_target(payload, current: Path) -> Path:
     if payload is None:
         return current
-    if not isinstance(payload, dict) or not payload.keys() <= {"run", "model"} or len(payload) > 1:
-        raise BadRequest(
+    if not isinstance(payload, dict) or not payload.keys() <= {"run", "model"} or len(payload) != 1:
+        raise Refused(
             400, 'send {"run": RUN_DIR} or {"model": PATH_TO_MODEL_KERAS}, or no body to reload the current file'
         )
+    ((key, value),) = payload.items()
+    if not isinstance(value, str) or not value:
+        raise Refused(400, f'"{key}" must be a path, as a JSON string; got {json.dumps(value)[:60]}')
     try:
-        if "run" in payload:
-            return model_in_run(str(payload["run"]))
-        return check_model_file(str(payload["model"]))
+        return checked_path(key, value)
     except LabError as error:
-        raise BadRequest(422, str(error)) from None
+        raise Refused(422, str(error)) from None
+
+
+def checked_path(kind: str, path: str) -> Path:
+    """The model.keras of a run folder (kind "run") or a .keras file (kind "model"), checked,
+    its card included; a one-line LabError whatever is wrong, a path the system refuses too."""
+    try:
+        model_path = model_in_run(path) if kind == "run" else check_model_file(path)
+        digit_card(model_path)
+    except OSError as error:  # a name over 255 bytes, a folder without permission, ...
+        raise LabError(f"--{kind} {path}: {error.strerror or error}") from None
+    return model_path
+
+
+def cannot_serve(path: Path, error: Exception) -> str:
+    reason = str(error).splitlines()[0] if str(error).strip() else type(error).__name__
+    return f"{path} cannot be served: {reason}"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -198,11 +187,13 @@ def resolve_reload_target(payload, current: Path) -> Path:
 
 def create_app(model_path: Path, served: ServedModel | None = None) -> FastAPI:
     app = FastAPI(title="Lesson 4 digit server", docs_url="/docs", redoc_url=None)
+    app.add_middleware(SameOriginGuard, state_changing={"/reload"})
     state = {"served": served or ServedModel(model_path), "started": time.time(), "requests": 0}
     reload_lock = threading.Lock()
+    decoders = anyio.CapacityLimiter(DECODERS)
 
-    @app.exception_handler(BadRequest)
-    async def bad_request(request: Request, error: BadRequest):
+    @app.exception_handler(Refused)
+    async def bad_request(request: Request, error: Refused):
         return JSONResponse({"error": str(error)}, status_code=error.status)
 
     @app.exception_handler(HTTPException)
@@ -236,10 +227,10 @@ def create_app(model_path: Path, served: ServedModel | None = None) -> FastAPI:
     @app.post("/predict")
     async def predict(request: Request, preprocess: str = "as_drawn"):
         if preprocess not in PREPROCESSING:
-            raise BadRequest(422, f"preprocess must be one of {', '.join(PREPROCESSING)}; got '{preprocess}'")
+            raise Refused(422, f"preprocess must be one of {', '.join(PREPROCESSING)}; got '{preprocess}'")
         body = await read_body(request)
-        pixels = image_from_request(request.headers.get("content-type", ""), body)
-        image = PREPROCESSING[preprocess](pixels)
+        content_type = request.headers.get("content-type", "")
+        image = await anyio.to_thread.run_sync(network_input, content_type, body, preprocess, limiter=decoders)
         served = state["served"]
         probabilities = await run_in_threadpool(served.probabilities, image)
         state["requests"] += 1
@@ -253,20 +244,28 @@ def create_app(model_path: Path, served: ServedModel | None = None) -> FastAPI:
 
     @app.post("/reload")
     async def reload(request: Request):
-        body = await request.body()
+        body = await read_bounded(request, MAX_BODY_BYTES, DRAIN_BYTES)
         payload = parse_json(body) if body.strip() else None
         target = resolve_reload_target(payload, state["served"].path)
 
-        def load():
+        def swap():
             with reload_lock:  # one reload at a time; predictions go on with the old model meanwhile
-                return ServedModel(target)
+                try:
+                    fresh = ServedModel(target)
+                    previous, state["served"] = state["served"], fresh
+                    return {"model": fresh.identity, "previous": previous.identity, "path": str(fresh.path)}
+                finally:
+                    # A Keras model is a web of reference cycles (layers, trackers, traced graphs):
+                    # only the cycle collector frees the one replaced (or half loaded). CPython runs
+                    # a full collection only once its long-lived objects grow by a quarter, and with
+                    # TensorFlow's that took so long that 120 reloads piled up 1.2 GB.
+                    previous = fresh = None
+                    gc.collect()
 
         try:
-            fresh = await run_in_threadpool(load)
-        except (LabError, ValueError, OSError) as error:
-            raise BadRequest(422, f"{target} cannot be served: {error}") from None
-        previous, state["served"] = state["served"], fresh
-        return {"model": fresh.identity, "previous": previous.identity, "path": str(fresh.path)}
+            return await run_in_threadpool(swap)
+        except Exception as error:  # a damaged file raises anything from zipfile, h5py or Keras
+            raise Refused(422, str(error) if isinstance(error, LabError) else cannot_serve(target, error)) from None
 
     return app
 
@@ -316,11 +315,11 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def choose_model(args) -> Path:
-    if args.model:
-        return check_model_file(args.model)
-    if args.run:
-        return model_in_run(args.run)
-    return newest_run_model(runs_root(args.logdir), "lesson_1", "exercise_a")
+    if args.model or args.run:
+        return checked_path("model" if args.model else "run", args.model or args.run)
+    path = newest_run_model(runs_root(args.logdir), "lesson_1", "exercise_a")
+    digit_card(path)
+    return path
 
 
 def claim_port(port: int) -> socket.socket:
@@ -352,13 +351,13 @@ def main(argv=None) -> int:
         sock = claim_port(args.port)
     except LabError as error:
         cli.fail(error, parser.prog)
-    try:
-        import uvicorn
+    import uvicorn
 
+    try:
         app = create_app(model_path)
-    except LabError as error:
+    except Exception as error:  # as for /reload: a damaged file raises anything from zipfile, h5py or Keras
         sock.close()
-        cli.fail(error, parser.prog)
+        cli.fail(error if isinstance(error, LabError) else LabError(cannot_serve(model_path, error)), parser.prog)
     port = sock.getsockname()[1]
     print(f"Serving {describe(read_card(model_path))}", flush=True)
     print(f"Open http://127.0.0.1:{port}/ to draw a digit (Ctrl-C stops the server)", flush=True)
