@@ -15,7 +15,6 @@ Standard library only at import time: the command lines check a model path befor
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shlex
@@ -24,7 +23,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from labkit import LabError
+from labkit import LabError, sha256_of
 from labkit.runs import RUN_JSON, find_runs, library_versions, read_run
 
 MODEL_FILE = "model.keras"
@@ -49,15 +48,7 @@ def size_on_disk(path: str | os.PathLike) -> int:
 
 def fingerprint(path: str | os.PathLike) -> str:
     """SHA-256 of the saved bytes (of every file, by relative name, for a folder)."""
-    path = Path(path)
-    digest = hashlib.sha256()
-    for file in _files_of(path):
-        if path.is_dir():
-            digest.update(str(file.relative_to(path)).encode() + b"\0")
-        with open(file, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+    return sha256_of(path)
 
 
 def describe_model(model) -> dict:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import hashlib
 import json
 import os
 import re
@@ -29,7 +28,7 @@ import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from labkit import LabError
+from labkit import LabError, sha256_of
 from labkit.cli import OneLineParser
 from labkit.instructor.export import MANIFEST, input_stem, manifest_student
 from labkit.runs import RUN_JSON
@@ -193,15 +192,7 @@ def unpack(members: list, staging: Path) -> None:
 
 def digest(path: Path) -> str:
     """SHA-256 of an archive's bytes, or of a folder's relative names and contents."""
-    sha = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and not p.is_symlink())
-    for file in files:
-        if file != path:
-            sha.update(file.relative_to(path).as_posix().encode() + b"\0")
-        with open(file, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                sha.update(block)
-    return sha.hexdigest()
+    return sha256_of(path)
 
 
 # -- collecting ----------------------------------------------------------------------------------
