@@ -65,13 +65,8 @@ def one_line_error(answer: dict) -> str:
 
 
 @pytest.fixture(scope="module")
-def lesson_1_run(exercise_a_quick_run):
-    return exercise_a_quick_run
-
-
-@pytest.fixture(scope="module")
-def server(lesson_1_run, tmp_path_factory):
-    with DigitServer(["--run", lesson_1_run], tmp_path_factory.mktemp("guard_runs")) as running:
+def server(exercise_a_quick_run, tmp_path_factory):
+    with DigitServer(["--run", exercise_a_quick_run], tmp_path_factory.mktemp("guard_runs")) as running:
         yield running
     assert running.exit_code == 0, running.output()
 
@@ -91,10 +86,10 @@ def loaded_at(server) -> float:
 
 
 @pytest.fixture
-def fifo_card(lesson_1_run, tmp_path):
+def fifo_card(exercise_a_quick_run, tmp_path):
     """A real model.keras whose card is a FIFO; released at the end, so that a reader stuck on
     it (today's code) lets go."""
-    (tmp_path / "model.keras").symlink_to(lesson_1_run / "model.keras")
+    (tmp_path / "model.keras").symlink_to(exercise_a_quick_run / "model.keras")
     fifo = tmp_path / "model.keras.card.json"
     os.mkfifo(fifo)
     yield tmp_path / "model.keras"
@@ -111,7 +106,7 @@ def fifo_card(lesson_1_run, tmp_path):
 
 
 @slow
-def test_a_foreign_host_is_refused_on_every_route(server, lesson_1_run):
+def test_a_foreign_host_is_refused_on_every_route(server, exercise_a_quick_run):
     port = port_of(server)
     routes = [("GET", "/"), ("GET", "/health"), ("GET", "/model"), ("GET", "/docs"), ("GET", "/openapi.json")]
     routes += [("POST", "/predict"), ("POST", "/reload")]
@@ -120,19 +115,19 @@ def test_a_foreign_host_is_refused_on_every_route(server, lesson_1_run):
     foreign = ["evil.example", f"evil.example:{port}", "127.0.0.1:1", f"localhost.evil.example:{port}", ""]
     for host in foreign:
         for method, path in routes:
-            status, answer = send(server, method, path, json={"run": str(lesson_1_run)}, headers={"Host": host})
+            status, answer = send(server, method, path, json={"run": str(exercise_a_quick_run)}, headers={"Host": host})
             assert status == 421, (host, method, path, status, answer)
-            assert str(lesson_1_run) not in one_line_error(answer)  # not a word of the card's paths
+            assert str(exercise_a_quick_run) not in one_line_error(answer)  # not a word of the card's paths
     for own in (f"127.0.0.1:{port}", f"localhost:{port}", f"LOCALHOST:{port}"):
         status, card = send(server, "GET", "/model", headers={"Host": own})
-        assert status == 200 and card["run_dir"] == str(lesson_1_run.resolve())
+        assert status == 200 and card["run_dir"] == str(exercise_a_quick_run.resolve())
 
 
 @slow
-def test_a_cross_site_reload_is_refused_and_the_model_stays(server, lesson_1_run):
+def test_a_cross_site_reload_is_refused_and_the_model_stays(server, exercise_a_quick_run):
     port = port_of(server)
     before = loaded_at(server)
-    body = f'{{"run": "{lesson_1_run}"}}'.encode()
+    body = f'{{"run": "{exercise_a_quick_run}"}}'.encode()
     refused = [
         # The issue's request: what a page on another site makes the browser send.
         ({"Content-Type": "text/plain", "Origin": "http://evil.example", "Host": "evil.example"}, 421),
@@ -321,11 +316,11 @@ def test_read_card_refuses_a_fifo_and_a_folder_at_once(tmp_path):
 
 
 @slow
-def test_memory_stays_flat_over_200_reloads(server, lesson_1_run):
+def test_memory_stays_flat_over_200_reloads(server, exercise_a_quick_run):
     import psutil
 
     process = psutil.Process(server.process.pid)
-    payload = {"run": str(lesson_1_run)}
+    payload = {"run": str(exercise_a_quick_run)}
     for _ in range(5):  # the allocator's first growth, and TensorFlow's caches, come once
         assert send(server, "POST", "/reload", json=payload)[0] == 200
     rss = []
