@@ -133,7 +133,9 @@ def assert_interrupted_during_the_save(run):
     record = run_json(run)
     assert record["status"] == "interrupted", record["status"]
     assert record["finished_at"]
-    leftovers = sorted(path.name for path in run.iterdir() if path.name.startswith("partial") or path.suffix == ".keras")
+    leftovers = sorted(
+        path.name for path in run.iterdir() if path.name.startswith("partial") or path.suffix == ".keras"
+    )
     assert leftovers == [], leftovers
 
 
