@@ -108,6 +108,24 @@ def test_quick_reloads_predict_identically_and_the_table_is_recorded(saved):
     assert "File format not supported" in refusal and "export" in refusal
 
 
+def assert_trains_further(record, source_run, images):
+    """The .keras copy's Adam goes on from the source run's last step; the weights copy's, compiled
+    afresh, starts at 0. Both train: the loss over the short epoch is below chance (ln 10 = 2.30)."""
+    hparams = run_json(source_run)["hparams"]
+    further = record["extra"]["train_further"]
+    steps = -(-images // further["batch_size"])
+    assert further["images"] == images
+    assert further["keras_steps_before"] == hparams["epochs"] * hparams["steps_per_epoch"]
+    assert further["keras_steps_after"] == further["keras_steps_before"] + steps
+    assert further["weights_steps_after"] == steps
+    assert 0 < further["keras_loss"] < 2.3 and 0 < further["weights_loss"] < 2.3, further
+
+
+def test_quick_run_trains_further_from_each_keras_copy(saved):
+    assert_trains_further(saved.record, saved.source, images=500)
+    assert "Adam's step counter, .keras copy:" in saved.result.stdout
+
+
 def test_the_keras_file_carries_adams_two_slots_per_weight(saved):
     stored = saved.record["extra"]["stored_bytes"]
     weights = stored["weights"]["layers"]
@@ -237,6 +255,7 @@ def test_notebook_saves_the_newest_lesson_1_model_three_ways(source_run, runs_di
     assert set(runs) == {"exercise_a", "save_restore"}
     assert all(record["status"] == "finished" and record["quick"] for record in runs.values())
     assert [row["format"] for row in runs["save_restore"]["extra"]["formats"]] == ROWS
+    assert_trains_further(runs["save_restore"], copied, images=500)
 
 
 @pytest.mark.full
@@ -260,3 +279,4 @@ def test_full_exercise_a_saved_three_ways_predicts_identically(exercise_a_full_r
         assert row["accuracy"] == pytest.approx(trained["metrics"]["test"]["accuracy"], abs=1e-6), name
     assert rows["keras"]["accuracy"] >= 0.945
     assert rows["keras"]["size_bytes"] > 2.9 * rows["weights"]["size_bytes"]
+    assert_trains_further(record, source, images=min(5000, trained["dataset"]["sizes"]["train"]))

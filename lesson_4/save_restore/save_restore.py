@@ -25,7 +25,8 @@
 #   `tf.saved_model.load(path).serve(x)`; use it for serving (TF Serving, other languages).
 #
 # We save the network that a Lesson 1 Exercise A run trained all three ways, load each back, and
-# check that every copy predicts the same on the same test images. Nothing is trained here.
+# check that every copy predicts the same on the same test images. Then we train a little further
+# from each Keras copy, to see what each one kept of the training.
 #
 # This file is both the script and the notebook (`save_restore.ipynb` beside it holds the same
 # cells, kept in step by jupytext):
@@ -67,6 +68,8 @@ images_to_compare = 200 if config.quick else None  # None: all the test images t
 load_repeats = 1 if config.quick else 3
 BATCH_SIZE = 256  # one batch size for every copy, so that each sees the very same batches
 SERVING_TOLERANCE = 1e-6  # a SavedModel runs TensorFlow's own graph: allowed to differ by rounding only
+fine_tune_images = 500 if config.quick else 5000  # a short epoch of further training from each copy
+FINE_TUNE_BATCH = 100  # Lesson 1's batch size
 
 # %% [markdown]
 # ## The model to save
@@ -146,7 +149,7 @@ reference = model.predict(images, batch_size=BATCH_SIZE, verbose=0)
 print("original model's accuracy on these images:", float(np.mean(reference.argmax(axis=1) == labels)))
 
 # %% [markdown]
-# This activity trains nothing, but it keeps a run folder like the others, for the three copies,
+# Like every activity, it keeps a run folder of its own, for the three copies,
 # their cards and a `run.json` with the results (status `running`, then `finished`, `failed` or
 # `interrupted`, however it ends).
 
@@ -342,6 +345,46 @@ for row in rows:
             f"labels identical: {row['labels_identical']}"
         )
 print(f"Every copy predicts the same labels. Model cards: {run_dir}/*.card.json")
+
+# %% [markdown]
+# ## Train further from each copy
+#
+# The colleague's question: can I go on training it? Both Keras copies can, and `fit` shows the
+# difference. The `.keras` copy comes back compiled, its Adam where the original run left it: the
+# step counter and the two moments per weight. The weights file holds no optimizer, so the
+# rebuilt model must be compiled again, and its Adam starts from step 0 with empty moments.
+# (The same optimizer settings as Lesson 1's `compile`: rate from the saved copy's optimizer.)
+
+# %%
+x_more, y_more = data.x_train[:fine_tune_images], data.y_train[:fine_tune_images]
+print("more training images:", x_more.shape, "| labels:", y_more.shape)
+
+resumed = keras.models.load_model(run_dir / "model.keras")  # compiled: optimizer and its state included
+steps_before = int(resumed.optimizer.iterations)
+resumed_history = resumed.fit(x_more, y_more, batch_size=FINE_TUNE_BATCH, epochs=1, verbose=0)
+
+rebuilt = keras.Model.from_config(copy.deepcopy(model_config))
+rebuilt.load_weights(run_dir / "model.weights.h5")
+rebuilt.compile(
+    optimizer=keras.optimizers.Adam(learning_rate=float(resumed.optimizer.learning_rate)),
+    loss="sparse_categorical_crossentropy",
+    metrics=["accuracy"],
+)
+rebuilt_history = rebuilt.fit(x_more, y_more, batch_size=FINE_TUNE_BATCH, epochs=1, verbose=0)
+
+further = {
+    "images": len(x_more),
+    "batch_size": FINE_TUNE_BATCH,
+    "keras_steps_before": steps_before,
+    "keras_steps_after": int(resumed.optimizer.iterations),
+    "weights_steps_after": int(rebuilt.optimizer.iterations),
+    "keras_loss": float(resumed_history.history["loss"][0]),
+    "weights_loss": float(rebuilt_history.history["loss"][0]),
+}
+print("Adam's step counter, .keras copy:", steps_before, "->", further["keras_steps_after"])
+print("Adam's step counter, weights copy: 0 ->", further["weights_steps_after"])
+print(f"loss over the epoch: .keras copy {further['keras_loss']:.4f}, weights copy {further['weights_loss']:.4f}")
+record.add_extra("train_further", further)  # extra code
 
 # %% [markdown]
 # ## Why is the `.keras` file three times bigger than the weights?
