@@ -52,9 +52,9 @@ def own_addresses(port: int | None) -> list[str]:
     return [f"{name}:{port}" for name in LOCAL_NAMES] + (list(LOCAL_NAMES) if port == 80 else [])
 
 
-def content_type(headers) -> str:
+def media_type(content_type: str) -> str:
     """The media type alone, lower case: `application/json; charset=utf-8` -> `application/json`."""
-    return headers.get("content-type", "").split(";")[0].strip().lower()
+    return content_type.split(";")[0].strip().lower()
 
 
 def check_request(scope, state_changing: frozenset[str]) -> None:
@@ -72,7 +72,7 @@ def check_request(scope, state_changing: frozenset[str]) -> None:
         page = _shown(", ".join(origins))
         raise Refused(403, f"a page at {page} may not use this server; only its own pages at http://{own[0]} may")
     if scope["method"] not in SAFE_METHODS and scope["path"] in state_changing:
-        kind = _shown(content_type(headers) or "none")
+        kind = _shown(media_type(headers.get("content-type", "")) or "none")
         if kind != JSON_TYPE:
             raise Refused(415, f"{scope['method']} {scope['path']} takes Content-Type: {JSON_TYPE} only; got '{kind}'")
 

@@ -25,7 +25,7 @@ import zlib
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from labkit.web_guard import Refused, parse_json
+from labkit.web_guard import Refused, media_type, parse_json
 
 SIDE = 28  # MNIST's image side
 BOX = 20  # MNIST scaled every digit to fit a 20x20 box inside the 28x28 image
@@ -138,7 +138,7 @@ def image_from_json(payload) -> np.ndarray:
 
 
 def image_from_request(content_type: str, body: bytes) -> np.ndarray:
-    kind = content_type.split(";")[0].strip().lower()
+    kind = media_type(content_type)
     if kind == "application/json":
         return image_from_json(parse_json(body, PIXEL_CONSTANT))
     if kind == "image/png":

@@ -167,12 +167,10 @@ def resolve_reload_target(payload, current: Path) -> Path:
 
 def checked_path(kind: str, path: str) -> Path:
     """The model.keras of a run folder (kind "run") or a .keras file (kind "model"), checked,
-    its card included; a one-line LabError whatever is wrong, a path the system refuses too."""
-    try:
-        model_path = model_in_run(path) if kind == "run" else check_model_file(path)
-        digit_card(model_path)
-    except OSError as error:  # a name over 255 bytes, a folder without permission, ...
-        raise LabError(f"--{kind} {path}: {error.strerror or error}") from None
+    its card included; a one-line LabError whatever is wrong (labkit.saved_models turns a path the
+    system refuses, a name over 255 bytes say, into one too)."""
+    model_path = model_in_run(path) if kind == "run" else check_model_file(path)
+    digit_card(model_path)
     return model_path
 
 
