@@ -321,7 +321,7 @@ def offline_availability() -> dict[str, str | None]:
             report[name] = _mnist_5k_source()
             continue
         try:
-            report[name] = find_raw(name, allow_download=False, seed_cache=False).source
+            report[name] = find_raw(name, allow_download=False, seed_cache=False).verified_summary
         except LabError:
             report[name] = None
     return report

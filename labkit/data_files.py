@@ -25,6 +25,7 @@ import gzip
 import hashlib
 import os
 import shutil
+import tempfile
 import threading
 import urllib.request
 import zipfile
@@ -218,9 +219,16 @@ def copy_dataset_files(name: str, source: Path, target: Path) -> list[Path]:
         if dest.exists():
             continue
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(dest.name + ".partial")
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
+        # A name of its own per copy: two runs seeding the cache at once (two test workers, two
+        # notebooks) must not write into the same temporary file.
+        handle, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".partial", dir=dest.parent)
+        os.close(handle)
+        try:
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dest)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
         written.append(dest)
     return written
 
@@ -312,6 +320,12 @@ class Found:
     arrays: tuple
     source: str
     notes: list[str]
+
+    @property
+    def verified_summary(self) -> str:
+        """What a check reports: how many images, that each file matched its digest, and where."""
+        x_train, _, x_test, _ = self.arrays
+        return f"{len(x_train):,} train + {len(x_test):,} test images, verified by SHA-256, from {self.source}"
 
 
 def find_raw(name: str, *, allow_download: bool = True, seed_cache: bool = True) -> Found:

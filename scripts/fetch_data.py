@@ -67,7 +67,7 @@ def find(name: str, *, allow_download: bool):
     sets are into the Keras cache, unless this is a --check."""
     if name != HOUSING:
         found = find_raw(name, allow_download=allow_download, seed_cache=allow_download)
-        return found.source, found.notes
+        return found.verified_summary, found.notes
     _, source, notes = find_housing(allow_download=allow_download)
     home, mirror = sklearn_data_home(), mirror_dir()
     # The chain reads the data home first and downloads into it, so a good copy that is not there came from the mirror.

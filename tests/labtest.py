@@ -26,6 +26,14 @@ def lab_env(runs_dir: Path, **extra: str) -> dict:
     return env
 
 
+def mirror_holds_full_mnist() -> bool:
+    """Whether $LAB_DATA_MIRROR names a folder with MNIST in it, as .ci/run sets it when the full
+    MNIST mirror sits beside the clone. Then every default MNIST run must train on full MNIST:
+    falling back to a substitute there is a fault, not a choice."""
+    mirror = os.environ.get("LAB_DATA_MIRROR")
+    return bool(mirror) and ((Path(mirror) / "mnist").is_dir() or (Path(mirror) / "mnist.npz").is_file())
+
+
 def run_script(
     script: str | Path, *args: str, runs_dir: Path, timeout: float = ACTIVITY_TIMEOUT_S, **env: str
 ) -> subprocess.CompletedProcess:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from test_test_stack import CORE_IDS, PACKAGE_IDS, healthy_probe, verdict_of
 
+from labtest import mirror_holds_full_mnist
 from stack_doctor import gpu
 from stack_doctor.core import CommandResult
 
@@ -72,6 +73,9 @@ def test_real_environment_json_report(real_report):
         assert rows[check_id]["status"] == "OK", rows[check_id]
     assert rows["tf.import"]["found"].startswith(f"TensorFlow {metadata.version('tensorflow')} imported in")
     assert report["platform"]["executable"] == sys.executable
+    if mirror_holds_full_mnist():  # .ci/run's mirror: the doctor verifies full MNIST in it
+        assert rows["data.mnist"]["status"] == "OK", rows["data.mnist"]
+        assert "60,000 train + 10,000 test images, verified by SHA-256" in rows["data.mnist"]["found"]
 
 
 @pytest.mark.slow

@@ -49,10 +49,23 @@ def test_export_then_import_moves_verified_mnist_idx_files(homes, tmp_path):
     imported = fetch("--import", str(homes["mirror"]), "--dataset", "mnist", home=homes["student"], tmp_path=tmp_path)
     assert imported.returncode == 0, imported.stdout
     check = fetch("--check", "--dataset", "mnist", home=homes["student"], tmp_path=tmp_path)
-    assert check.returncode == 0 and "OK      mnist: keras-cache" in check.stdout
+    assert check.returncode == 0, check.stdout
+    assert "OK      mnist: 60,000 train + 10,000 test images, verified by SHA-256, from keras-cache" in check.stdout
 
     again = fetch("--import", str(homes["mirror"]), "--dataset", "mnist", home=homes["student"], tmp_path=tmp_path)
     assert "already in" in again.stdout  # nothing is overwritten
+
+
+def test_check_verifies_full_mnist_in_the_shared_mirror_and_writes_nothing(homes, tmp_path):
+    """What a teacher who set LAB_DATA_MIRROR sees: full MNIST, checked file by file, found there."""
+    mirror = require_shared_mnist()
+    check = fetch(
+        "--check", "--dataset", "mnist", home=homes["student"], tmp_path=tmp_path, LAB_DATA_MIRROR=str(mirror)
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    expected = f"OK      mnist: 60,000 train + 10,000 test images, verified by SHA-256, from mirror ($LAB_DATA_MIRROR): {mirror}"
+    assert expected in check.stdout.splitlines()
+    assert not homes["student"].exists(), "a check copies nothing into the cache"
 
 
 def test_corrupt_mirror_is_skipped_with_its_reason(homes, tmp_path):
@@ -79,7 +92,10 @@ def test_real_fashion_mnist_from_the_system_package_fills_the_cache(homes, tmp_p
         FETCH, "--dataset", "fashion_mnist", runs_dir=tmp_path / "runs", KERAS_HOME=str(homes["student"])
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "OK      fashion_mnist: system package dataset-fashion-mnist" in result.stdout
+    assert (
+        "OK      fashion_mnist: 60,000 train + 10,000 test images, verified by SHA-256, from system package"
+        in result.stdout
+    )
     cached = homes["student"] / "datasets" / "fashion-mnist"
     assert sorted(p.name for p in cached.iterdir()) == sorted(IDX_NAMES.values())
 
