@@ -8,6 +8,7 @@ from test_data_sources import IDX_NAMES, require_shared_mnist, require_system_fa
 from labtest import run_script
 
 FETCH = "scripts/fetch_data.py"
+VERIFIED_FULL_SET = "60,000 train + 10,000 test images, verified by SHA-256"
 
 
 @pytest.fixture
@@ -50,7 +51,7 @@ def test_export_then_import_moves_verified_mnist_idx_files(homes, tmp_path):
     assert imported.returncode == 0, imported.stdout
     check = fetch("--check", "--dataset", "mnist", home=homes["student"], tmp_path=tmp_path)
     assert check.returncode == 0, check.stdout
-    assert "OK      mnist: 60,000 train + 10,000 test images, verified by SHA-256, from keras-cache" in check.stdout
+    assert f"OK      mnist: {VERIFIED_FULL_SET}, from keras-cache" in check.stdout
 
     again = fetch("--import", str(homes["mirror"]), "--dataset", "mnist", home=homes["student"], tmp_path=tmp_path)
     assert "already in" in again.stdout  # nothing is overwritten
