@@ -64,7 +64,7 @@ def test_check_verifies_full_mnist_in_the_shared_mirror_and_writes_nothing(homes
         "--check", "--dataset", "mnist", home=homes["student"], tmp_path=tmp_path, LAB_DATA_MIRROR=str(mirror)
     )
     assert check.returncode == 0, check.stdout + check.stderr
-    expected = f"OK      mnist: 60,000 train + 10,000 test images, verified by SHA-256, from mirror ($LAB_DATA_MIRROR): {mirror}"
+    expected = f"OK      mnist: {VERIFIED_FULL_SET}, from mirror ($LAB_DATA_MIRROR): {mirror}"
     assert expected in check.stdout.splitlines()
     assert not homes["student"].exists(), "a check copies nothing into the cache"
 
