@@ -56,6 +56,9 @@ def make_parser() -> argparse.ArgumentParser:
         "--only", nargs="+", choices=SECTIONS, metavar="SECTION", help=f"sections to run, of: {', '.join(SECTIONS)}"
     )
     parser.add_argument("--rounds", type=positive_int, help="interleaved rounds per comparison (default 3; quick 1)")
+    parser.add_argument(
+        "--keep-runs", metavar="DIR", type=Path, help="budget: keep the runs in DIR (default: a temporary folder)"
+    )
     parser.add_argument("--write", metavar="FILE", type=Path, help="write the results into this Markdown file")
     return parser
 
@@ -158,7 +161,7 @@ def run_section(name: str, args, runs_root: Path) -> Section:
     if name == "budget":
         from bench_budget import budget
 
-        return budget(args.quick, args.rounds)
+        return budget(args.quick, args.rounds, args.keep_runs)
     import bench_sections
 
     measure = {"roofline": bench_sections.roofline, "input": bench_sections.input_pipeline}.get(
