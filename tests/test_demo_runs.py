@@ -56,6 +56,15 @@ def test_every_lesson_ships_full_length_runs_made_by_the_plan_within_5_mb():
     assert total < SIZE_BUDGET_BYTES, f"demo_runs/ weighs {total} bytes"
 
 
+def test_the_mnist_demos_were_recorded_on_full_mnist():
+    """What the class will train on: the 60,000 + 10,000 digits, not the offline subset."""
+    for lesson in ("lesson_1", "lesson_2", "lesson_4"):
+        for run, record in shipped_runs(lesson).items():
+            dataset = record["dataset"]
+            assert (dataset["name"], dataset["substitute_for"]) == ("mnist", None), (lesson, run, dataset)
+            assert dataset["sizes"] == {"train": 55000, "validation": 5000, "test": 10000}, (lesson, run)
+
+
 def test_lesson_2_demo_shows_sgd_behind_rmsprop_and_adam_at_one_learning_rate():
     by_optimizer = {record["hparams"]["optimizer"]: record for record in shipped_runs("lesson_2").values()}
     assert set(by_optimizer) == {"sgd", "rmsprop", "adam"}

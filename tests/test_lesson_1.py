@@ -147,7 +147,7 @@ def test_full_exercise_a_run_reproduces_the_lessons_figures(exercise_a_full_run)
     assert by_step.loc[1801:].mean() > by_step.loc[:200].mean() + 0.03, "still rising after step 200"
     edge = record["extra"]["edge_shift_accuracy"]
     assert edge["10"] < edge["0"] - 0.4, "a trained network still fails on digits at the edge"
-    assert list(edge.values()) == sorted(edge.values(), reverse=True), "the further the shift, the worse"
+    assert edge["0"] > edge["2"] > edge["4"] > edge["10"], "the drop: the further the shift, the worse"
 
 
 def test_exercise_a_writes_step_level_curve_and_edge_scalars(exercise_a):

@@ -20,6 +20,7 @@ from labtest import (
     assert_finished_above,
     assert_refused,
     execute_notebook,
+    mirror_holds_full_mnist,
     notebook_has_image,
     notebook_text_outputs,
     only_run,
@@ -335,6 +336,9 @@ def test_full_linear_baseline_finds_clothes_harder_than_digits(runs_dir):
         assert_epoch_curves(run, epochs=10)
     fashion = assert_finished_above(runs["linear_fashion"], {"test.accuracy": 0.81})
     assert fashion["metrics"]["test"]["accuracy"] <= 0.855
-    mnist = assert_finished_above(runs["linear_mnist"], {"test.accuracy": 0.86})
-    assert mnist["extra"]["mnist_minus_fashion"] >= 0.03
+    full_mnist = run_json(runs["linear_mnist"])["dataset"]["name"] == "mnist"
+    assert full_mnist or not mirror_holds_full_mnist(), "the mirror holds full MNIST: the run must train on it"
+    # The chapter's "about 92%" on full MNIST; the subset's 4,000 digits give less.
+    mnist = assert_finished_above(runs["linear_mnist"], {"test.accuracy": 0.91 if full_mnist else 0.86})
+    assert mnist["extra"]["mnist_minus_fashion"] >= (0.06 if full_mnist else 0.03)
     assert [row["steps"] for row in mnist["extra"]["linear_baseline"]] == [17_190, 17_190]
