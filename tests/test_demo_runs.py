@@ -112,6 +112,27 @@ def test_lab_py_demo_runs_replays_the_plan_and_replaces_a_lesson_only_as_a_whole
     )
 
 
+def test_lab_py_demo_runs_refuses_to_record_mnist_demos_without_full_mnist(tmp_path):
+    """No cache, no mirror: Lesson 2's demo would fall back to the subset, so it is not recorded."""
+    into = tmp_path / "demo"
+    environment = lab_env(tmp_path / "runs", LAB_DATA_MIRROR="", KERAS_HOME=str(tmp_path / "empty_keras_home"))
+    result = subprocess.run(
+        [sys.executable, "scripts/lab.py", "demo-runs", "--lesson", "2", "--into", str(into)],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip() == (
+        "lab.py demo-runs: error: the demo runs of lesson_2 are recorded on full MNIST, which is not on this "
+        "machine: run `python scripts/fetch_data.py` or point LAB_DATA_MIRROR at a mirror of it "
+        "(--quick proves the commands on any data)"
+    )
+    assert not into.exists() and not (tmp_path / "runs").exists()
+
+
 def test_lab_py_demo_runs_list_prints_the_plan():
     result = subprocess.run(
         [sys.executable, "scripts/lab.py", "demo-runs", "--list"], cwd=REPO, capture_output=True, text=True, timeout=60

@@ -141,6 +141,27 @@ def swap_in(staged: Path, final: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+# The lessons whose demos train on MNIST: they are recorded on full MNIST, the data a class with
+# internet trains on, never on the offline subset.
+FULL_MNIST_LESSONS = ("lesson_1", "lesson_2", "lesson_4")
+
+
+def missing_full_mnist(lessons: list[str]) -> str | None:
+    """Why these lessons cannot be recorded here, or None."""
+    needing = [lesson for lesson in lessons if lesson in FULL_MNIST_LESSONS]
+    if not needing:
+        return None
+    from labkit.data import offline_availability
+
+    if offline_availability()["mnist"] is not None:
+        return None
+    return (
+        f"the demo runs of {', '.join(needing)} are recorded on full MNIST, which is not on this machine: "
+        "run `python scripts/fetch_data.py` or point LAB_DATA_MIRROR at a mirror of it "
+        "(--quick proves the commands on any data)"
+    )
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="lab.py demo-runs",
@@ -171,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     into = args.into.expanduser().resolve()
     if into.exists() and not into.is_dir():
         print(f"{parser.prog}: error: --into {into} is a file, not a folder", file=sys.stderr)
+        return 2
+    problem = None if args.quick else missing_full_mnist(lessons)
+    if problem:
+        print(f"{parser.prog}: error: {problem}", file=sys.stderr)
         return 2
     try:
         for lesson in lessons:
