@@ -252,9 +252,8 @@ def test_a_bad_flag_exits_2_at_once_without_loading_tensorflow(runs_dir):
 
 @pytest.mark.slow
 def test_explicit_dataset_that_is_missing_exits_2_and_says_how_to_get_it(runs_dir, tmp_path):
-    result = run_script(
-        EXERCISE_A, "--quick", "--dataset", "mnist", runs_dir=runs_dir, KERAS_HOME=str(tmp_path / "empty_keras_home")
-    )
+    no_mnist = {"KERAS_HOME": str(tmp_path / "empty_keras_home"), "LAB_DATA_MIRROR": ""}
+    result = run_script(EXERCISE_A, "--quick", "--dataset", "mnist", runs_dir=runs_dir, **no_mnist)
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert "dataset 'mnist' is not available offline" in line
@@ -268,7 +267,8 @@ def test_corrupt_cached_mnist_is_reported_kept_and_replaced_by_the_substitute(ru
     cache.mkdir(parents=True)
     (cache / "mnist.npz").write_bytes(b"PK\x03\x04 cut short by a dropped connection")
     argv = ("--quick", "--epochs", "1", "--steps-per-epoch", "2")
-    code = run_in_process(EXERCISE_A, *argv, runs_dir=runs_dir, monkeypatch=monkeypatch, KERAS_HOME=str(cache.parent))
+    no_mirror = {"KERAS_HOME": str(cache.parent), "LAB_DATA_MIRROR": ""}
+    code = run_in_process(EXERCISE_A, *argv, runs_dir=runs_dir, monkeypatch=monkeypatch, **no_mirror)
     assert code == 0
     said = capsys.readouterr().out
     assert "mnist.npz is not the real mnist.npz" in said and "labelled substitute" in said
