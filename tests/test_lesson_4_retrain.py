@@ -244,8 +244,10 @@ def test_notebook_retrains_the_newest_lesson_1_run(lesson_1_quick, runs_dir):
 
 @pytest.mark.full
 def test_full_exercise_a_retrained_with_shifts_reads_the_edge(exercise_a_full_run, exercise_a_retrained_full_run):
-    """800 steps on shifted digits, from Lesson 1's full run. On mnist_5k (seeds 42 and 1) this
-    measured 0.90-0.92 at 10 px (0.12 before) and 0.948 at 0 px (0.958 before)."""
+    """800 steps on shifted digits, from Lesson 1's full run. On full MNIST (seed 42, the recorded
+    demo) this measured 0.932 at 10 px (0.169 before) and 0.968 at 0 px (0.977 before), on the
+    10,000 test digits; on mnist_5k (seeds 42 and 1) 0.90-0.92 at 10 px (0.12 before) and 0.948
+    at 0 px (0.958 before), on its 500."""
     from labkit.tblogs import read_scalars, steps_of
 
     assert exercise_a_full_run.result.returncode == 0, exercise_a_full_run.result.stderr
@@ -261,7 +263,7 @@ def test_full_exercise_a_retrained_with_shifts_reads_the_edge(exercise_a_full_ru
     before, after = record["extra"]["edge_shift_accuracy"]["before"], record["extra"]["edge_shift_accuracy"]["after"]
     assert before["10"] < 0.3, "Lesson 1's network fails at the edge"
     assert min(after.values()) > 0.85, f"every shift up to 10 px is read after retraining: {after}"
-    assert after["0"] >= before["0"] - 0.02, "the centred digits are not forgotten (2 points = 10 of 500 digits)"
+    assert after["0"] >= before["0"] - 0.02, "the centred digits are not forgotten (within 2 points)"
     scalars = read_scalars(run)
     assert steps_of(scalars, "edge_before", "edge_shift_accuracy") == [0, 2, 4, 6, 8, 10]
     assert steps_of(scalars, "edge_after", "edge_shift_accuracy") == [0, 2, 4, 6, 8, 10]
