@@ -43,9 +43,9 @@ class Step:
 
 
 PLAN: dict[str, tuple[Step, ...]] = {
-    # The three learning rates of Activity 2 (about 8.5 minutes on 2 cores).
+    # The three learning rates of Activity 2 (14 minutes on full MNIST, 2 cores shared with other training).
     "lesson_1": (Step("lesson_1/activity_2/train_mnist.py", ("--sweep",)),),
-    # SGD, RMSprop and Adam on one network (about 15 s).
+    # SGD, RMSprop and Adam on one network (3 minutes on full MNIST, shared cores).
     "lesson_2": (Step("lesson_2/anatomy/train_mnist.py"),),
     # Two learning rates, the summaries and every deep-dive dashboard (about 1 minute), then one
     # keras-tuner search whose trials fill the HParams table (about 2 minutes).
@@ -54,7 +54,7 @@ PLAN: dict[str, tuple[Step, ...]] = {
         Step("lesson_3/tuning/train_keras_tuner.py", ("--tuner", "random")),
     ),
     # Retraining needs a trained Lesson 1 model to start from; only the retraining is shown: its
-    # edge table before and after (about 5 minutes in all).
+    # edge table before and after (11 minutes on full MNIST, shared cores).
     "lesson_4": (
         Step("lesson_1/exercise_a/train_mnist.py", shipped=False),
         Step("lesson_4/retrain/train_mnist.py"),
@@ -171,7 +171,7 @@ def make_parser() -> argparse.ArgumentParser:
         "--lesson",
         action="append",
         choices=[name.split("_")[1] for name in PLAN],
-        help="only this lesson (repeatable; default: all four, about 17 minutes on 2 cores)",
+        help="only this lesson (repeatable; default: all four, about 30 minutes on 2 cores)",
     )
     parser.add_argument("--into", type=Path, default=DEMO_ROOT, help=f"where to write (default: {DEMO_ROOT})")
     parser.add_argument("--quick", action="store_true", help="small slices: proves the commands, not for shipping")
