@@ -184,4 +184,5 @@ def test_lesson_4_demo_shows_the_edge_table_before_and_after_retraining():
     for side in ("edge_before", "edge_after"):
         assert steps_of(scalars, side, "edge_shift_accuracy", run=run) == [0, 2, 4, 6, 8, 10]
         logged = scalars[(scalars.split == side) & (scalars.tag == "edge_shift_accuracy")]
-        assert dict(zip(logged.step.astype(str), logged.value.round(3), strict=True)) == table[side.split("_")[1]]
+        # run.json keeps 4 decimals: exact counts out of 10,000 test digits
+        assert dict(zip(logged.step.astype(str), logged.value.round(4), strict=True)) == table[side.split("_")[1]]

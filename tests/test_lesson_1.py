@@ -123,8 +123,8 @@ def test_a_corrupt_mirror_is_named_left_alone_and_the_run_goes_on(runs_dir, tmp_
 @pytest.mark.full
 def test_full_exercise_a_run_reproduces_the_lessons_figures(exercise_a_full_run):
     """Seed 000: the network passes 90% within about 200 steps and reaches about 97% by step
-    2,000. On full MNIST (seeds 42, 1, 2) it passed 90% validation at step SEEDS_STEP and scored
-    SEEDS_TEST test accuracy on the 10,000 test digits. On the offline MNIST subset it measured 90%
+    2,000. On full MNIST (seeds 42, 1, 2) it passed 90% validation at step 160 / 100 / 120 and scored
+    0.9769 / 0.9757 / 0.9754 test accuracy on the 10,000 test digits. On the offline MNIST subset it measured 90%
     at step 120 and 95.8% on its 500 held-out digits."""
     from labkit.tblogs import read_scalars
 
