@@ -56,7 +56,7 @@ def test_health_and_model_card_name_the_served_run(server, lesson_1_run):
     assert card["sha256"] == fingerprint(lesson_1_run / "model.keras")
     assert card["run_dir"] == str(lesson_1_run.resolve())
     assert card["metrics"]["test"]["accuracy"] == run_json(lesson_1_run)["metrics"]["test"]["accuracy"]
-    assert card["data"]["name"] == "mnist_5k" and card["versions"]["keras"]
+    assert card["data"]["name"] == run_json(lesson_1_run)["dataset"]["name"] and card["versions"]["keras"]
     health = server.get_json("/health")
     assert health["status"] == "ok" and health["model"] == card["identity"]
     assert "Serving lesson_1/exercise_a/" in server.output()
@@ -275,7 +275,10 @@ def test_full_exercise_a_edge_digits_are_misread_until_the_retrained_model_is_de
         save_screenshot(browser, "lesson_4_edge_after_retraining.png")
         shown_model = browser.find_element("id", "model").text
     assert centre == {digit: digit for digit in digits}
+    # The network trained on full MNIST (seed 42) read the 1 (a vertical stroke) and the 2 (slid
+    # only 8 of the network's pixels) even at the edge, and misread the 7; the subset's network
+    # misread at least two of the three. At least one must be misread before, and none after.
     misread_before = [digit for digit in digits if before[digit]["as_drawn"]["label"] != digit]
-    assert len(misread_before) >= 2, before
+    assert misread_before, before
     assert {digit: after[digit]["as_drawn"]["label"] for digit in digits} == {digit: digit for digit in digits}
     assert deployed["model"].startswith(f"lesson_4/retrain/{retrained.name}#") and deployed["model"] in shown_model
