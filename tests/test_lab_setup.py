@@ -49,7 +49,17 @@ def test_a_venv_without_pip_is_rebuilt_with_one_line(repo_copy):
 
 
 def test_ctrl_c_during_the_first_setup_leaves_a_venv_the_next_command_repairs(repo_copy):
-    first = subprocess.Popen(setup_command(repo_copy), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A package index that accepts connections and never answers: the first setup cannot finish
+    # before the Ctrl-C lands, however slow the machine (a loaded CI worker once let it finish).
+    import os
+    import socket
+
+    silent_index = socket.create_server(("127.0.0.1", 0))
+    (repo_copy / "requirements.txt").write_text("lab-probe-that-no-index-serves\n")
+    hanging = dict(os.environ, PIP_INDEX_URL=f"http://127.0.0.1:{silent_index.getsockname()[1]}/simple")
+    first = subprocess.Popen(
+        setup_command(repo_copy), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=hanging
+    )
     python = repo_copy / ".venv" / "bin" / "python"
     deadline = time.monotonic() + 60
     while not python.exists() and time.monotonic() < deadline:
@@ -57,8 +67,10 @@ def test_ctrl_c_during_the_first_setup_leaves_a_venv_the_next_command_repairs(re
     assert python.exists(), "the setup never created the venv's python"
     first.send_signal(signal.SIGINT)
     first.communicate(timeout=60)
+    silent_index.close()
     assert first.returncode != 0
     assert not (repo_copy / ".venv" / ".lab-venv-complete").exists()
+    (repo_copy / "requirements.txt").write_text("pip\n")
     result = run_setup(repo_copy)
     assert result.returncode == 0, result.stderr
     assert_pip_runs(repo_copy)
