@@ -371,10 +371,10 @@ plt.show()
 #   will fix it.
 #
 # In quick mode every run sees two short epochs of a 2,000-image slice, so the gaps are rough.
-# At full length the good run passes 98% on full MNIST (98.26-98.35% test accuracy over seeds 42,
-# 1 and 2, each stopping after 19 epochs with epoch 9 the best). On the `mnist_5k` subset (seed 42) it reached 0.942, the too-fast
-# run 0.10, the too-slow one 0.83 after 100 epochs, still creeping up, and the too-narrow one
-# 0.868. The card (`README.md`) has the details and the timings.
+# At full length the good run passes 98% on full MNIST: 98.26-98.35% test accuracy over seeds 42,
+# 1 and 2, each stopping after 19 epochs with epoch 9 the best. On the `mnist_5k` subset (seed 42)
+# it reached 0.942, the too-fast run 0.10, the too-slow one 0.83 after 100 epochs, still creeping
+# up, and the too-narrow one 0.868. The card (`README.md`) has the details and the timings.
 #
 # ## Questions to explore
 #
