@@ -57,15 +57,19 @@ def what_it_trained(runs_root: Path, before: set[Path]) -> tuple[str, str]:
         except (OSError, ValueError):
             continue
     names = sorted({record.get("dataset", {}).get("name") or "?" for record in records if isinstance(record, dict)})
-    results = []
+    accuracies, losses = [], []
     for record in records:
         test = (record.get("metrics") or {}).get("test") or {} if isinstance(record, dict) else {}
         if "accuracy" in test:
-            results.append(f"{test['accuracy']:.4f}")
+            accuracies.append(test["accuracy"])
         elif "loss" in test:
-            results.append(f"loss {test['loss']:.4g}")
-    if len(results) > 3:
-        results = [f"{len(results)} runs, {min(results)} to {max(results)}"]
+            losses.append(test["loss"])
+    if len(accuracies) + len(losses) > 3:  # a sweep or a search: the range of each kind
+        results = [f"{len(records)} runs"]
+        results += [f"accuracy {min(accuracies):.4f} to {max(accuracies):.4f}"] if accuracies else []
+        results += [f"loss {min(losses):.4g} to {max(losses):.4g}"] if losses else []
+    else:
+        results = [f"{value:.4f}" for value in accuracies] + [f"loss {value:.4g}" for value in losses]
     return ", ".join(names) or "-", ", ".join(results) or "-"
 
 
