@@ -50,7 +50,7 @@ def test_a_venv_without_pip_is_rebuilt_with_one_line(repo_copy):
 
 def test_ctrl_c_during_the_first_setup_leaves_a_venv_the_next_command_repairs(repo_copy):
     # A package index that accepts connections and never answers: the first setup cannot finish
-    # before the Ctrl-C lands, however slow the machine (a loaded CI worker once let it finish).
+    # before the Ctrl-C lands, however slow the machine (under load, a full local run once let it finish).
     import os
     import socket
 
