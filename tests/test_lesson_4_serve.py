@@ -243,7 +243,7 @@ def test_serving_notebook_executes(lesson_1_run, runs_dir):
     answers = re.findall(r"HTTP 200: label (\d) \(true \d, model\.predict (\d)\)", text)
     assert len(answers) == 8 and all(served == local for served, local in answers), answers
     assert str(copied / "model.keras") in text
-    # The file to serve, compiled for evaluate, scores what its run recorded.
+    # The file to serve, its predictions counted against the labels, scores what its run recorded.
     (scored,) = re.findall(r"test accuracy of the file to serve: ([\d.]+) on (\d+) images", text)
     (recorded,) = re.findall(r"test accuracy its run recorded: +([\d.]+)", text)
     assert int(scored[1]) == run_json(lesson_1_run)["dataset"]["sizes"]["test"]
