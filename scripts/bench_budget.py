@@ -7,7 +7,6 @@ it, as in the course. The serving demo is left out: it is a server that the stud
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -16,6 +15,8 @@ import time
 from pathlib import Path
 
 from bench_common import REPO, Section, fmt
+
+from labkit.runs import RunRecordError, find_runs, read_run
 
 COMMANDS = [
     "lesson_1/activity_1/test_stack.py",
@@ -51,15 +52,15 @@ def what_it_trained(runs_root: Path, before: set[Path]) -> tuple[str, str]:
     """The data and the headline result of the runs one command made: their datasets, and the
     test accuracy of each (or the test loss, for a regression), from their run.json files."""
     records = []
-    for path in sorted(set(runs_root.rglob("run.json")) - before):
+    for run in sorted(set(find_runs(runs_root)) - before):
         try:
-            records.append(json.loads(path.read_text()))
-        except (OSError, ValueError):
+            records.append(read_run(run))
+        except RunRecordError:  # a command that died before writing its record says so by its exit
             continue
-    names = sorted({record.get("dataset", {}).get("name") or "?" for record in records if isinstance(record, dict)})
+    names = sorted({(record.get("dataset") or {}).get("name") or "?" for record in records})
     accuracies, losses = [], []
     for record in records:
-        test = (record.get("metrics") or {}).get("test") or {} if isinstance(record, dict) else {}
+        test = (record.get("metrics") or {}).get("test") or {}
         if "accuracy" in test:
             accuracies.append(test["accuracy"])
         elif "loss" in test:
@@ -87,7 +88,7 @@ def budget(quick: bool, rounds: int, keep_runs: Path | None = None) -> Section:
         env.pop("LAB_QUICK", None)
         for script in COMMANDS:
             argv = command_for(script, quick)
-            before = set(runs_root.rglob("run.json"))
+            before = set(find_runs(runs_root))
             started = time.perf_counter()
             try:
                 done = subprocess.run(
