@@ -105,7 +105,7 @@ def test_help_hides_the_learning_rate_and_names_the_tuner_flags(runs_dir, capsys
     assert run_in_process(SCRIPT, "--help", runs_dir=runs_dir, monkeypatch=monkeypatch) == 0
     usage = " ".join(capsys.readouterr().out.split())
     assert "--learning-rate" not in usage and "--resume" not in usage
-    assert "--tuner {random,hyperband,both}" in usage and "--hyperband-epochs" in usage and "--factor" in usage
+    assert "--tuner {random,hyperband,bayesian,both}" in usage and "--hyperband-epochs" in usage and "--factor" in usage
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,6 +148,27 @@ def test_quick_run_records_two_finished_searches_of_three_trials(quick, searches
         assert (run / "tuner" / "oracle.json").is_file() and (run / "best_model.keras").is_file()
     assert quick.result.stdout.count("Run folder:") == 2
     assert quick.result.stdout.count("\ntrial ") == 6
+
+
+@slow
+def test_quick_bayesian_search_starts_at_random_then_lets_the_gaussian_process_choose(quick_run):
+    """`--tuner bayesian`, the third tuner the page offers: one run, three trials in the space, each
+    logged; half of them (one of three, at least one) drawn at random before the Gaussian process
+    takes over, as keras-tuner's own oracle records."""
+    finished = quick_run(SCRIPT, "--quick", "--tuner", "bayesian", "--dataset", "diabetes")
+    assert finished.result.returncode == 0, finished.result.stdout[-3000:] + finished.result.stderr[-3000:]
+    folder = finished.runs_dir / "lesson_3" / "tuning" / "keras_tuner"
+    (run,) = run_dirs(folder)
+    record = run_json(run)
+    assert record["status"] == "finished" and record["tag"] == "bayesian"
+    search = record["extra"]["search"]
+    assert search["tuner"] == "bayesian" and search["trials"] == search["max_trials"] == 3
+    oracle = json.loads((run / "tuner" / "oracle.json").read_text())
+    assert oracle["num_initial_points"] == 1 and oracle["end_order"] == ["0", "1", "2"]
+    for row in search["per_trial"]:
+        assert row["status"] == "COMPLETED" and 3e-4 <= row["learning_rate"] <= 3e-2
+        assert (run / "trials" / row["trial_id"] / "execution0" / "validation").is_dir()
+    assert (run / "best_model.keras").is_file()
 
 
 @slow

@@ -25,6 +25,11 @@
 # - **Hyperband** spends its epochs unevenly: many settings get a few epochs, and only the best of
 #   each round are trained further, up to `--hyperband-epochs` (20), keeping 1 in `--factor` (3).
 #
+# A third tuner, **Bayesian optimization** (`--tuner bayesian`), is kept out of the default pair
+# to keep the default run short: it draws its first trials at random, then fits a Gaussian process
+# to the scores so far and picks the next setting where that model expects a low loss or is still
+# unsure. The section "Other tuners" at the end of the page says where it comes from.
+#
 # Each search is one run folder. keras-tuner keeps its own bookkeeping in `<run>/tuner/`, and every
 # trial logs to `<run>/trials/<trial id>/execution0/`, with TensorBoard's HParams callback, so that
 # the HParams tab lists every trial with its hyperparameters and losses. The best model is saved
@@ -36,6 +41,7 @@
 # ```
 # python lesson_3/tuning/train_keras_tuner.py                  # both tuners, one run each
 # python lesson_3/tuning/train_keras_tuner.py --tuner random   # one of them
+# python lesson_3/tuning/train_keras_tuner.py --tuner bayesian # a third: Bayesian optimization
 # python lesson_3/tuning/train_keras_tuner.py --quick          # 3 trials of 2 epochs each, seconds
 # tensorboard --logdir runs/lesson_3/tuning/keras_tuner        # then open the HPARAMS tab
 # ```
@@ -82,7 +88,10 @@ parser = cli.build_parser(
     **DATASET_FLAGS,
 )
 parser.add_argument(
-    "--tuner", choices=("random", "hyperband", "both"), default="both", help="which search to run (default: both)"
+    "--tuner",
+    choices=("random", "hyperband", "bayesian", "both"),
+    default="both",
+    help="which search to run; both = random and hyperband (default: both)",
 )
 parser.add_argument(
     "--max-trials",
@@ -233,6 +242,10 @@ class Hyperband(NamedTrials, keras_tuner.Hyperband):
     pass
 
 
+class BayesianOptimization(NamedTrials, keras_tuner.BayesianOptimization):
+    pass
+
+
 # %% [markdown]
 # Open TensorBoard on the folder the searches write to (`runs/lesson_3/tuning/keras_tuner` unless
 # you set `--logdir` or `LAB_RUNS_DIR`) before they start. Every trial appears as a run of its own,
@@ -306,7 +319,7 @@ def mse(predicted, true) -> float:
 # %% [markdown]
 # ## One search
 #
-# Each search is a run of its own (tag `random` or `hyperband`); for Hyperband, `--epochs` becomes
+# Each search is a run of its own (tag `random`, `hyperband` or `bayesian`); for Hyperband, `--epochs` becomes
 # `--hyperband-epochs`, the most one trial trains. The tuner keeps its files in the run folder and
 # minimises the validation MSE; the seed makes it draw the same trials every time. `tuner.search`
 # takes what `model.fit` takes, and fits one model per trial. Afterwards `get_best_models` rebuilds
@@ -316,7 +329,7 @@ def mse(predicted, true) -> float:
 # %%
 def search(kind):
     run_config = dataclasses.replace(config, epochs=config.hyperband_epochs) if kind == "hyperband" else config
-    max_trials = config.max_trials or (MAX_TRIALS if kind == "random" else None)
+    max_trials = config.max_trials or (None if kind == "hyperband" else MAX_TRIALS)
     if config.quick:
         max_trials = min(max_trials or QUICK_MAX_TRIALS, QUICK_MAX_TRIALS)
     settings = {"tuner": kind, "max_trials": max_trials, "patience": PATIENCE}
@@ -332,6 +345,13 @@ def search(kind):
     if kind == "random":
         tuner = RandomSearch(hypermodel, max_trials=max_trials, **common)
         print(f"random search: {max_trials} trials of up to {run.epochs} epochs (early stopping after {PATIENCE})")
+    elif kind == "bayesian":
+        # Half the trials drawn at random, the other half where the Gaussian process fitted to the
+        # scores so far expects a low validation loss (keras-tuner's default, 3 random trials per
+        # hyperparameter, would spend all ten of ours at random).
+        random_start = max(1, max_trials // 2)
+        tuner = BayesianOptimization(hypermodel, max_trials=max_trials, num_initial_points=random_start, **common)
+        print(f"Bayesian optimization: {max_trials} trials of up to {run.epochs} epochs (early stop after {PATIENCE})")
     else:
         tuner = Hyperband(hypermodel, max_epochs=run.epochs, factor=config.factor, **common)
         tuner.oracle.max_trials = max_trials  # Hyperband's schedule sets the trials; a cap ends it sooner
@@ -500,6 +520,33 @@ print(pd.DataFrame({"predicted": predicted, "true": y_test[:3]}))
 # loss of each trial's **last** epoch, while the tuner ranks by its **best** epoch; and pointed at a
 # folder holding several searches, it lists every trial of all of them.
 #
+# ## Other tuners
+#
+# The chapter lists the tools of its day for searching hyperparameters. Ideas outlive libraries, so
+# each row says which idea it stands for and where that idea lives now. Only keras-tuner is
+# installed with the lab.
+#
+# - **Hyperopt**: tree-structured Parzen estimators, which model where good and where bad settings
+#   lie and sample from the good side. Optuna, much used today, takes the same estimator by default.
+# - **Hyperas** and **kopt**: Hyperopt wrapped for Keras models; written for the standalone Keras
+#   of their day.
+# - **Talos**: scans of Keras models over a grid or at random; the idea of the random search here.
+# - **Keras Tuner**: this page. Random search, Hyperband and Bayesian optimization.
+# - **scikit-optimize**: `BayesSearchCV`, a drop-in for `RandomizedSearchCV` that fits a Gaussian
+#   process to the scores; the same idea as `--tuner bayesian` here.
+# - **Spearmint**: an early library of Bayesian optimization with Gaussian processes.
+# - **Hyperband**: an algorithm rather than a library: many short trials, and only the best of
+#   each round trained longer. `--tuner hyperband` here.
+# - **Sklearn-Deap**: evolutionary search (mutation and selection) for scikit-learn's searches.
+# - **Population-based training** (DeepMind): a population of models trains at once; now and then
+#   the weak ones copy the weights of the strong ones and perturb their settings. Ray Tune
+#   offers it.
+# - **AutoML services**: search the architecture too, as a hosted service (Google Cloud's Vertex
+#   AI, for one).
+#
+# Whatever the tool, the workflow stays the one above: a space, a budget of trials, a validation
+# score to rank them, and one test at the end.
+#
 # ## Questions to explore
 #
 # 1. Which search found the lower validation MSE, and which one spent less time? Run both again with
@@ -509,3 +556,6 @@ print(pd.DataFrame({"predicted": predicted, "true": y_test[:3]}))
 # 3. Give Hyperband `--factor 2`, then `--factor 4`. How do the number of trials and the epochs
 #    per trial change?
 # 4. The best model is tested once, at the end. Why not pick the best trial by its test MSE instead?
+# 5. Run `--tuner bayesian` with the same `--max-trials` as the random search. Do its later trials
+#    (after the random start) score better than the random search's? Compare the two in the
+#    parallel coordinates view.
