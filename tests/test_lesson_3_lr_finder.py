@@ -202,6 +202,21 @@ def test_quick_sweep_saves_the_log_x_plot_as_png_and_as_a_tensorboard_image(runs
 
 
 @slow
+def test_the_warm_up_schedule_climbs_in_a_line_to_its_target_then_decays_to_zero(quick):
+    """The page's cosine schedule with a warm-up, as printed by the quick run: 0 at step 0, half the
+    target halfway through the warm-up, the target at its end, then a decay that ends at 0."""
+    import ast
+
+    (line,) = [line for line in quick.result.stdout.splitlines() if line.startswith("step -> learning rate:")]
+    rates = ast.literal_eval(line.split(":", 1)[1].strip())
+    steps = sorted(rates)
+    start, middle, end_of_warm_up, mid_decay, last = (rates[step] for step in steps)
+    assert start == 0.0 and end_of_warm_up > 0
+    assert middle == pytest.approx(end_of_warm_up / 2, abs=1e-3)
+    assert 0 < mid_decay < end_of_warm_up and last == pytest.approx(0.0, abs=1e-4)
+
+
+@slow
 def test_quick_check_trains_better_at_the_suggestion_than_at_100x(quick, runs):
     from labkit.lr_finder import typed
 
@@ -248,6 +263,7 @@ def test_notebook_sweeps_plots_and_compares(runs_dir):
     assert "10x below" in text and "--learning-rate" in text
     assert "The sweep's divergence point" in text and "half of it" in text
     assert "validation_accuracy" in text
+    assert "step -> learning rate:" in text
     assert notebook_has_image(notebook)
     found = {run_json(run)["tag"]: run_json(run) for run in run_dirs(runs_dir)}
     assert sorted(found) == sorted(RUNS)
