@@ -72,6 +72,14 @@ def test_the_model_is_a_he_initialised_relu_pyramid():
     assert model.count_params() == 235_500 + 60_200 + 20_100 + 1_010
 
 
+def test_the_equal_width_contrast_spreads_the_pyramids_600_units_over_three_layers_of_200():
+    pyramid, equal = (page_definitions(SCRIPT).deep_mlp(widths) for widths in ((300, 200, 100), (200, 200, 200)))
+    units = [[layer.units for layer in model.layers if layer.name.startswith("hidden")] for model in (pyramid, equal)]
+    assert [sum(widths) for widths in units] == [600, 600] and units[1] == [200, 200, 200]
+    # 784*200+200 + 2 * (200*200+200) + 200*10+10: fewer weights than the pyramid's first layer alone saves
+    assert equal.count_params() == 157_000 + 2 * 40_200 + 2_010 < pyramid.count_params()
+
+
 @pytest.mark.parametrize(
     "argv, words",
     [
@@ -206,6 +214,8 @@ def test_notebook_trains_the_good_run_and_checks_its_checkpoint(runs_dir):
     text = notebook_text_outputs(notebook)
     assert "Suggested " in text and "test accuracy: restored model" in text
     assert "Skipped: these three runs train with --fall-short." in text
+    assert "hidden layers 300,200,100: 316,810 parameters" in text
+    assert "hidden layers 200,200,200: 239,410 parameters" in text
     assert notebook_has_image(notebook)
     record = run_json(only_run(runs_dir))
     assert record["status"] == "finished" and record["tag"] is None and "lr_finder" in record["extra"]

@@ -132,6 +132,27 @@ def deep_mlp(hidden_units, num_classes=10):
 
 
 # %% [markdown]
+# ### A pyramid, or layers of one size?
+#
+# The pyramid is the chapter's example design, and an old habit: many low-level features, merged
+# into fewer high-level ones. The chapter itself adds that the habit has largely been dropped.
+# Hidden layers of one size tend to do as well or better, and then there is a single width to
+# tune instead of one per layer. The chapter's other advice on size: one hidden layer of a few
+# hundred units already reaches about 97% on MNIST and two about 98%; and rather than hunting for
+# the exact size, take a network a little bigger than needed and let early stopping (below) keep
+# it from overfitting, like buying stretch pants a size up instead of tailoring them.
+#
+# Here the pyramid's 600 units are spread evenly as the contrast:
+# `--hidden-units 200,200,200` trains that design with everything else unchanged. The numbers from
+# both are in the section "The pyramid against layers of one size" below.
+
+# %%
+for design in ("300,200,100", "200,200,200"):
+    widths = [int(units) for units in design.split(",")]
+    print(f"hidden layers {design}: {deep_mlp(widths).count_params():,} parameters")
+
+
+# %% [markdown]
 # ## The learning-rate finder
 #
 # It trains the untrained network for one pass while it multiplies the rate by the same factor
@@ -376,13 +397,23 @@ plt.show()
 # it reached 0.942, the too-fast run 0.10, the too-slow one 0.83 after 100 epochs, still creeping
 # up, and the too-narrow one 0.868. The card (`README.md`) has the details and the timings.
 #
+# ## The pyramid against layers of one size
+#
+# Trained with the page's defaults (each design's own finder rate, full MNIST) over seeds 42, 1
+# and 2, as measured examples: the pyramid 300-200-100 reached 98.26-98.35% test accuracy, three
+# layers of 200 (a quarter fewer weights) 98.23-98.27%, and three of 300 (a third more weights
+# than the pyramid) 98.22-98.46%. The three ranges overlap; the seed moves the score as much as
+# the design does. So the chapter's remark holds here: layers of one size lose nothing, and leave
+# one width to tune instead of three. The card has the rates, epochs and times.
+#
 # ## Questions to explore
 #
 # 1. Train at the finder's cautious suggestion, ten times below the turn (`suggested_rate` under
 #    `extra.lr_finder` in `run.json`), with `--learning-rate`. How many epochs does it take, and
 #    where does it end? Then try half the rate at which the loss blew up (`divergence_rate`).
 # 2. Use two hidden layers (`--hidden-units 300,100`) instead of three. Does the third layer earn
-#    its weights?
+#    its weights? And one layer of a few hundred units (`--hidden-units 300`): does it reach the
+#    chapter's 97%?
 # 3. Set `--patience 3`. Does training stop too early? Compare the best epochs in TensorBoard.
 # 4. Run the finder with `--batch-size 128`. How does the turn rate change with the batch
 #    size, and why?
