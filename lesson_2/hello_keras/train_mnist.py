@@ -52,19 +52,73 @@ print(config.plan)
 # %%
 import keras
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from labkit.training import load_data, start_run
 
 # %% [markdown]
-# ## The data
+# ## The data, as it arrives
 #
-# 28x28 greyscale digits, scaled to [0, 1]. A Dense layer reads one flat vector per sample, so
-# each image becomes a row of 784 pixel values: the 2-D layout of the pixels is thrown away here
-# (Lesson 3's convolutions keep it). The labels are the integers 0-9.
+# Before changing anything, the lesson looks at what it loaded: the shape of the image arrays and
+# the labels. We do the same.
 
 # %%
 data = load_data(config)  # extra code: MNIST from the Keras cache or a mirror, else a labelled real substitute
+for split, images in (("train", data.x_train), ("validation", data.x_val), ("test", data.x_test)):
+    print(f"{split:>10} images: {images.shape}, {images.dtype}, values {images.min():g} to {images.max():g}")
+
+# %% [markdown]
+# Keras's `mnist.load_data()`, which the lesson calls, returns 60,000 training images as a `uint8`
+# array of shape (60000, 28, 28), with values 0 to 255, and 10,000 test images shaped
+# (10000, 28, 28). The lab's loader (`labkit.training.load_data`) hands the same images over in a
+# different form, in three ways:
+#
+# 1. It holds out the first 5,000 training images for validation. On full MNIST that makes
+#    55,000 + 5,000 = 60,000: the lesson's (60000, 28, 28), cut in two. (A `--quick` run keeps a
+#    slice of each split, and `mnist_5k`, the offline substitute, is 5,000 digits in all.)
+# 2. The pixels are already `float32` in [0, 1]: the lesson's `astype("float32") / 255` is done.
+#    The raw `uint8` arrays are not kept, but x 255, rounded, gives their integers back exactly.
+# 3. Each image has a last axis of size 1, its one grey channel, because a convolution layer
+#    expects (height, width, channels). Every activity of the course gets the same format.
+
+# %%
+train_and_validation = len(data.x_train) + len(data.x_val)
+print(
+    f"train + validation = {len(data.x_train):,} + {len(data.x_val):,} = {train_and_validation:,} "
+    f"images of {data.x_train.shape[1]}x{data.x_train.shape[2]}"
+)
+first_image = np.round(data.x_test[0, :, :, 0] * 255).astype("uint8")  # the integers a raw file holds
+print(f"first test image x 255: {first_image.dtype} {first_image.shape}, {first_image.min()} to {first_image.max()}")
+
+# %% [markdown]
+# The labels are one integer per image, 0 to 9, stored as `uint8` as in the lesson. On full MNIST
+# the lesson's `train_labels` starts 5, 0, 4: those three images are in our validation split now,
+# since it took the first 5,000. Its `test_labels` starts 7, 2, 1, and so does ours. The counts per
+# class show whether some digit is rare, which would let a model score well while ignoring it. In
+# MNIST none is.
+
+# %%
+labels = {"train": data.y_train, "validation": data.y_val, "test": data.y_test}
+for split, split_labels in labels.items():
+    print(f"{split:>10} labels: {split_labels.dtype}, {len(split_labels):,} of them, first ten {split_labels[:10]}")
+counts = pd.DataFrame(
+    {split: np.bincount(split_labels, minlength=data.num_classes) for split, split_labels in labels.items()},
+    index=pd.Index(data.class_names, name="class"),
+)
+print("images per class:")
+print(counts.T.to_string())
+
+# %% [markdown]
+# ## Flat rows for the Dense layers
+#
+# A Dense layer reads one flat vector per sample, so each image becomes a row of 784 pixel values,
+# as the lesson's `reshape((60000, 28 * 28))` does. The 2-D layout of the pixels is thrown away
+# here. A convolutional network keeps it: Lesson 1's Exercise A
+# (`lesson_1/exercise_a/train_mnist.py`) reads the (28, 28, 1) images with a Conv2D layer, and so
+# does the Inception block of this lesson's Functional API activity.
+
+# %%
 x_train, y_train = data.x_train.reshape(len(data.x_train), -1), data.y_train
 x_valid, y_valid = data.x_val.reshape(len(data.x_val), -1), data.y_val
 x_test, y_test = data.x_test.reshape(len(data.x_test), -1), data.y_test
@@ -140,6 +194,25 @@ history = model.fit(
     callbacks=[tensorboard, *run.callbacks(tensorboard)],
 )
 
+# %% [markdown]
+# The lesson prints the log of its first epoch: loss 0.2524, accuracy 0.9273. Those are the
+# lesson's figures, from an older Keras, over all 60,000 training images (60,000 / 128 = 469
+# steps, the last one short) and with no validation set. Here is our first epoch, from `history`,
+# with the validation scores the lesson did not ask for. A `--quick` run, cut to a few steps per
+# epoch, is far from the lesson's figures here.
+
+# %%
+if history.epoch[:1] == [0]:  # a resumed run's history starts later
+    epoch_1 = {name: float(history.history[name][0]) for name in ("loss", "accuracy", "val_loss", "val_accuracy")}
+    run.record.add_extra("epoch_1", epoch_1)  # extra code: into run.json
+    print(
+        f"epoch 1 here ({run.steps_per_epoch or 'all'} steps of {config.batch_size}): "
+        + ", ".join(f"{name} {value:.4f}" for name, value in epoch_1.items())
+    )
+else:
+    print(f"this process resumed the run; the log of epoch 1 is in {run.dir / 'epochs.log'}")
+print("epoch 1 in the lesson (469 steps of 128): loss 0.2524, accuracy 0.9273")
+
 # %%
 pd.DataFrame(history.history)[["accuracy", "val_accuracy"]].plot(
     marker="o", xlabel="epoch", ylabel="accuracy", title="Training (averaged during each epoch) and validation"
@@ -193,6 +266,25 @@ predictions = pd.DataFrame(
 )
 print(predictions.to_string())
 print(f"{predictions.correct.sum()} of 10 predictions match their labels")
+
+# %% [markdown]
+# The lesson then looks at one row of that array: `predictions[0]`, the ten probabilities for the
+# first test digit. Its model gives index 7 a probability of 0.99999106 (the lesson's figure) and
+# every other digit almost nothing, and the label is indeed 7. Here the array is called
+# `probabilities`.
+
+# %%
+first = probabilities[0]
+print("probabilities for the first test digit:")
+print(np.array2string(first, formatter={"float_kind": lambda v: f"{v:.2e}"}))
+print(
+    f"argmax {first.argmax()} with probability {first.max():.5f}; label {y_test[0]} "
+    "(the lesson: argmax 7, probability 0.99999106, label 7)"
+)
+run.record.add_extra(  # extra code: into run.json
+    "first_test_digit",
+    {"probabilities": first.tolist(), "predicted": int(first.argmax()), "label": int(y_test[0])},
+)
 
 # %%
 fig, axes = plt.subplots(1, 10, figsize=(15, 2.2))
