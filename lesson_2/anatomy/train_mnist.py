@@ -25,8 +25,16 @@
 #   are written.
 # - The **optimizer** decides how the gradient turns into a weight update.
 #
-# We take them in that order, and end with one model trained three times, with SGD, RMSprop and
-# Adam, each in its own run folder so that TensorBoard draws the three curves together.
+# Every Keras program puts them to work in the same four steps:
+#
+# 1. **Define the training data**: the input tensors and the target tensors.
+# 2. **Define the network**: a model of layers that maps the inputs to the targets.
+# 3. **Configure learning** with `compile`: the loss, the optimizer, and the metrics to watch.
+# 4. **Fit**: `fit` iterates over the training data and updates the weights.
+#
+# We take the pieces in order, and end with one model trained three times, with SGD, RMSprop and
+# Adam, each in its own run folder so that TensorBoard draws the three curves together. That last
+# part goes through the four steps, and its code says which step is which.
 #
 # This file is both the script and the notebook (`train_mnist.ipynb` beside it holds the same
 # cells, kept in step by jupytext):
@@ -81,6 +89,7 @@ config = cli.parse(parser)
 print(config.plan, "optimizers:", ", ".join(config.optimizers))
 
 # %%
+import itertools
 import re
 import warnings
 
@@ -98,6 +107,7 @@ from labkit.training import load_data, start_run
 # Dense layers below read flat rows. The labels are the integers 0-9.
 
 # %%
+# Step 1, the training data: input tensors (flat images) and target tensors (their labels).
 data = load_data(config)  # extra code: MNIST from the Keras cache or a mirror, else a labelled real substitute
 x_train, y_train = data.x_train.reshape(len(data.x_train), -1), data.y_train
 x_valid, y_valid = data.x_val.reshape(len(data.x_val), -1), data.y_val
@@ -151,6 +161,54 @@ print(
 )
 assert sequential.count_params() == functional.count_params() and difference == 0
 print("Same parameter count, and identical outputs once they share weights.")
+
+# %% [markdown]
+# ## The hypothesis space: what a topology allows
+#
+# Training never invents a new kind of function. The layers we choose fix a family of functions,
+# one for each possible setting of the weights, and training only searches inside that family for
+# the weights that fit the data best. Chollet calls the family the hypothesis space, or the space
+# of possibilities. Choosing a topology is choosing it, before any data is seen.
+#
+# A small illustration: drop the ReLU from the model above. A Dense layer without an activation
+# computes x W + b, and two in a row compute (x W1 + b1) W2 + b2 = x (W1 W2) + (b1 W2 + b2): one
+# Dense layer again. The stack has 25,450 weights, but every function it can reach is a linear
+# function of the pixels, which one Dense(10) layer with 7,850 weights already covers. With the
+# ReLU in between, the same sum no longer holds, and the space is larger.
+
+
+# %%
+def dense_stack(hidden_activation=None):
+    """The lesson's two Dense layers, left without the softmax, with or without an activation between them."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=(784,)),
+            keras.layers.Dense(32, activation=hidden_activation),
+            keras.layers.Dense(10),
+        ],
+        name=f"dense_stack_{hidden_activation or 'linear'}",
+    )
+
+
+def one_layer_gap(model, x):
+    """Largest difference between the stack's output and the one layer x (W1 W2) + (b1 W2 + b2)."""
+    (w1, b1), (w2, b2) = (layer.get_weights() for layer in model.layers)
+    one_layer = x @ (w1 @ w2) + (b1 @ w2 + b2)
+    return float(np.abs(model.predict(x, verbose=0) - one_layer).max())
+
+
+# %%
+for activation in (None, "relu"):
+    stack = dense_stack(activation)
+    print(
+        f"Dense(32, {activation or 'no activation'}) then Dense(10): {stack.count_params():,} weights; largest "
+        f"difference from one Dense(10) layer ({784 * 10 + 10:,} weights) {one_layer_gap(stack, x_valid[:64]):.2g}"
+    )
+
+# %% [markdown]
+# Without an activation, the two layers and the one layer agree to float32 rounding: more weights,
+# the same space. With the ReLU they disagree. The ReLU is what lets depth add anything, which is
+# why the hidden layers of every model in this course have an activation.
 
 # %% [markdown]
 # ## Losses: one per kind of task
@@ -230,6 +288,52 @@ print(table.to_string())
 # %% [markdown]
 # Sparse and non-sparse categorical cross-entropy are the same loss; only the labels are written
 # differently.
+#
+# ### A fifth kind of task: sequences, and the CTC loss
+#
+# Chollet's list of losses ends with one for sequence problems: connectionist temporal
+# classification (CTC). It is used where the input is a long sequence, the label a shorter one,
+# and nobody marks which part of the input goes with which symbol of the label. Speech
+# recognition is the classic case (audio frames in, letters out), and handwriting recognition
+# another (a written line read column by column, its characters out).
+#
+# The model gives a probability distribution over the symbols at every time step, plus one extra
+# symbol, the *blank*. A path is one symbol per step; it reads as a label once repeated symbols are
+# merged and blanks dropped (blank a a blank b reads "ab"). The CTC loss is minus the log of the
+# total probability of all the paths that read as the label. Keras 3 has it as `keras.losses.CTC`:
+# the labels are integers with 0 kept for the blank (and for padding), and the predictions are the
+# model's raw scores, before any softmax.
+#
+# On a tiny example we can list every path. Four time steps, three symbols (the blank, "a" = 1,
+# "b" = 2): 3^4 = 81 paths, and we add up the probability of those that read "ab".
+
+
+# %%
+def ctc_by_counting(scores, label, blank=0):
+    """The CTC loss by brute force: minus the log of the summed probability of every path that
+    reads as `label`. `scores`: (time steps, symbols), raw. Returns the loss and the number of paths."""
+    probabilities = np.exp(scores) / np.exp(scores).sum(axis=-1, keepdims=True)
+    steps, symbols = probabilities.shape
+    total, paths = 0.0, 0
+    for path in itertools.product(range(symbols), repeat=steps):
+        merged = [symbol for i, symbol in enumerate(path) if i == 0 or symbol != path[i - 1]]
+        if [symbol for symbol in merged if symbol != blank] == list(label):
+            total += float(np.prod(probabilities[np.arange(steps), path]))
+            paths += 1
+    return -np.log(total), paths
+
+
+# %%
+scores = np.random.default_rng(0).normal(size=(4, 3)).astype("float32")  # 4 steps, 3 symbols
+label = [1, 2]  # "ab"
+by_counting, paths = ctc_by_counting(scores, label)
+by_keras = float(keras.losses.CTC()(np.array([label]), scores[np.newaxis]))  # a batch of one
+print(f"{paths} of the {3**4} paths read 'ab'")
+print(f"CTC loss by counting them: {by_counting:.5f}; keras.losses.CTC: {by_keras:.5f}")
+
+# %% [markdown]
+# Listing paths grows as (symbols)^(steps): a real model has dozens of symbols and hundreds of
+# steps, and Keras sums the same quantity with dynamic programming instead.
 #
 # ### Wrong pairings, and what you see when you make one
 #
@@ -365,14 +469,14 @@ optimizers = {"sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop, 
 histories, results = {}, {}
 for name in config.optimizers:
     run = start_run(config, data, tag=name, hparams={"optimizer": name})  # extra code: one run folder per optimizer
-    model = build_sequential(output_units=data.num_classes)
-    model.compile(
+    model = build_sequential(output_units=data.num_classes)  # step 2: the network
+    model.compile(  # step 3: configure learning
         optimizer=optimizers[name](learning_rate=config.learning_rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
     tensorboard = keras.callbacks.TensorBoard(log_dir=run.dir)
-    histories[name] = model.fit(
+    histories[name] = model.fit(  # step 4: fit, on step 1's data
         run.batches(x_train, y_train),  # extra code: shuffled batches of 128
         epochs=run.epochs,
         steps_per_epoch=run.steps_per_epoch,

@@ -291,6 +291,93 @@ if "topologies" in parts:
     results["inception"] = {"parameters": model.count_params(), **test_metrics}
 
 # %% [markdown]
+# ## Sharing: one layer, or a whole model, called twice
+#
+# A layer object owns its weights. Call the same layer on two tensors and both calls use the same
+# weights; in training, the gradients of both calls add up in that one set. This is *layer
+# sharing*. Chollet's chapter names it, with model sharing and several inputs or outputs, among the
+# architectures Keras supports beyond a plain stack. It fits two inputs of the same kind that
+# should be read the same way: two sentences to compare, two photos of faces, two digits.
+#
+# Here one Dense(16) layer, `profile_reader`, reads the ink profiles (Part 1's 56 numbers) of two
+# images, and a Dense(1, sigmoid) on top could learn to say whether they show the same digit. The
+# summary lists `profile_reader` once, connected to both inputs, and `count_params` counts its
+# weights once.
+
+
+# %%
+def shared_layer_model(n_features=56, units=16):
+    first = keras.Input(shape=(n_features,), name="first")
+    second = keras.Input(shape=(n_features,), name="second")
+    reader = keras.layers.Dense(units, activation="relu", name="profile_reader")  # one layer, one set of weights...
+    both = keras.layers.concatenate([reader(first), reader(second)], name="both")  # ...called on two inputs
+    same = keras.layers.Dense(1, activation="sigmoid", name="same_digit")(both)
+    return keras.Model({"first": first, "second": second}, same, name="shared_layer")
+
+
+def branch_outputs(model, merge_layer, inputs):
+    """What reaches `merge_layer` (a concatenate) from each branch: its output, cut in two halves."""
+    merged = keras.Model(model.input, model.get_layer(merge_layer).output).predict(inputs, verbose=0)
+    half = merged.shape[1] // 2
+    return merged[:, :half], merged[:, half:]
+
+
+# %%
+if "topologies" in parts:
+    shared = shared_layer_model()
+    shared.summary()
+    reader, head = shared.get_layer("profile_reader"), shared.get_layer("same_digit")
+    print(
+        f"shared_layer: {shared.count_params():,} parameters = profile_reader {reader.count_params():,} "
+        f"(counted once) + same_digit {head.count_params():,}; "
+        f"two separate readers would make {2 * reader.count_params() + head.count_params():,}"
+    )
+    # The same image through both inputs: the two branches give the very same 16 numbers.
+    profiles = ink_profile(data.x_test[:8])
+    left, right = branch_outputs(shared, "both", {"first": profiles, "second": profiles})
+    print(f"same profile into both inputs: largest difference between the two branches {np.abs(left - right).max():g}")
+
+# %% [markdown]
+# *Model sharing* goes one step further. A whole model can be called like a layer: on a new
+# input it adds its layers, with their weights, to the new model. A siamese network does this:
+# one `encoder` model (Flatten, then Dense(32)) reads both images of a pair, and a head compares
+# the two codes. The encoder appears in the summary as a single layer with two connections, and its
+# 25,120 weights are counted once.
+
+
+# %%
+def image_encoder(units=32):
+    image = keras.Input(shape=(28, 28, 1), name="image")
+    code = keras.layers.Dense(units, activation="relu", name="code")(keras.layers.Flatten()(image))
+    return keras.Model(image, code, name="encoder")
+
+
+def siamese_model(encoder):
+    left = keras.Input(shape=(28, 28, 1), name="left")
+    right = keras.Input(shape=(28, 28, 1), name="right")
+    codes = keras.layers.concatenate([encoder(left), encoder(right)], name="codes")  # one model, two calls
+    same = keras.layers.Dense(1, activation="sigmoid", name="same_digit")(codes)
+    return keras.Model({"left": left, "right": right}, same, name="siamese")
+
+
+# %%
+if "topologies" in parts:
+    encoder = image_encoder()
+    siamese = siamese_model(encoder)
+    siamese.summary()
+    print(
+        f"siamese: {siamese.count_params():,} parameters = encoder {encoder.count_params():,} (counted once) "
+        f"+ same_digit {siamese.get_layer('same_digit').count_params():,}"
+    )
+    # Each branch is the encoder itself: its codes for the left and the right images.
+    left, right = branch_outputs(siamese, "codes", {"left": data.x_test[:8], "right": data.x_test[8:16]})
+    encoder_gap = max(
+        np.abs(left - encoder.predict(data.x_test[:8], verbose=0)).max(),
+        np.abs(right - encoder.predict(data.x_test[8:16], verbose=0)).max(),
+    )
+    print(f"each branch against the encoder alone: largest difference {encoder_gap:g}")
+
+# %% [markdown]
 # ## Part 2: Wide & Deep
 #
 # The chapter's regression data: California housing (8 features per district, the median house
@@ -679,3 +766,5 @@ pd.DataFrame(results).T.round(4)
 # 3. Delete `get_config` from `WideAndDeepModel` and run Part 3 again. What does loading say?
 # 4. On diabetes, 20 epochs are only 160 SGD steps. Run `--part wide-deep --regression-epochs 100`:
 #    do the models beat the training mean now?
+# 5. Train the siamese pair on pairs of digits labelled "same" or "different". Do the encoder's
+#    codes of two 7s end up closer than those of a 7 and a 1?

@@ -70,6 +70,48 @@ import tensorflow as tf
 from labkit.training import load_data, start_run
 
 # %% [markdown]
+# ## Networks by what goes in and what comes out
+#
+# Before we build one, a map. The from-scratch tutorial this page follows sorts networks by the
+# shape of their input and output, counting a sequence as "many":
+#
+# | kind | in -> out | example tasks |
+# |---|---|---|
+# | one-to-one | one input -> one output | a digit image -> its class (this lesson); a house -> its price |
+# | one-to-many | one input -> a sequence | an image -> a caption, word by word; a first note -> a melody |
+# | many-to-one | a sequence -> one output | a film review -> good or bad; a month of prices -> the next one |
+# | many-to-many | a sequence -> a sequence | a sentence -> its translation; speech -> text; a label per video frame |
+#
+# Everything on this page is one-to-one: a vector goes in, one prediction comes out. The other
+# three need layers that read or write sequences, such as an LSTM. Many-to-many comes in two
+# forms: in a translation, or in speech to text, the output sequence has a length of its own;
+# labelling video frames gives one output per input step. The cell below builds a tiny Keras
+# model of each kind, the aligned many-to-many among them, only to show the shapes: inputs of 3
+# features, sequences of 5 steps, 4 units.
+
+
+# %%
+def architecture_shapes(steps=5, features=3, units=4):
+    """Input and output shape of a tiny Keras model of each kind (None: any batch size)."""
+    one, sequence = keras.Input(shape=(features,)), keras.Input(shape=(steps, features))
+    outputs = {
+        "one-to-one": (one, keras.layers.Dense(units)(one)),
+        "one-to-many": (one, keras.layers.LSTM(units, return_sequences=True)(keras.layers.RepeatVector(steps)(one))),
+        "many-to-one": (sequence, keras.layers.LSTM(units)(sequence)),
+        "many-to-many": (sequence, keras.layers.LSTM(units, return_sequences=True)(sequence)),
+    }
+    return {kind: (tuple(x.shape), tuple(y.shape)) for kind, (x, y) in outputs.items()}
+
+
+for kind, (input_shape, output_shape) in architecture_shapes().items():
+    print(f"{kind:>12}: {input_shape} -> {output_shape}")
+
+# %% [markdown]
+# `RepeatVector` hands the one input to every step of the LSTM, the simplest way to turn one
+# input into a sequence. `return_sequences=True` makes an LSTM give an output at every step
+# instead of only its last. A translation model, whose output has a length of its own, needs an
+# encoder and a decoder; that is beyond this lesson.
+#
 # ## 1. The forward pass of a 2-3-1 network
 #
 # The input is (1, 1) and the target is 0. Each hidden unit adds up the inputs times its weights
@@ -390,6 +432,12 @@ plt.show()
 # accuracy averaged over its batches (while the weights were still moving), then score the
 # validation images.
 #
+# Why batches? Part 2 computed its loss on all five points at once. With tens of thousands of
+# images, one gradient over all of them is slow to get and may not fit in memory, so each pass over
+# the data (an epoch) is cut into batches, and the weights move after each one. The tutorial's
+# advice is that batch sizes between 16 and 512 are the usual choice. This page uses 32, the hello
+# world of the next activity 128. The batch size also sets how many updates one pass makes:
+#
 # In the notebook, open TensorBoard before training; this activity's runs, NumPy and Keras, land
 # side by side in its folder.
 
@@ -399,6 +447,16 @@ plt.show()
 # %%
 runs_folder = numpy_run.dir.parent
 # %tensorboard --logdir "$runs_folder"
+
+
+# %%
+for batch_size in (16, 32, 128, 512):
+    updates = -(-len(x_train) // batch_size)  # rounded up: the last batch may be short
+    print(f"batches of {batch_size:>3}: {updates:>5,} updates per pass over {len(x_train):,} images")
+
+# %% [markdown]
+# Small batches give many cheap, noisy steps; big ones give few, smoother steps that use the
+# hardware better. A `--quick` run caps each epoch at a few steps, whatever the batch size.
 
 
 # %%
