@@ -241,3 +241,74 @@ def test_full_run_learns_every_model(runs_dir):
         if record["dataset"]["name"] == "california_housing":
             test_mse = record["metrics"]["test"].get("main_loss", record["metrics"]["test"]["loss"])
             assert test_mse < record["extra"]["training_mean_mse"], name
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 23: layer sharing and model sharing (Chollet's anatomy chapter), on the page's own models
+
+
+def test_a_shared_layer_is_counted_once_and_reads_both_inputs_with_the_same_weights(page):
+    import keras
+
+    model = page.shared_layer_model(n_features=56, units=16)
+    reader = 56 * 16 + 16
+    assert model.count_params() == reader + (2 * 16 + 1) == 945
+    assert [layer.name for layer in model.layers].count("profile_reader") == 1
+    profiles = np.random.default_rng(0).random((5, 56)).astype("float32")
+    left, right = page.branch_outputs(model, "both", {"first": profiles, "second": profiles})
+    assert left.shape == right.shape == (5, 16) and np.abs(left).max() > 0
+    np.testing.assert_array_equal(left, right)
+    # The check can fail: with two separate Dense layers the same profile reads differently.
+    first, second = keras.Input(shape=(56,), name="first"), keras.Input(shape=(56,), name="second")
+    both = keras.layers.concatenate([keras.layers.Dense(16)(first), keras.layers.Dense(16)(second)], name="both")
+    separate = keras.Model({"first": first, "second": second}, keras.layers.Dense(1)(both))
+    assert separate.count_params() == 2 * reader + 33
+    left, right = page.branch_outputs(separate, "both", {"first": profiles, "second": profiles})
+    assert np.abs(left - right).max() > 1e-3
+
+
+def test_a_shared_model_is_one_layer_of_the_siamese_and_each_branch_is_that_model(page):
+    encoder = page.image_encoder(units=32)
+    siamese = page.siamese_model(encoder)
+    assert encoder.count_params() == 784 * 32 + 32
+    assert siamese.count_params() == encoder.count_params() + (2 * 32 + 1)
+    assert siamese.get_layer("encoder") is encoder
+    images = np.random.default_rng(1).random((6, 28, 28, 1)).astype("float32")
+    left, right = page.branch_outputs(siamese, "codes", {"left": images[:3], "right": images[3:]})
+    np.testing.assert_allclose(left, encoder.predict(images[:3], verbose=0), atol=1e-6)
+    np.testing.assert_allclose(right, encoder.predict(images[3:], verbose=0), atol=1e-6)
+
+
+@slow
+def test_quick_run_prints_the_sharing_checks(quick):
+    reader, head = 56 * 16 + 16, 2 * 16 + 1
+    encoder = 784 * 32 + 32
+    out = quick.result.stdout
+    assert (
+        f"shared_layer: {reader + head:,} parameters = profile_reader {reader:,} (counted once) + same_digit {head}; "
+        f"two separate readers would make {2 * reader + head:,}"
+    ) in out
+    assert f"siamese: {encoder + 65:,} parameters = encoder {encoder:,} (counted once) + same_digit 65" in out
+    for said in (
+        "same profile into both inputs: largest difference between the two branches ",
+        "each branch against the encoder alone: largest difference ",
+    ):
+        assert float(out.split(said)[1].split()[0]) < 1e-6, said  # measured: 0
+
+
+def test_card_row_counts_follow_from_the_splits():
+    """The card's 160 SGD steps on diabetes (20 epochs of batches of 32 on 248 rows), and the
+    11,610 training rows of housing (California housing's 20,640 rows, split as labkit.tabular
+    splits them: a quarter for test, then a quarter of the rest for validation)."""
+    import math
+
+    from sklearn.model_selection import train_test_split
+
+    from labkit.tabular import SPLIT_SEED, load_diabetes_substitute
+
+    diabetes = load_diabetes_substitute()
+    assert len(diabetes.x_train) == 248 and 20 * math.ceil(len(diabetes.x_train) / 32) == 160
+    rows = np.arange(20_640)
+    rest, test = train_test_split(rows, random_state=SPLIT_SEED)
+    train, valid = train_test_split(rest, random_state=SPLIT_SEED)
+    assert (len(train), len(valid), len(test)) == (11_610, 3_870, 5_160)
