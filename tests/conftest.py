@@ -108,7 +108,7 @@ def exercise_a_full_run(tmp_path_factory) -> FinishedRun:
     Lesson 4 retrains it. Tests that take it are named `test_full_exercise_a_*` (see above)."""
     root = tmp_path_factory.mktemp("exercise_a_full") / "runs"
     root.mkdir()
-    # 2,000 steps take about 3.5 minutes alone, and up to twice that beside another full run.
+    # 2,000 steps take about 4 minutes alone on full MNIST, and up to twice that beside another full run.
     return FinishedRun(run_script("lesson_1/exercise_a/train_mnist.py", runs_dir=root, timeout=900), root)
 
 

@@ -77,7 +77,7 @@ FINE_TUNE_BATCH = 100  # Lesson 1's batch size
 # Every finished Keras run of the course saved its model as `<run>/model.keras`, with a model card
 # beside it. We take the newest finished Lesson 1 Exercise A run, or the run `--run` names. If there
 # is none yet, this cell says so in one line: run `python lesson_1/exercise_a/train_mnist.py` first
-# (about 3.5 minutes; `--quick` for about 15 seconds).
+# (about 4 minutes on full MNIST; `--quick` for about 15 seconds).
 
 # %%
 from labkit.saved_models import find_model
