@@ -106,25 +106,26 @@ def save_figure(fig, name):  # extra code: --save-figures writes the figure as D
 # that is still with us? And what does the word "deep" add to "neural network"?
 
 # %% [markdown]
-# **Answer.** The original course credits Warren McCulloch and Walter Pitts (it spells the surname
-# McCullough), at MIT in the 1940s. Following advances in neuroscience, they proposed a
-# computer system that works the way a brain does: a network of many simple, connected parts,
-# each of which interprets the data and also changes how the others interpret it. That idea has
-# not changed.
+# **Answer.** Warren McCulloch and Walter Pitts of MIT, in the 1940s, according to the original
+# course (which spells the surname McCullough). Brains were their model: the neuroscience of the
+# time suggested building a computer as a web of many simple connected units, every unit reading
+# the data and also shaping how the other units read it. Replace "unit" by "node" and you have
+# the networks of this course.
 #
-# "Deep learning" is, roughly, today's name for the study of neural networks. The networks are
-# bigger than the early ones: more nodes and more layers, that is, more connected parts, and
-# "deep" points at that size. Networks have been studied since the 1940s, but large industrial
-# successes (speech recognition, translation, image classification) came only recently, with far
-# more computing power and far more data.
+# "Deep" is about size. Deep learning is, roughly, the present-day name for the study of these
+# networks, and today's networks have far more layers and nodes, so far more connected parts,
+# than the early ones. The idea is some eighty years old, yet large industrial successes (speech
+# recognition, translation, image classification) are recent: they waited for far more
+# computing power and far more data.
 
 # %% [markdown]
 # ## Exercise 2: what a node and a layer compute
 #
-# A network is built from **layers**, and a layer from **nodes**. The input layer receives the
-# data, hidden layers compute, the output layer gives the answer. Each node holds a **weight** for
-# every input and one **bias**; training adjusts those numbers. What does one node compute from
-# its inputs? Check it against a Keras `Dense` layer of two nodes with a ReLU activation.
+# A network is built from **layers**, and a layer from **nodes**. Data enters through the input
+# layer, is reworked in the hidden layers, and leaves through the output layer as the answer. Each
+# node holds a **weight** for every input and one **bias**; training adjusts those numbers. What
+# does one node compute from its inputs? Check it against a Keras `Dense` layer of two nodes with a
+# ReLU activation.
 
 
 # %%
@@ -184,10 +185,10 @@ print(f"node check: largest difference {np.abs(by_hand - by_keras).max():.1e}")
 # %% [markdown]
 # ## Exercise 3: why GPUs and TPUs matter
 #
-# The original course puts the recent success of neural networks down to two things: much more
-# computing power, in particular graphics processing units (GPUs) and Google's tensor processing
-# units (TPUs), which run many more arithmetic operations at the same time than a CPU, and much
-# more data. How much arithmetic does Exercise A's network need? Count the multiply-adds of one
+# Two things, in the original course's account, explain why neural networks took off only
+# recently: more data, and more computing power, much of it from graphics processing units (GPUs)
+# and Google's tensor processing units (TPUs), which do far more arithmetic operations at once
+# than a CPU. How much arithmetic does Exercise A's network need? Count the multiply-adds of one
 # image's forward pass, layer by layer, then for one batch of 100 and for the 2,000 training steps.
 
 
@@ -221,19 +222,19 @@ print(f"2,000 steps of 100 images, forward passes only: {2000 * 100 * sum(per_im
 # weights each); `fc1` connects the 14 x 14 x 32 = 6,272 pooled values to 1,024 nodes. Within a
 # layer, each of these products is independent of the others, so hardware that runs thousands of
 # them at once (a GPU, or a TPU, a chip Google built for this matrix arithmetic) finishes far
-# sooner. The original course adds that no GPU is needed for its activities: small examples like
-# these run on a laptop's CPU (every activity of this course does), and a GPU earns its place when
-# the data sets are very large and training on a CPU would take too long.
+# sooner. You do not need one here, though: the original course ran its activities on a laptop's
+# CPU, as every activity of this course runs, and keeps GPUs for data sets so large that a CPU
+# would take too long to train on them.
 
 # %% [markdown]
 # ## Exercise 4: universality
 #
-# The original course says a neural network can approximate any function reasonably well, given a
-# problem written as a function, data that represents it well, and enough resources: the
-# **universality** of neural networks. The standard form of the result says that one hidden layer
-# is enough to approximate any continuous function on a bounded interval as closely as you like,
-# if it has enough nodes. Michael Nielsen's visual proof, which the course cites, builds such
-# approximations by hand.
+# The original course rests the power of neural networks on their **universality**: if a
+# problem can be written as a function, and data describes that function well, then a network
+# with enough resources can approximate it reasonably well. In its textbook form the result is
+# about width: one hidden layer with enough nodes comes as close as you like to any continuous
+# function on a bounded interval. Michael Nielsen's visual proof, which the original course cites,
+# builds such approximations by hand.
 #
 # Fit networks with one hidden layer of 2, 4 and 32 tanh nodes to the curve
 # f(x) = sin(3x) + 0.3x on [-2, 2], which turns four times. How does the error change as the
@@ -317,10 +318,10 @@ plt.show()
 # %% [markdown]
 # ## Exercise 5: representation learning and function approximation
 #
-# The course gives two ideas to make sense of universality. **Representation learning**: each layer
-# turns its input into a new representation (features) that the next layer builds on, from raw
-# pixel values up to whatever the output needs. **Function approximation**: training adjusts the
-# weights and biases by backpropagation, round after round, to shrink the error.
+# Two ideas from the original course help universality make sense. **Representation learning**:
+# a layer re-describes its input as new features, and the next layer works from those, so raw
+# pixel values climb step by step toward whatever the output needs. **Function approximation**:
+# backpropagation shifts the weights and biases batch after batch so that the error shrinks.
 #
 # In the 4-node network of Exercise 4, what is the hidden layer's representation of x, and how
 # does the output node turn it into f(x)? Read the hidden layer's outputs and rebuild the
@@ -352,18 +353,18 @@ plt.show()
 # and scaled by that node's weight and bias: that is the representation it learned. The output
 # node is a weighted sum of those 4 features plus a bias, and the sum matches the network's
 # prediction to rounding. Training moved the steps (hidden weights and biases) and the mix
-# (output weights) at once. In a deep network the same happens layer after layer, each building
-# a higher-level representation from the one before, which is the course's face example: the
-# colour values of the pixels go in, and the layers combine them into ever higher-level
-# representations until the last one is the prediction.
+# (output weights) at once. A deep network repeats this in every layer, each describing the
+# previous layer's output more abstractly. The original course's example is face recognition:
+# pixel colours go in, and layer after layer combines them into larger patterns, the last of
+# which is the prediction.
 
 # %% [markdown]
 # ## Exercise 6: when approximation fails
 #
-# The course names three reasons a network may fail to approximate a function: the function has
-# random properties, the network overfits its training data, or training data is missing. Show the
-# third: train the 32-node network of Exercise 4 on the left half of the curve only (x in [-2, 0])
-# and measure its error on each half. Then explain the course's fuel-price analogy.
+# Approximation can fail, and the original course lists three main causes: randomness in the
+# function, overfitting to the training data, and missing training data. Show the third: train
+# the 32-node network of Exercise 4 on the left half of the curve only (x in [-2, 0]) and measure
+# its error on each half. Then explain the original course's fuel-price analogy.
 
 # %%
 x_left = x_train[x_train[:, 0] <= 0]
@@ -400,21 +401,21 @@ plt.show()
 # Exercise A's edge test is the same failure on images: MNIST has no digits near the edge of the
 # canvas, so the trained network misreads digits drawn there.
 #
-# The fuel-price analogy: to predict the national price of petrol, you train a model on your own
-# credit-card statements with your daily fuel costs. It may learn your buying habits, but the
-# price also moves with things your statements barely show, such as government policy, market
-# competition and international politics. The data covers only part of the function that makes
-# the price, so the model gets the price wrong in production. The course's advice: make the
-# training data represent the problem the model is meant to solve as faithfully as you can.
+# The fuel-price analogy is the same failure with money. A model that forecasts the national
+# petrol price from your own credit-card statements and daily fuel costs sees one driver's habits;
+# government policy, market competition and international politics also move the price, and they
+# hardly appear in those statements. Like the network above, the model has data for only part of
+# the function, so in production its forecasts go wrong. Hence the original course's advice:
+# choose training data that represents, as faithfully as possible, the problem the model is for.
 
 # %% [markdown]
 # ## Exercise 7: dataset bias, the 1,856-image study
 #
-# The course's warning example: at the end of 2016, researchers at Shanghai Jiao Tong University
-# trained a neural network to tell criminals from non-criminals using only photos of faces. They
-# used 1,856 images of Chinese men, half of them convicted criminals, and their model identified
-# the criminals with an accuracy of 89.5% (as MIT Technology Review reported it). The criminal
-# and non-criminal photos came from two different sources.
+# The original course's cautionary case, with its figures: late in 2016, a team at Shanghai Jiao
+# Tong University claimed a neural network could separate criminals from non-criminals by face
+# photos alone. The data: 1,856 images of Chinese men, half of them convicted. The reported
+# accuracy: 89.5% (as MIT Technology Review reported it). The photos of the two groups came from
+# two different sources.
 #
 # (a) If the 89.5% were measured over all 1,856 images, how many did the network get right? What
 # would guessing the same class for every photo score? (b) Why can a high score like this mean
@@ -490,17 +491,17 @@ print(f"bias demo: weight on the face {face_weight:+.2f}, on the brightness {bri
 # tried; the tests ask for 85%), which looks like a discovery, and falls to a coin flip once the
 # source no longer gives the answer away. Its
 # weights show why: it leans on the brightness, not the face. Nothing here reproduces the study;
-# it shows how a score can come from the way the data was collected. The course's main point is
-# ethical, though: know the biases in the data you train on, and think about how the model's use
-# will affect people's lives. It points to the AI Now Institute's work on the social implications
-# of intelligent systems.
+# it shows how a score can come from the way the data was collected. For the original course the
+# deeper problem is ethical: a model trained on biased data, used on people, acts on those
+# biases, so find them before you train and ask whom the model will affect. For more, it points
+# to the AI Now Institute's work on the social implications of intelligent systems.
 
 # %% [markdown]
 # ## Exercise 8: where to start, one layer with as many nodes as features
 #
-# There is no rule for how many layers and nodes a network needs. The course's advice: start with
-# a single hidden layer with as many nodes as the data has features, then add layers and nodes
-# until the results are good enough, or until the network starts to overfit its training data.
+# How many layers and nodes? No rule says. The original course suggests a first guess, one hidden
+# layer with one node per input feature, and growing it (more layers, more nodes) until the
+# results satisfy you or the network starts to overfit its training data.
 #
 # (a) How many features does an MNIST image give a `Dense` layer? The course's figure caption
 # calls each image 20x20 pixels: check the arrays, and see where the ink lies. (b) Build the
@@ -584,9 +585,8 @@ print(f"Exercise A's network: {cnn.count_params():,} parameters")
 # **(c)** Exercise A's network holds 6,434,634: ten times as many, almost all of them in `fc1`
 # (6,272 x 1,024 + 1,024). Its convolution, by contrast, holds only 832 (5 x 5 x 32 weights and
 # 32 biases): each small filter slides over every position of the image, so its weights are
-# shared. The course's advice is a place to start;
-# from there, you change the layers and nodes and compare, which is how Lesson 3 tunes its
-# networks.
+# shared. The one-node-per-feature rule only gives a first network; from there you change the
+# layers and nodes and compare, which is how Lesson 3 tunes its networks.
 
 # %% [markdown]
 # ## Questions to explore
