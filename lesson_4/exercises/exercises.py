@@ -51,33 +51,32 @@ parser.parse_args([] if in_notebook() else None)  # no flags: an unknown one get
 import inspect
 import json
 import math
+import re
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
-import warnings
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import keras
 import matplotlib.pyplot as plt
 import numpy as np
 import tensorflow as tf
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 from scipy import ndimage
 
+from labkit import REPO_ROOT
 from labkit.data import load_dataset
-from labkit.saved_models import size_on_disk, stored_bytes
+from labkit.saved_models import save_keras_model, size_on_disk, stored_bytes
 from labkit.shifts import shift_right
-
-# extra code: Starlette warns about its own test client's HTTP library; nothing for a student to act on
-warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-from fastapi.testclient import TestClient  # noqa: E402
 
 SEED = 42
 HIDDEN_UNITS = 64
 EPOCHS = 5
 BATCH_SIZE = 100
 SHIFTS = (0, 2, 4, 6, 8, 10)  # pixels to the right, as in Lesson 1's edge test
-MAX_BODY_BYTES = 1_000_000
 
 # %% [markdown]
 # ## The model these exercises save and serve
@@ -504,108 +503,100 @@ for name, image in garbage.items():
 # %% [markdown]
 # NaN in, NaN out, and `argmax` of ten NaNs is 0: a client would read "the digit is 0". A canvas
 # brighter than any training image gets a label too, with whatever confidence the weights happen
-# to give it. The service must refuse such requests before they reach the model. Here is a minimal `/predict`
-# with FastAPI, serving the model above: JSON `{"image": 28 rows of 28 numbers from 0 to 255}` in,
-# the label and the ten probabilities out.
+# to give it. The service must refuse such requests before they reach the model.
+#
+# Lesson 4's own server, `../serve/serve.py`, is such a service. We start it as a program, the way
+# you would, on the model above (saved with the model card the server reads first), and send it
+# good and bad requests over HTTP: JSON `{"image": 28 rows of 28 numbers from 0 to 255}` in, the
+# label and the ten probabilities out.
+
+# %%
+served_path = workdir / "served.keras"
+save_keras_model(  # the .keras file and, beside it, the card that names the data it was trained on
+    model,
+    served_path,
+    workdir,
+    record={
+        "lesson": "lesson_4",
+        "activity": "exercises",
+        "run_name": "exercise_7",
+        "dataset": data.describe(),
+        "metrics": {},
+        "hparams": {"hidden_units": HIDDEN_UNITS, "epochs": EPOCHS},
+    },
+)
+server = subprocess.Popen(  # port 0: any free port; the server prints the one it took
+    [sys.executable, "lesson_4/serve/serve.py", "--model", str(served_path), "--port", "0"],
+    cwd=REPO_ROOT,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.STDOUT,
+    text=True,
+)
+url = None
+for line in server.stdout:  # extra code: wait for the line that says where it listens
+    print("server:", line.rstrip())
+    if found := re.search(r"Open (http://127\.0\.0\.1:\d+)/", line):
+        url = found[1]
+        break
+if url is None:
+    raise RuntimeError(f"the server stopped before listening (exit code {server.wait()})")
+
+
+def send(method, path="/predict", body=None, content_type="application/json"):
+    """One HTTP request: (status, the JSON answer)."""
+    request = urllib.request.Request(url + path, data=body, method=method, headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read() or b"{}")
 
 
 # %%
-class BadRequest(Exception):
-    def __init__(self, status, message):
-        super().__init__(message)
-        self.status = status
-
-
-def check_image(body, content_type):
-    """The 28x28 image in a request body, scaled to [0, 1]; BadRequest(status, why) otherwise."""
-    if content_type.split(";")[0].strip().lower() != "application/json":
-        raise BadRequest(415, f"send JSON (Content-Type: application/json), not '{content_type}'")
-    if len(body) > MAX_BODY_BYTES:
-        raise BadRequest(413, f"the body has {len(body):,} bytes; at most {MAX_BODY_BYTES:,}")
-    if not body:
-        raise BadRequest(400, "the body is empty")
-    try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError):
-        raise BadRequest(400, "the body is not valid JSON") from None
-    if not isinstance(payload, dict):
-        raise BadRequest(400, 'the JSON must be an object: {"image": [[...], ...]}')
-    if "image" not in payload:
-        raise BadRequest(422, 'the JSON object has no "image"')
-    try:
-        image = np.asarray(payload["image"], dtype="float64")
-    except (TypeError, ValueError, OverflowError):
-        raise BadRequest(422, '"image" must hold numbers only') from None
-    if image.shape != (28, 28):
-        raise BadRequest(422, f'"image" must be 28 rows of 28 numbers, got shape {image.shape}')
-    if not np.isfinite(image).all() or image.min() < 0 or image.max() > 255:
-        raise BadRequest(422, '"image" values must be finite numbers from 0 to 255')
-    return (image / 255.0).astype("float32").reshape(1, 28, 28, 1)
-
-
-def build_app(model):
-    app = FastAPI()
-
-    @app.post("/predict")
-    async def predict(request: Request):
-        try:
-            image = check_image(await request.body(), request.headers.get("content-type", ""))
-        except BadRequest as bad:
-            return JSONResponse({"error": str(bad)}, status_code=bad.status)
-        probabilities = model.predict(image, verbose=0)[0]
-        return {"label": int(probabilities.argmax()), "probabilities": [float(p) for p in probabilities]}
-
-    return app
-
-
-# %% [markdown]
-# Now send it good and bad requests. FastAPI's `TestClient` speaks HTTP to the app without opening
-# a port (`uvicorn` would serve the same app on one, as `../serve/serve.py` does).
-
-# %%
-client = TestClient(build_app(model))
-digit = np.rint(x_test[0, ..., 0] * 255).tolist()  # a real test digit, as 0-255 numbers
-good = client.post("/predict", json={"image": digit})
-print("good request:", good.status_code, "label", good.json()["label"], "| the true label:", int(y_test[0]))
+digit = np.rint(x_test[0, ..., 0] * 255).astype(int).tolist()  # a real test digit, as 0-255 numbers
+status, answer = send("POST", body=json.dumps({"image": digit}).encode())
+print("good request:", status, "label", answer["label"], "| the true label:", int(y_test[0]))
 
 bad_requests = {
-    "GET instead of POST": lambda: client.get("/predict"),
-    "plain text": lambda: client.post("/predict", content="seven", headers={"Content-Type": "text/plain"}),
-    "empty body": lambda: client.post("/predict", content=b"", headers={"Content-Type": "application/json"}),
-    "not JSON": lambda: client.post("/predict", content=b"{image:", headers={"Content-Type": "application/json"}),
-    "a JSON list": lambda: client.post("/predict", json=digit),
-    'no "image"': lambda: client.post("/predict", json={"picture": digit}),
-    "27 rows": lambda: client.post("/predict", json={"image": digit[:27]}),
-    "a word for a pixel": lambda: client.post("/predict", json={"image": [["x"] * 28] * 28}),
-    "NaN pixels": lambda: client.post(
-        "/predict",
-        content=b'{"image": [' + b",".join([b"[" + b",".join([b"NaN"] * 28) + b"]"] * 28) + b"]}",
-        headers={"Content-Type": "application/json"},
+    "GET instead of POST": ("GET", None, "application/json"),
+    "plain text": ("POST", b"seven", "text/plain"),
+    "empty body": ("POST", b"", "application/json"),
+    "not JSON": ("POST", b"{image:", "application/json"),
+    "a JSON list": ("POST", json.dumps(digit).encode(), "application/json"),
+    'no "image"': ("POST", json.dumps({"picture": digit}).encode(), "application/json"),
+    "27 rows": ("POST", json.dumps({"image": digit[:27]}).encode(), "application/json"),
+    "a word for a pixel": ("POST", json.dumps({"image": [["x"] * 28] * 28}).encode(), "application/json"),
+    "NaN pixels": (
+        "POST",
+        b'{"image": [' + b",".join([b"[" + b",".join([b"NaN"] * 28) + b"]"] * 28) + b"]}",
+        "application/json",
     ),
-    "a pixel of 300": lambda: client.post("/predict", json={"image": [[300] * 28] * 28}),
-    "2 MB body": lambda: client.post(
-        "/predict", content=b" " * 2_000_000, headers={"Content-Type": "application/json"}
-    ),
+    "a pixel of 300": ("POST", json.dumps({"image": [[300] * 28] * 28}).encode(), "application/json"),
+    "2 MB body": ("POST", b" " * 2_000_000, "application/json"),
 }
 refusals = {}
-for name, send in bad_requests.items():
-    answer = send()
-    refusals[name] = answer.status_code
-    print(f"{name:<20} {answer.status_code}  {answer.json().get('error') or answer.json().get('detail')}")
+for name, (method, body, content_type) in bad_requests.items():
+    status, answer = send(method, body=body, content_type=content_type)
+    refusals[name] = status
+    print(f"{name:<20} {status}  {answer.get('error') or answer.get('detail')}")
 
-again = client.post("/predict", json={"image": digit})
+status, again = send("POST", body=json.dumps({"image": digit}).encode())
 expected_label = int(model.predict(x_test[:1], verbose=0).argmax())
-print("after all that, a good request:", again.status_code, "label", again.json()["label"], end=" ")
+print("after all that, a good request:", status, "label", again["label"], end=" ")
 print("| model.predict:", expected_label)
 
+# %%
+server.send_signal(signal.SIGINT)  # extra code: Ctrl-C, as in a terminal
+print("server:", server.communicate(timeout=60)[0].strip().splitlines()[-1], "| exit code", server.returncode)
+
 # %% [markdown]
-# Every bad request got a 4xx and one sentence, and the service still answers the good one with
+# Every bad request got a 4xx and one sentence, and the server still answers the good one with
 # the label `model.predict` gives. The statuses follow HTTP's meanings: 400 for a body that cannot
 # be read at all, 415 for a content type the route does not take, 413 for a body too large, 422
 # for a well-formed request whose content is wrong, and 405 (which FastAPI sends by itself) for a
-# method the route does not have. `../serve/serve.py` refuses more than this, and says why on its
-# card: PNGs that declare huge sizes, deeply nested JSON, requests from other web pages, and a
-# model to reload that was not trained on digits.
+# method the route does not have. The server refuses more than this, and its card says why: PNGs
+# that declare huge sizes, deeply nested JSON, requests from other web pages, and a model to reload
+# that was not trained on digits.
 
 # %%
 shutil.rmtree(workdir)  # extra code: the files were only for these exercises
