@@ -312,9 +312,11 @@ def interrupt_run(
     after_epochs: int = 2,
     timeout: float = 120,
     signal_number: int | None = None,
+    ready=None,
 ) -> subprocess.CompletedProcess:
-    """Start a real run, wait until its run.json counts `after_epochs` epochs, then send it
-    `signal_number` (default SIGINT, which is what Ctrl-C sends)."""
+    """Start a real run, wait until its run.json counts `after_epochs` epochs (or until
+    `ready(run_dir)` holds, for a test that needs more than run.json, such as the backup), then send
+    it `signal_number` (default SIGINT, which is what Ctrl-C sends)."""
     import signal
     import time
 
@@ -327,7 +329,8 @@ def interrupt_run(
         while time.monotonic() < deadline:
             found = run_dirs(runs_dir)
             if found and run_json(found[0]).get("epochs_completed", 0) >= after_epochs:
-                break
+                if ready is None or ready(found[0]):
+                    break
             assert process.poll() is None, process.communicate()
             time.sleep(0.2)
         else:

@@ -31,9 +31,23 @@ def folder_fingerprint(folder):
 
 @pytest.fixture(scope="module")
 def killed_run(tmp_path_factory):
-    """A real run killed with SIGKILL after 3 epochs, left as it was: each test resumes a copy."""
+    """A real run killed with SIGKILL after 3 epochs, left as it was: each test resumes a copy.
+
+    run.json counts an epoch a moment before the backup of that epoch is on disk (the record comes
+    first among the run's callbacks), so the kill waits for the backup too: a kill in between once
+    left a backup of epoch 2 under load."""
+
+    def backup_holds_epoch_3(run):
+        metadata = run / "backup" / "training_metadata.json"
+        try:
+            return json.loads(metadata.read_text())["epoch"] >= 3
+        except (OSError, ValueError, KeyError, TypeError):  # not written yet, or mid-rename
+            return False
+
     runs_dir = tmp_path_factory.mktemp("killed")
-    killed = interrupt_run(SCRIPT, *LONG_RUN, runs_dir=runs_dir, after_epochs=3, signal_number=signal.SIGKILL)
+    killed = interrupt_run(
+        SCRIPT, *LONG_RUN, runs_dir=runs_dir, after_epochs=3, signal_number=signal.SIGKILL, ready=backup_holds_epoch_3
+    )
     return killed, only_run(runs_dir)
 
 
