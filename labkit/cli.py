@@ -65,6 +65,19 @@ def positive_float(text: str) -> float:
     return value
 
 
+def iso_date(text: str) -> str:
+    """A day as YYYY-MM-DD (a real one: 2017-02-30 is refused), returned as given."""
+    import datetime
+
+    try:
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got '{text}'") from None
+    if len(text) != 10:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got '{text}'")
+    return text
+
+
 def seed_value(text: str) -> int:
     try:
         value = int(text)

@@ -7,6 +7,7 @@ line, LabError (exit code 2), and the spoilt file is left as it was."""
 import hashlib
 import re
 
+import numpy as np
 import pytest
 
 from labkit import LabError
@@ -103,3 +104,44 @@ def test_a_changed_shipped_copy_is_refused_by_its_checksum(tmp_path, monkeypatch
         load_prices()
     # The same file named explicitly is a student's own CSV: checked for its contents, not its digest.
     assert load_prices(changed).close.iloc[-1] == 7144.39
+
+
+# ---------------------------------------------------------------------------------------------
+# Weeks, the split and the scores
+
+
+def test_weeks_needed_is_the_smallest_range_with_a_training_sequence_and_a_held_out_week():
+    import math
+
+    from labkit.bitcoin import WINDOW_WEEKS, weeks_needed
+
+    n = weeks_needed()
+    assert n == 96
+    assert math.ceil(0.8 * n) == WINDOW_WEEKS + 1 and n - math.ceil(0.8 * n) >= 1
+    assert math.ceil(0.8 * (n - 1)) < WINDOW_WEEKS + 1
+
+
+def test_complete_weeks_drop_weeks_cut_short_or_with_a_missing_day():
+    from labkit.bitcoin import complete_weeks, load_prices
+
+    prices = load_prices()
+    weeks = complete_weeks(prices, "2016-01-01")
+    assert (len(weeks), weeks.labels[0], weeks.labels[-1]) == (96, "2016-01", "2017-44")
+    assert str(weeks.dates[0, 0]) == "2016-01-03" and str(weeks.dates[-1, -1]) == "2017-11-04"
+    gap = prices.drop(index=prices.index[prices.date == "2016-05-11"])  # a Wednesday goes missing
+    assert "2016-19" not in complete_weeks(gap, "2016-01-01").labels
+    assert weeks.index_of("2016-01-05") == 0
+    with pytest.raises(KeyError):
+        weeks.index_of("2016-01-01")  # a Friday in a week cut short
+
+
+def test_scores_of_a_forecast_by_hand():
+    from labkit.bitcoin import forecast_scores
+
+    # Two weeks, last closes 100 and 200; forecasts +10% and 0%; truths 110 and 190 every day.
+    predicted = np.array([[0.1] * 7, [0.0] * 7])
+    truth = np.array([[110.0] * 7, [190.0] * 7])
+    scores = forecast_scores(predicted, np.array([[0.05] * 7, [0.0] * 7]), [100.0, 200.0], truth)
+    assert scores["mse"] == pytest.approx((0.05**2) / 2)
+    assert scores["rmse_usd"] == pytest.approx(np.sqrt((0 + 10**2) / 2))
+    assert scores["mape_percent"] == pytest.approx(100 * (0 + 10 / 190) / 2)
