@@ -286,9 +286,11 @@ ax.legend()
 plt.show()
 
 # %% [markdown]
-# ## Next week, which the data does not hold
+# ## Next week: as close to the future as the data gets
 #
-# The last 76 complete weeks are the input for a forecast of the week after the data ends.
+# The last 76 complete weeks are the input for a forecast of the week after them. The file holds
+# only the first three days of that week (it ends on 2017-11-07), which is why it was dropped as a
+# week cut short: four of the seven days are the future even for this data.
 
 # %%
 next_input = weekly[-window:].reshape(1, window, 7)

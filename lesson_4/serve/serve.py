@@ -14,7 +14,14 @@ programs:
     GET  /health    is it up, and which model it serves
     GET  /model     the model card of the served model
     POST /reload    serve another model without a restart: {"run": RUN_DIR} or {"model": PATH}
-                    (Content-Type: application/json); an empty body reloads the current file
+                    (Content-Type: application/json); an empty body reloads the current file;
+                    {"forecaster": RUN_DIR or PATH} swaps the Bitcoin forecaster
+    GET  /forecast  the Bitcoin thread's forecast: ?date=YYYY-MM-DD (see forecasting.py)
+    GET  /bitcoin   a page that draws that forecast over the real prices
+
+The forecaster is the newest finished run of the Bitcoin thread (Lessons 2-4), or the one
+`--forecaster` names; with `--forecaster` and no Lesson 1 run, the server forecasts without a
+digit reader (/predict then answers 409 until a /reload gives it one).
 
 It listens on 127.0.0.1 only: a course server, not one for the internet. It answers only requests
 addressed to 127.0.0.1:PORT or localhost:PORT, from no web page or one of its own, and /reload
@@ -48,6 +55,13 @@ from labkit.runs import runs_root
 from labkit.saved_models import DEFAULT_PORT, check_model_file, model_in_run, newest_run_model, read_card
 from labkit.web_guard import Refused, SameOriginGuard, parse_json, read_bounded
 from lesson_4.serve.drawing import JSON_SHAPE_HINT, PREPROCESSING, SIDE, network_input
+from lesson_4.serve.forecasting import (
+    ServedForecaster,
+    add_forecast_routes,
+    checked_forecaster,
+    forecaster_from_flag,
+    newest_forecaster,
+)
 
 MAX_BODY_BYTES = 1_000_000  # a 280x280 drawing is about 10 KB as PNG; 1 MB is generous
 DRAIN_BYTES = 16_000_000  # beyond this an oversized body is cut off, not read to its end
@@ -58,6 +72,10 @@ DIGIT_DATASETS = frozenset(name for name, classes in CLASS_NAMES.items() if clas
 # A 4096x4096 PNG takes about 300 MB and a second of CPU to decode and composite; two at a time
 # keep four such uploads from holding 1.2 GB at once, and leave the event loop free meanwhile.
 DECODERS = 2
+NO_DIGIT_MODEL = (
+    "no digit model is loaded (the server was started for forecasts only): "
+    'POST /reload {"run": RUN_DIR} with a Lesson 1 run to read digits'
+)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -149,18 +167,25 @@ async def read_body(request) -> bytes:
     return body
 
 
-def resolve_reload_target(payload, current: Path) -> Path:
+def resolve_reload_target(payload, current: Path | None) -> tuple[str, Path]:
+    """("digits" or "forecaster", the checked model path) that a /reload body asks for."""
     if payload is None:
-        return current
-    if not isinstance(payload, dict) or not payload.keys() <= {"run", "model"} or len(payload) != 1:
+        if current is None:
+            raise Refused(409, NO_DIGIT_MODEL)
+        return "digits", current
+    if not isinstance(payload, dict) or not payload.keys() <= {"run", "model", "forecaster"} or len(payload) != 1:
         raise Refused(
-            400, 'send {"run": RUN_DIR} or {"model": PATH_TO_MODEL_KERAS}, or no body to reload the current file'
+            400,
+            'send {"run": RUN_DIR}, {"model": PATH_TO_MODEL_KERAS} or {"forecaster": RUN_DIR_OR_PATH}, '
+            "or no body to reload the current file",
         )
     ((key, value),) = payload.items()
     if not isinstance(value, str) or not value:
         raise Refused(400, f'"{key}" must be a path, as a JSON string; got {json.dumps(value)[:60]}')
     try:
-        return checked_path(key, value)
+        if key == "forecaster":
+            return "forecaster", checked_forecaster("model" if value.endswith(".keras") else "run", value)
+        return "digits", checked_path(key, value)
     except LabError as error:
         raise Refused(422, str(error)) from None
 
@@ -183,10 +208,24 @@ def cannot_serve(path: Path, error: Exception) -> str:
 # The web application (FastAPI: routing, JSON answers and an ASGI app that uvicorn serves).
 
 
-def create_app(model_path: Path, served: ServedModel | None = None) -> FastAPI:
+def create_app(
+    model_path: Path | None, served: ServedModel | None = None, forecaster: ServedForecaster | None = None
+) -> FastAPI:
+    """The app; `model_path` None serves forecasts only, `forecaster` None digits only."""
     app = FastAPI(title="Lesson 4 digit server", docs_url="/docs", redoc_url=None)
     app.add_middleware(SameOriginGuard, state_changing={"/reload"})
-    state = {"served": served or ServedModel(model_path), "started": time.time(), "requests": 0}
+    state = {
+        "served": served or (ServedModel(model_path) if model_path else None),
+        "forecaster": forecaster,
+        "started": time.time(),
+        "requests": 0,
+    }
+
+    def digit_model() -> ServedModel:
+        if state["served"] is None:
+            raise Refused(409, NO_DIGIT_MODEL)
+        return state["served"]
+
     reload_lock = threading.Lock()
     decoders = anyio.CapacityLimiter(DECODERS)
 
@@ -209,27 +248,29 @@ def create_app(model_path: Path, served: ServedModel | None = None) -> FastAPI:
 
     @app.get("/health")
     def health():
-        served = state["served"]
+        served, forecaster = state["served"], state["forecaster"]
         return {
             "status": "ok",
-            "model": served.identity,
+            "model": served.identity if served else None,
+            "forecaster": forecaster.identity if forecaster else None,
             "uptime_s": round(time.time() - state["started"], 1),
             "predictions": state["requests"],
+            "forecasts": state.get("forecasts", 0),
         }
 
     @app.get("/model")
     def model_card():
-        served = state["served"]
+        served = digit_model()
         return {**served.card, "path": str(served.path), "loaded_at": served.loaded_at}
 
     @app.post("/predict")
     async def predict(request: Request, preprocess: str = "as_drawn"):
+        served = digit_model()
         if preprocess not in PREPROCESSING:
             raise Refused(422, f"preprocess must be one of {', '.join(PREPROCESSING)}; got '{preprocess}'")
         body = await read_body(request)
         content_type = request.headers.get("content-type", "")
         image = await anyio.to_thread.run_sync(network_input, content_type, body, preprocess, limiter=decoders)
-        served = state["served"]
         probabilities = await run_in_threadpool(served.probabilities, image)
         state["requests"] += 1
         return {
@@ -244,14 +285,20 @@ def create_app(model_path: Path, served: ServedModel | None = None) -> FastAPI:
     async def reload(request: Request):
         body = await read_bounded(request, MAX_BODY_BYTES, DRAIN_BYTES)
         payload = parse_json(body) if body.strip() else None
-        target = resolve_reload_target(payload, state["served"].path)
+        current = state["served"].path if state["served"] else None
+        slot, target = resolve_reload_target(payload, current)
 
         def swap():
             with reload_lock:  # one reload at a time; predictions go on with the old model meanwhile
                 try:
-                    fresh = ServedModel(target)
-                    previous, state["served"] = state["served"], fresh
-                    return {"model": fresh.identity, "previous": previous.identity, "path": str(fresh.path)}
+                    fresh = ServedModel(target) if slot == "digits" else ServedForecaster(target)
+                    key = "served" if slot == "digits" else "forecaster"
+                    previous, state[key] = state[key], fresh
+                    return {
+                        slot if slot == "forecaster" else "model": fresh.identity,
+                        "previous": previous.identity if previous else None,
+                        "path": str(fresh.path),
+                    }
                 finally:
                     # A Keras model is a web of reference cycles (layers, trackers, traced graphs):
                     # only the cycle collector frees the one replaced (or half loaded). CPython runs
@@ -265,6 +312,7 @@ def create_app(model_path: Path, served: ServedModel | None = None) -> FastAPI:
         except Exception as error:  # a damaged file raises anything from zipfile, h5py or Keras
             raise Refused(422, str(error) if isinstance(error, LabError) else cannot_serve(target, error)) from None
 
+    add_forecast_routes(app, state)
     return app
 
 
@@ -308,16 +356,34 @@ def make_parser() -> argparse.ArgumentParser:
         default=DEFAULT_PORT,
         help=f"port on 127.0.0.1 (default {DEFAULT_PORT}; 0: any free port)",
     )
+    parser.add_argument(
+        "--forecaster",
+        metavar="RUN_DIR",
+        help="a Bitcoin thread run folder (or its .keras file) for GET /forecast (default: the newest "
+        "finished one, if any)",
+    )
     parser.add_argument("--logdir", metavar="DIR", help="runs root to look in for the default model (default: runs/)")
     return parser
 
 
-def choose_model(args) -> Path:
+def choose_model(args) -> Path | None:
+    """The digit model; None when only a forecaster was asked for and no Lesson 1 run exists."""
     if args.model or args.run:
         return checked_path("model" if args.model else "run", args.model or args.run)
-    path = newest_run_model(runs_root(args.logdir), "lesson_1", "exercise_a")
+    try:
+        path = newest_run_model(runs_root(args.logdir), "lesson_1", "exercise_a")
+    except LabError:
+        if args.forecaster:
+            return None
+        raise
     digit_card(path)
     return path
+
+
+def choose_forecaster(args) -> Path | None:
+    if args.forecaster:
+        return forecaster_from_flag(args.forecaster)
+    return newest_forecaster(runs_root(args.logdir))
 
 
 def claim_port(port: int) -> socket.socket:
@@ -345,20 +411,30 @@ def main(argv=None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
     try:
+        forecaster_path = choose_forecaster(args)
         model_path = choose_model(args)
         sock = claim_port(args.port)
     except LabError as error:
         cli.fail(error, parser.prog)
     import uvicorn
 
-    try:
-        app = create_app(model_path)
-    except Exception as error:  # as for /reload: a damaged file raises anything from zipfile, h5py or Keras
-        sock.close()
-        cli.fail(error if isinstance(error, LabError) else LabError(cannot_serve(model_path, error)), parser.prog)
+    loaded = {}
+    for path, load in ((model_path, ServedModel), (forecaster_path, ServedForecaster)):
+        try:
+            loaded[load] = load(path) if path else None
+        except Exception as error:  # as for /reload: a damaged file raises anything from zipfile, h5py or Keras
+            sock.close()
+            cli.fail(error if isinstance(error, LabError) else LabError(cannot_serve(path, error)), parser.prog)
+    app = create_app(model_path, served=loaded[ServedModel], forecaster=loaded[ServedForecaster])
     port = sock.getsockname()[1]
-    print(f"Serving {describe(read_card(model_path))}", flush=True)
-    print(f"Open http://127.0.0.1:{port}/ to draw a digit (Ctrl-C stops the server)", flush=True)
+    if model_path:
+        print(f"Serving {describe(read_card(model_path))}", flush=True)
+    if forecaster_path:
+        print(f"Forecasting with {read_card(forecaster_path)['identity']}: http://127.0.0.1:{port}/bitcoin", flush=True)
+    else:
+        print("No Bitcoin forecaster yet: GET /forecast answers 409 until one is trained and loaded", flush=True)
+    what = "/ to draw a digit" if model_path else "/bitcoin for the Bitcoin forecast (no digit model loaded)"
+    print(f"Open http://127.0.0.1:{port}{what} (Ctrl-C stops the server)", flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     try:
         server.run(sockets=[sock])
