@@ -202,7 +202,19 @@ def train_command(lesson: str, activity: str, *, quick: bool | None = None, flag
     """The command that trains a run of `lesson/activity`: quick unless `quick` is False, with
     `flags` ({"--dataset": "digits"}; None values left out)."""
     given = [str(part) for flag, value in (flags or {}).items() if value is not None for part in (flag, value)]
-    return ["python", f"{lesson}/{activity}/train_mnist.py", *([] if quick is False else ["--quick"]), *given]
+    return [
+        "python",
+        f"{lesson}/{activity}/{training_script(lesson, activity)}",
+        *([] if quick is False else ["--quick"]),
+        *given,
+    ]
+
+
+def training_script(lesson: str, activity: str) -> str:
+    """The file name of the activity's training page: its one train_*.py (train_mnist.py, or
+    train_bitcoin.py for the Bitcoin thread); train_mnist.py when the folder has none or several."""
+    scripts = sorted((Path(__file__).resolve().parents[1] / lesson / activity).glob("train_*.py"))
+    return scripts[0].name if len(scripts) == 1 else "train_mnist.py"
 
 
 def newest_run_model(
