@@ -249,10 +249,10 @@ def test_full_walk_forward_over_the_19_held_out_weeks(tmp_path):
 
     scalars = read_scalars(only_run(root / "lesson_4"))
     assert all(steps_of(scalars, name, "weekly_mape_percent") == targets for name in STRATEGIES)
-    # The frozen model is Lesson 2's v0: 7.56-7.75% over these weeks for seeds 42/1/2 (the lead's
-    # measurement). The learners' range is wide: measured only on partial walks (see the card).
+    # The frozen model is Lesson 2's v0: 7.56-7.75% over these weeks for seeds 42, 1 and 2. The full
+    # walk from seed 42 measured fresh 7.40% and retrain 7.60% (the card).
     assert 7.0 <= mapes["frozen"] <= 8.5, mapes
-    assert all(5.5 <= mapes[name] <= 10.0 for name in ("retrain", "fresh")), mapes
+    assert all(6.5 <= mapes[name] <= 9.0 for name in ("retrain", "fresh")), mapes
     assert walk["beats_persistence"] == {
         name: mapes[name] < mapes["persistence"] for name in ("retrain", "fresh", "frozen")
     }

@@ -117,10 +117,14 @@ import keras
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 
 from labkit.bitcoin import baseline_forecasts, forecast_scores, weekly_split
 from labkit.distribute import clear_session
 from labkit.training import start_run
+
+if not config.verbose:  # extra code: every run's model traces its own predict function, and TensorFlow warns
+    tf.get_logger().setLevel("ERROR")
 
 # %% [markdown]
 # ## The data, exactly as in Lesson 2
