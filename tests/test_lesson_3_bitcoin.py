@@ -266,7 +266,14 @@ def test_full_five_variants_over_three_seeds(runs_dir, baselines):
         test = record["metrics"]["test"]
         assert 0 < test["mape_percent"] < 30 and math.isfinite(test["mse"]), (name, seed, test)
         assert record["extra"]["evaluation"]["beats"] == comparisons(test, baselines)
-        if name == "v0":
-            assert 7.0 <= test["mape_percent"] <= 8.5 and 0.009 <= test["mse"] <= 0.013, (seed, test)
-            assert not record["extra"]["evaluation"]["beats"]["persistence"]["mape"]
+        # Measured over seeds 42, 1 and 2: every variant between 7.46% and 7.75% MAPE, MSE between
+        # 0.0100 and 0.0107, and none below persistence's 6.98% MAPE (the card's table).
+        assert 7.0 <= test["mape_percent"] <= 8.5 and 0.009 <= test["mse"] <= 0.013, (name, seed, test)
+        assert not record["extra"]["evaluation"]["beats"]["persistence"]["mape"], (name, seed, test)
     assert len(VERDICT.findall(result.stdout)) == 2 * len(VARIANT_NAMES)
+    # The one change that helped on every seed: a second LSTM layer (mean MAPE 7.48% against 7.68%).
+    mean_mape = {
+        name: np.mean([run_json(runs[name, seed])["metrics"]["test"]["mape_percent"] for seed in (42, 1, 2)])
+        for name in VARIANT_NAMES
+    }
+    assert mean_mape["two_layers"] < mean_mape["v0"] - 0.1, mean_mape
