@@ -188,6 +188,23 @@ def test_a_baseline_that_is_not_a_forecaster_is_refused(walked, runs_dir, tmp_pa
     )
 
 
+def test_a_baseline_with_a_damaged_model_file_is_refused_in_one_line(walked, runs_dir, tmp_path, capsys, monkeypatch):
+    damaged = tmp_path / "damaged"
+    shutil.copytree(walked["baseline"], damaged)
+    model_file = damaged / "model.keras"
+    model_file.write_bytes(model_file.read_bytes()[:2000])  # a copy cut short
+    assert_refused(
+        SCRIPT,
+        "--quick",
+        "--baseline",
+        str(damaged),
+        message=f"--baseline {damaged.resolve()}: its model.keras cannot be loaded (",
+        runs_dir=runs_dir,
+        capsys=capsys,
+        monkeypatch=monkeypatch,
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -112,7 +112,8 @@ if config.end:
     recent = recent[recent.date <= config.end]
 days_per_week = recent.groupby("iso_week").size()
 complete = recent[recent.iso_week.isin(days_per_week[days_per_week == 7].index)].copy()
-print(f"{len(days_per_week)} weeks from {config.start}; dropped, cut short:", days_per_week[days_per_week < 7].to_dict())
+cut_short = days_per_week[days_per_week < 7].to_dict()
+print(f"{len(days_per_week)} weeks from {config.start}; dropped, cut short:", cut_short)
 print(f"{complete.iso_week.nunique()} complete weeks, {len(complete)} days")
 
 # %% [markdown]
@@ -214,7 +215,9 @@ model.compile(loss="mse", optimizer=keras.optimizers.RMSprop(learning_rate=confi
 # Open TensorBoard to watch it: `python3 scripts/lab.py tensorboard runs/lesson_2/bitcoin_lstm`
 # (`epoch_loss` under `train`, and under `validation` for the held-out weeks, which serve here only
 # to draw that curve: nothing is chosen by them in this lesson). Each epoch is one gradient step on
-# the one training sequence, so the 100 epochs run in well under a minute.
+# the one training sequence, so the 100 epochs run in well under a minute. `validation_batch_size`
+# scores the 19 held-out weeks in one batch; by default Keras would use `batch_size`, one week at a
+# time, and spend most of each epoch on it.
 
 # %%
 # %load_ext tensorboard
@@ -231,6 +234,7 @@ history = model.fit(
     batch_size=1,
     epochs=run.epochs,  # 100; 2 in quick mode
     validation_data=(x_test, y_test),
+    validation_batch_size=len(x_test),  # the held-out weeks in one batch, not one by one
     callbacks=[tensorboard, *run.callbacks(tensorboard)],  # extra code: run.json and a line per epoch
     verbose=0,
 )

@@ -258,6 +258,7 @@ def train_and_score(name, seed):
         batch_size=1,
         epochs=run.epochs,  # 100 (300 for more_epochs); 2 in quick mode
         validation_data=(data.x_test, data.y_test),
+        validation_batch_size=len(data.x_test),  # the held-out weeks in one batch, not one by one
         callbacks=[tensorboard, *run.callbacks(tensorboard)],  # extra code: run.json after every epoch
         verbose=0,
     )

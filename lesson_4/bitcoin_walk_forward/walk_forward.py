@@ -136,8 +136,11 @@ from labkit.training import start_run
 # We load it twice: one copy learns every week, the other stays frozen as a reference.
 
 # %%
-retrained = keras.models.load_model(baseline_path)  # will learn each new week
-frozen = keras.models.load_model(baseline_path)  # never trained again
+try:  # extra code: a damaged file raises anything from zipfile, h5py or Keras; say so in one line
+    retrained = keras.models.load_model(baseline_path)  # will learn each new week
+    frozen = keras.models.load_model(baseline_path)  # never trained again
+except Exception as error:
+    raise LabError(f"--baseline {baseline_dir}: its model.keras cannot be loaded ({type(error).__name__})") from None
 retrained.summary()
 
 
