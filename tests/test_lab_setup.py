@@ -57,15 +57,23 @@ def test_ctrl_c_during_the_first_setup_leaves_a_venv_the_next_command_repairs(re
     silent_index = socket.create_server(("127.0.0.1", 0))
     (repo_copy / "requirements.txt").write_text("lab-probe-that-no-index-serves\n")
     hanging = dict(os.environ, PIP_INDEX_URL=f"http://127.0.0.1:{silent_index.getsockname()[1]}/simple")
+    # Its own process group, signalled as a whole: a terminal's Ctrl-C reaches every process in the
+    # foreground group, `python -m venv` and its ensurepip child included. Signalling lab.py alone
+    # left an orphaned ensurepip holding the output pipes open, for over 60 s under load.
     first = subprocess.Popen(
-        setup_command(repo_copy), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=hanging
+        setup_command(repo_copy),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=hanging,
+        start_new_session=True,
     )
     python = repo_copy / ".venv" / "bin" / "python"
     deadline = time.monotonic() + 60
     while not python.exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert python.exists(), "the setup never created the venv's python"
-    first.send_signal(signal.SIGINT)
+    os.killpg(first.pid, signal.SIGINT)
     first.communicate(timeout=60)
     silent_index.close()
     assert first.returncode != 0
