@@ -222,16 +222,17 @@ class BitcoinWeeks:
         return f"{self.csv}, {len(self.weeks)} complete weeks {first} to {last}"
 
     def sizes(self) -> dict[str, int]:
-        return {"train": len(self.x_train), "validation": len(self.x_val), "test": len(self.x_test)}
+        from labkit.data import Dataset
+
+        return Dataset.sizes(self)
 
     def describe(self) -> dict:
+        """What run.json records: the image sets' fields, plus the weeks and the split."""
+        from labkit.data import Dataset
+
         held_out = self.test_targets
         return {
-            "name": self.name,
-            "source": self.source,
-            "substitute_for": None,
-            "sizes": self.sizes(),
-            "notes": list(self.notes),
+            **Dataset.describe(self),
             "weeks": len(self.weeks),
             "train_weeks": [self.weeks.labels[0], self.weeks.labels[self.n_train_weeks - 1]],
             "held_out_weeks": [self.weeks.labels[held_out[0]], self.weeks.labels[held_out[-1]]],
@@ -260,6 +261,18 @@ def weekly_split(
             "start earlier or end later"
         )
     return BitcoinWeeks(weeks, math.ceil(TRAIN_SHARE * len(weeks)), str(csv or SHIPPED_CSV.name))
+
+
+def forecaster_mismatch(model) -> str | None:
+    """None if `model` takes 76 weeks of 7 normalized days and gives 7; otherwise what it takes
+    and gives instead, for a one-line refusal (the walk-forward's --baseline, the server)."""
+    inputs, outputs = model.inputs, model.outputs
+    takes = tuple(inputs[0].shape[1:]) if len(inputs) == 1 else f"{len(inputs)} inputs"
+    gives = tuple(outputs[0].shape[1:]) if len(outputs) == 1 else f"{len(outputs)} outputs"
+    if takes == (WINDOW_WEEKS, DAYS_PER_WEEK) and gives == (DAYS_PER_WEEK,):
+        return None
+    wanted = f"{WINDOW_WEEKS} weeks of {DAYS_PER_WEEK} days in and {DAYS_PER_WEEK} days out"
+    return f"it takes {takes} and gives {gives}, not {wanted}"
 
 
 def to_dollars(normalized, last_close) -> np.ndarray:

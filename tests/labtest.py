@@ -512,3 +512,18 @@ def page_definitions(script: str | Path):
     from labkit.pages import definitions
 
     return definitions(script, constants=True)
+
+
+def bitcoin_weeks_by_pandas(start: str | None = "2016-01-01"):
+    """The shipped prices' complete weeks from `start` (all of them for None), by pandas alone and
+    not by labkit.bitcoin, so that the Bitcoin tests check the toolkit and the pages independently:
+    (labels, dates as "YYYY-MM-DD" strings (weeks, 7), closes (weeks, 7))."""
+    import pandas as pd
+
+    frame = pd.read_csv(REPO / "data" / "bitcoin" / "bitcoin_historical_prices.csv", parse_dates=["date"])
+    if start:
+        frame = frame[frame.date >= start]
+    days = frame.groupby("iso_week").size()
+    frame = frame[frame.iso_week.isin(days[days == 7].index)]
+    dates = frame.date.dt.strftime("%Y-%m-%d").to_numpy().reshape(-1, 7)
+    return list(frame.iso_week.drop_duplicates()), dates, frame.close.to_numpy(dtype="float64").reshape(-1, 7)

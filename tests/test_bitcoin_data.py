@@ -145,3 +145,16 @@ def test_scores_of_a_forecast_by_hand():
     assert scores["mse"] == pytest.approx((0.05**2) / 2)
     assert scores["rmse_usd"] == pytest.approx(np.sqrt((0 + 10**2) / 2))
     assert scores["mape_percent"] == pytest.approx(100 * (0 + 10 / 190) / 2)
+
+
+def test_a_forecaster_is_told_from_other_models_by_its_shapes():
+    import keras
+
+    from labkit.bitcoin import forecaster_mismatch
+
+    v0 = keras.Sequential([keras.Input((76, 7)), keras.layers.LSTM(7), keras.layers.Dense(7)])
+    assert forecaster_mismatch(v0) is None
+    digits = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    assert forecaster_mismatch(digits) == "it takes (28, 28) and gives (10,), not 76 weeks of 7 days in and 7 days out"
+    short = keras.Sequential([keras.Input((52, 7)), keras.layers.LSTM(7), keras.layers.Dense(7)])
+    assert forecaster_mismatch(short).startswith("it takes (52, 7) and gives (7,)")

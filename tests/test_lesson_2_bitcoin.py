@@ -17,6 +17,7 @@ from labtest import (
     assert_epoch_curves,
     assert_finished_above,
     assert_refused,
+    bitcoin_weeks_by_pandas,
     execute_notebook,
     notebook_has_image,
     notebook_text_outputs,
@@ -35,12 +36,7 @@ slow = pytest.mark.slow
 
 def weeks_from_csv(start="2016-01-01"):
     """Complete weeks from the CSV by pandas alone: closes (n, 7), labels, and the 80% cut."""
-    frame = pd.read_csv(CSV, parse_dates=["date"])
-    frame = frame[frame.date >= start]
-    sizes = frame.groupby("iso_week").size()
-    frame = frame[frame.iso_week.isin(sizes[sizes == 7].index)]
-    closes = frame.close.to_numpy().reshape(-1, 7)
-    labels = list(frame.iso_week.drop_duplicates())
+    labels, _, closes = bitcoin_weeks_by_pandas(start)
     return closes, labels, math.ceil(0.8 * len(labels))
 
 

@@ -11,13 +11,13 @@ import math
 import re
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from labtest import (
     REPO,
     assert_epoch_curves,
     assert_refused,
+    bitcoin_weeks_by_pandas,
     execute_notebook,
     notebook_has_image,
     notebook_text_outputs,
@@ -46,11 +46,7 @@ slow = pytest.mark.slow
 def held_out_from_csv(start="2016-01-01", window=76):
     """Complete weeks from `start` (grouped by iso_week, 7 days kept), split 80/20: the held-out
     windows (n, 76, 7), their normalized weeks, each week's last known close and true closes."""
-    frame = pd.read_csv(CSV, parse_dates=["date"]).sort_values("date")
-    frame = frame[frame.date >= start]
-    groups = frame.groupby("iso_week", sort=False)
-    weeks = [week.close.to_numpy(dtype="float64") for _, week in groups if len(week) == 7]
-    closes = np.stack(weeks)
+    _, _, closes = bitcoin_weeks_by_pandas(start)
     n_train = math.ceil(0.8 * len(closes))
     normalized = closes / closes[:, :1] - 1
     x = np.stack([normalized[t - window : t] for t in range(n_train, len(closes))])

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from labtest import REPO, assert_refused, only_run, run_json
+from labtest import REPO, assert_refused, bitcoin_weeks_by_pandas, only_run, run_json
 from webtest import DigitServer, headless_chromium, save_screenshot
 
 pytestmark = pytest.mark.slow
@@ -38,10 +38,8 @@ def server(forecaster_run, tmp_path_factory):
 
 def pandas_weeks():
     """All complete weeks of the CSV (from 2013): dates and closes, (n, 7) each."""
-    frame = pd.read_csv(CSV, parse_dates=["date"])
-    sizes = frame.groupby("iso_week").size()
-    frame = frame[frame.iso_week.isin(sizes[sizes == 7].index)]
-    return frame.date.dt.strftime("%Y-%m-%d").to_numpy().reshape(-1, 7), frame.close.to_numpy().reshape(-1, 7)
+    _, dates, closes = bitcoin_weeks_by_pandas(start=None)
+    return dates, closes
 
 
 def expected_forecast(run_dir, week: int):

@@ -5,12 +5,12 @@ import math
 import shutil
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from labtest import (
     REPO,
     assert_refused,
+    bitcoin_weeks_by_pandas,
     execute_notebook,
     notebook_has_image,
     notebook_text_outputs,
@@ -36,11 +36,8 @@ pytestmark = pytest.mark.slow
 
 def weeks_from_csv(start="2016-01-01"):
     """Complete weeks from `start`: labels, and the daily closes as a (weeks, 7) array."""
-    prices = pd.read_csv(CSV, parse_dates=["date"])
-    prices = prices[prices.date >= start]
-    days = prices.groupby("iso_week", sort=False).close.agg(list)
-    complete = days[days.map(len) == 7]
-    return list(complete.index), np.array(complete.tolist(), dtype="float64")
+    labels, _, closes = bitcoin_weeks_by_pandas(start)
+    return labels, closes
 
 
 def held_out_targets(n_weeks):
@@ -181,7 +178,7 @@ def test_a_baseline_that_is_not_a_forecaster_is_refused(walked, runs_dir, tmp_pa
         "--quick",
         "--baseline",
         str(fake),
-        message="a forecaster takes (None, 76, 7)",
+        message="is not a forecaster: it takes (28, 28) and gives (10,), not 76 weeks of 7 days in and 7 days out",
         runs_dir=runs_dir,
         capsys=capsys,
         monkeypatch=monkeypatch,

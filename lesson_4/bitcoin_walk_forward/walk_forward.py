@@ -127,7 +127,13 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from labkit.bitcoin import DAYS_PER_WEEK, WINDOW_WEEKS, baseline_forecasts, forecast_scores, weekly_split
+from labkit.bitcoin import (
+    WINDOW_WEEKS,
+    baseline_forecasts,
+    forecast_scores,
+    forecaster_mismatch,
+    weekly_split,
+)
 from labkit.training import start_run
 
 # %% [markdown]
@@ -145,22 +151,8 @@ retrained.summary()
 
 
 # %%
-def is_forecaster(model) -> bool:  # extra code
-    """76 weeks of 7 normalized days in, 7 normalized days out."""
-    try:
-        return tuple(model.input_shape[1:]) == (WINDOW_WEEKS, DAYS_PER_WEEK) and tuple(model.output_shape[1:]) == (
-            DAYS_PER_WEEK,
-        )
-    except (AttributeError, TypeError):  # several inputs or outputs
-        return False
-
-
-if not is_forecaster(frozen):  # extra code: a one-line refusal, before anything is written
-    raise LabError(
-        f"--baseline {baseline_dir}: its model takes {frozen.input_shape} and gives {frozen.output_shape}; a "
-        f"forecaster takes (None, {WINDOW_WEEKS}, {DAYS_PER_WEEK}) and gives (None, {DAYS_PER_WEEK}): "
-        "give a lesson_2/bitcoin_lstm run"
-    )
+if mismatch := forecaster_mismatch(frozen):  # extra code: a one-line refusal, before anything is written
+    raise LabError(f"--baseline {baseline_dir} is not a forecaster: {mismatch}; give a lesson_2/bitcoin_lstm run")
 if retrained.optimizer is None:  # extra code: saved without its optimizer, it cannot continue
     raise LabError(f"--baseline {baseline_dir}: its model was saved without an optimizer; it cannot keep training")
 

@@ -22,7 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from labkit import LabError
-from labkit.bitcoin import DAYS_PER_WEEK, WINDOW_WEEKS, complete_weeks, load_prices, to_dollars
+from labkit.bitcoin import (
+    DAYS_PER_WEEK,
+    WINDOW_WEEKS,
+    complete_weeks,
+    forecaster_mismatch,
+    load_prices,
+    to_dollars,
+)
 from labkit.saved_models import check_model_file, model_in_run, newest_run_model, read_card
 from labkit.web_guard import Refused
 
@@ -90,18 +97,13 @@ class ServedForecaster:
         self.path = Path(path).resolve()
         self.card = forecaster_card(self.path)
         self.model = model = keras.models.load_model(self.path, compile=False)
-        inputs, outputs = model.inputs, model.outputs
-        takes = tuple(inputs[0].shape[1:]) if len(inputs) == 1 else None
-        gives = tuple(outputs[0].shape[1:]) if len(outputs) == 1 else None
-        if takes != (WINDOW_WEEKS, DAYS_PER_WEEK) or gives != (DAYS_PER_WEEK,):
-            raise LabError(
-                f"{self.path} is not a forecaster: it takes {takes} and gives {gives}, not "
-                f"({WINDOW_WEEKS}, {DAYS_PER_WEEK}) weeks and {DAYS_PER_WEEK} days"
-            )
+        if mismatch := forecaster_mismatch(model):
+            raise LabError(f"{self.path} is not a forecaster: {mismatch}")
         self.prices = load_prices()
         self.weeks = complete_weeks(self.prices, start=None)
         self._forward = tf.function(
-            functools.partial(_call, model), input_signature=[tf.TensorSpec((1, *takes), tf.float32)]
+            functools.partial(_call, model),
+            input_signature=[tf.TensorSpec((1, WINDOW_WEEKS, DAYS_PER_WEEK), tf.float32)],
         )
         self._lock = threading.Lock()
         self.loaded_at = time.time()
