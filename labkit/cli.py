@@ -113,15 +113,18 @@ def build_parser(
     `learning_rate_help`. `epochs_help` rewords --epochs.
 
     `not_here` maps shared flags that mean nothing in this activity (a search draws the learning
-    rate itself) to the reason: they leave --help, and parse() refuses them with that reason."""
+    rate itself) to the reason: they leave --help, parse() refuses them with that reason, and the
+    activity runs with the default given here (a Bitcoin page's batch of one sequence)."""
     parser = OneLineParser(
         description=description.strip().splitlines()[0],
         epilog="Defaults follow the lesson; see this folder's README.md.",
     )
     not_here = dict(not_here or {})
+    parser.refused_defaults = {}
 
     def add_shared(flag: str, default, help: str, **kwargs) -> None:
         if flag in not_here:  # still parsed, so that parse() can say why it is refused
+            parser.refused_defaults[flag] = default  # and what the activity runs with meanwhile
             default, help = None, argparse.SUPPRESS
         parser.add_argument(flag, default=default, help=help, **kwargs)
 
@@ -202,6 +205,8 @@ def parse(parser: argparse.ArgumentParser, argv=None) -> Config:
         for flag, reason in getattr(args, "flags_not_here", {}).items():
             if getattr(args, flag.lstrip("-").replace("-", "_")) is not None:
                 raise LabError(f"{flag}: {reason}; drop the flag")
+        for flag, default in getattr(parser, "refused_defaults", {}).items():
+            setattr(args, flag.lstrip("-").replace("-", "_"), default)
         check_flags(args)
         if getattr(args, "resume", None):
             if getattr(args, "several_runs", None):

@@ -138,6 +138,18 @@ def plan_of(quick=False, epochs=10, steps=None, batch_size=100):
     return training_plan(argparse.Namespace(quick=quick, epochs=epochs, steps_per_epoch=steps, batch_size=batch_size))
 
 
+def test_a_refused_flag_is_refused_and_the_activity_keeps_its_own_default(runs_dir, monkeypatch):
+    from labkit import cli
+
+    monkeypatch.setenv("LAB_RUNS_DIR", str(runs_dir))
+    reason = "every fit here takes all its windows in one step"
+    parser = cli.build_parser("a probe", epochs=3, learning_rate=0.1, batch_size=1, not_here={"--batch-size": reason})
+    assert cli.parse(parser, []).batch_size == 1  # what start_run checks and run.json records
+    with pytest.raises(SystemExit) as refused:
+        cli.parse(parser, ["--batch-size", "4"])
+    assert refused.value.code == 2
+
+
 def test_a_full_run_makes_exact_passes_unless_steps_are_fixed():
     plan = plan_of()
     assert (plan.epochs, plan.steps_per_epoch, plan.repeat, plan.slice) == (10, None, False, None)

@@ -54,8 +54,6 @@
 # every fit at 2 epochs: the same code path, in seconds, and numbers that mean little.
 
 # %%
-import dataclasses
-
 from labkit import LabError, cli
 from labkit.bitcoin import PARSER_SETTINGS, add_price_flags
 
@@ -94,7 +92,6 @@ parser.add_argument(
     help=f"walk only the first N held-out weeks (default: all; {QUICK_WEEKS} with --quick)",
 )
 config = cli.parse(parser)
-config = dataclasses.replace(config, batch_size=1)  # extra code: start_run checks it against the one training window
 print(config.plan)
 
 # %% [markdown]
