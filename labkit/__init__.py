@@ -16,9 +16,11 @@ import importlib.util
 import os
 import re
 import sys
+import sysconfig
 import tempfile
+from pathlib import Path
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _wants_verbose() -> bool:
@@ -80,11 +82,22 @@ if not _wants_verbose():
         sys.meta_path.insert(0, _QuietTensorFlowImport())
 
 
+def own_tensorboard(scripts_dir: str | os.PathLike | None = None) -> Path | None:
+    """This environment's `tensorboard` command, or None when it is not installed.
+
+    pip puts console scripts in sysconfig's "scripts" folder (the stack doctor looks there too):
+    beside python in a venv, but in Scripts\\ next to a python.org install's python.exe on Windows,
+    where the command is an .exe."""
+    command = "tensorboard.exe" if os.name == "nt" else "tensorboard"
+    path = Path(scripts_dir or sysconfig.get_path("scripts"), command)
+    return path if path.is_file() else None
+
+
 # `%tensorboard` in a notebook starts the `tensorboard` found on PATH; a Jupyter started without
 # activating the venv would miss this environment's copy, so point the magic at it directly.
-_OWN_TENSORBOARD = os.path.join(os.path.dirname(sys.executable), "tensorboard" + (".exe" if os.name == "nt" else ""))
-if os.path.isfile(_OWN_TENSORBOARD):
-    os.environ.setdefault("TENSORBOARD_BINARY", _OWN_TENSORBOARD)
+_OWN_TENSORBOARD = own_tensorboard()
+if _OWN_TENSORBOARD is not None:
+    os.environ.setdefault("TENSORBOARD_BINARY", str(_OWN_TENSORBOARD))
 
 
 class LabError(Exception):
@@ -104,7 +117,6 @@ def sha256_of(path: str | os.PathLike) -> str:
     """SHA-256 of a file's bytes, or of a folder's files (by relative name, then content), read
     in blocks so that a model of any size hashes in little memory."""
     import hashlib
-    from pathlib import Path
 
     path = Path(path)
     digest = hashlib.sha256()

@@ -182,7 +182,7 @@ def fresh_start_command(record: dict) -> str:
     """The command that starts this activity afresh, with the flags the run started with."""
     script = sys.argv[0] if sys.argv and sys.argv[0] else "the activity's script"
     recorded = list(record.get("command") or [])
-    if recorded and recorded[0] == os.path.basename(script):
+    if recorded and recorded[0] == Path(script).name:
         flags = recorded[1:]
     else:  # the run was started some other way (a notebook): this command, less its --resume
         flags = list(sys.argv[1:])

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import os
 import sys
 import typing
 from pathlib import Path
@@ -293,6 +292,6 @@ def adopt_recorded_settings(args: argparse.Namespace, argv: list[str]) -> None:
 
 def fail(error: LabError, prog: str | None = None) -> NoReturn:
     """Report a LabError the way argparse reports bad flags."""
-    prog = prog or os.path.basename(sys.argv[0])
+    prog = prog or Path(sys.argv[0]).name
     print(f"{prog}: error: {error}", file=sys.stderr)
     raise SystemExit(error.exit_code)

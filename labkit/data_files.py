@@ -9,7 +9,8 @@ holds a valid copy:
    `mnist.npz` or `mnist/*.gz`, and `fashion-mnist/*.gz`);
 3. system dataset packages: Debian/Ubuntu's `dataset-fashion-mnist` in
    `/usr/share/datasets/fashion-mnist/` (override with `$LAB_SYSTEM_DATA_DIR`);
-4. a download from the Keras dataset server, with a bounded wait (skipped when `LAB_OFFLINE=1`).
+4. a download from the Keras dataset server, with a bounded wait (skipped when `LAB_OFFLINE=1`);
+   a server certificate this Python cannot verify ends the chain with the fix (labkit.certificates).
 
 Sources 2 and 3 also seed the Keras cache. A corrupt or truncated file is reported in one line
 and skipped; it is never deleted.
@@ -35,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from labkit import LabError, sha256_of
+from labkit.certificates import certificate_failure, certificate_problem
 
 MIRROR_ENV = "LAB_DATA_MIRROR"
 SYSTEM_DIR_ENV = "LAB_SYSTEM_DATA_DIR"
@@ -100,6 +102,11 @@ class DataUnavailable(LabError):
         self.notes = list(notes or [])  # what went wrong on the way (bad files, failed download)
 
 
+class CertificateUnverified(DataUnavailable):
+    """A download failed because this Python could not verify the server's certificate: every
+    download from this machine fails alike until its certificates are fixed."""
+
+
 class CorruptDataFile(LabError):
     """A dataset file exists but is truncated, not what it claims, or fails its hash."""
 
@@ -110,8 +117,7 @@ class CorruptDataFile(LabError):
 
 def keras_cache_dir() -> Path:
     """The folder keras.utils.get_file uses for datasets."""
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return Path(home) / "datasets"
+    return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "datasets"
 
 
 def mirror_dir() -> Path | None:
@@ -221,14 +227,14 @@ def copy_dataset_files(name: str, source: Path, target: Path) -> list[Path]:
         dest.parent.mkdir(parents=True, exist_ok=True)
         # A name of its own per copy: two runs seeding the cache at once (two test workers, two
         # notebooks) must not write into the same temporary file.
-        handle, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".partial", dir=dest.parent)
+        handle, name_given = tempfile.mkstemp(prefix=dest.name + ".", suffix=".partial", dir=dest.parent)
         os.close(handle)
+        partial = Path(name_given)
         try:
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, dest)
+            shutil.copyfile(src, partial)
+            partial.replace(dest)
         finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            partial.unlink(missing_ok=True)
         written.append(dest)
     return written
 
@@ -272,14 +278,19 @@ def _download(name: str) -> None:
     target = keras_cache_dir() if name == "mnist" else keras_cache_dir() / _folder_name(name)
 
     def fetch_all():
-        target.mkdir(parents=True, exist_ok=True)
         for fname in names:
             if (target / fname).exists():
                 continue
-            partial = target / (fname + ".partial")
             with urllib.request.urlopen(DOWNLOAD_BASE + fname, timeout=download_timeout()) as reply:
-                partial.write_bytes(reply.read())
-            os.replace(partial, target / fname)
+                payload = reply.read()
+            # Folders and files only once the bytes are here: a failed download leaves nothing behind.
+            target.mkdir(parents=True, exist_ok=True)
+            partial = target / (fname + ".partial")
+            try:
+                partial.write_bytes(payload)
+                partial.replace(target / fname)
+            finally:
+                partial.unlink(missing_ok=True)
 
     run_bounded(fetch_all, f"download-{name}", "the dataset server")
 
@@ -359,7 +370,13 @@ def find_raw(name: str, *, allow_download: bool = True, seed_cache: bool = True)
             _download(name)
             arrays = read(keras_cache_dir())
         except Exception as error:  # no network is the normal case in a classroom
-            notes.append(f"download failed: {one_line_error(error)}")
+            if (failure := certificate_failure(error)) is None:
+                notes.append(f"download failed: {one_line_error(error)}")
+            else:  # the network is there: the usual hint (a machine with internet) would mislead
+                problem = certificate_problem(failure, DOWNLOAD_BASE)
+                raise CertificateUnverified(
+                    f"dataset '{name}' could not be downloaded: {problem}", [*notes, f"download failed: {problem}"]
+                ) from None
         else:
             if arrays is not None:
                 return Found(arrays, f"downloaded into the Keras cache at {keras_cache_dir()}", notes)

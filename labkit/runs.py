@@ -38,7 +38,7 @@ CRASHED = "crashed"
 def runs_root(logdir: str | os.PathLike | None = None, flag: str = "") -> Path:
     """--logdir wins, then $LAB_RUNS_DIR, then `runs/` at the top of the repository. `flag` names
     `logdir` in the one-line LabError for a name too long to exist."""
-    chosen = logdir or os.environ.get(RUNS_DIR_ENV) or os.path.join(REPO_ROOT, "runs")
+    chosen = logdir or os.environ.get(RUNS_DIR_ENV) or REPO_ROOT / "runs"
     label = flag if logdir else f"${RUNS_DIR_ENV}" if os.environ.get(RUNS_DIR_ENV) else ""
     return check_name_lengths(Path(chosen).expanduser(), label).resolve()
 
@@ -62,7 +62,8 @@ def check_writable(root: Path) -> None:
 def _format_value(value) -> str:
     if isinstance(value, float):
         return f"{value:g}"
-    return str(value).replace(os.sep, "-").replace(" ", "")
+    # Both separators, whatever this OS uses: a run folder may be copied to Windows, where "/" and "\\" split a name.
+    return str(value).replace("/", "-").replace("\\", "-").replace(" ", "")
 
 
 def run_name(hparams: dict, when: datetime | None = None) -> str:
@@ -157,7 +158,7 @@ class RunRecord:
             "finished_at": None,
             "wall_time_s": 0.0,
             "versions": library_versions(),
-            "command": [os.path.basename(sys.argv[0])] + list(argv if argv is not None else sys.argv[1:]),
+            "command": [Path(sys.argv[0]).name] + list(argv if argv is not None else sys.argv[1:]),
             "process": this_process(),
         }
         self.save()
@@ -177,7 +178,7 @@ class RunRecord:
                 "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "previous_status": previous,
                 "epochs_completed_before": record.data.get("epochs_completed", 0),
-                "command": [os.path.basename(sys.argv[0])] + list(argv if argv is not None else sys.argv[1:]),
+                "command": [Path(sys.argv[0]).name] + list(argv if argv is not None else sys.argv[1:]),
             }
         )
         record.data.update(status="running", finished_at=None, process=this_process())
@@ -250,13 +251,13 @@ class RunRecord:
 
 
 def _process_start_time(pid: int) -> float | None:
-    try:
-        import psutil
-    except ImportError:  # the doctor reads runs in bare environments too
-        return None
+    # psutil is imported where it is used: the stack doctor imports this module (for runs_root and
+    # check_writable) in Pythons that may not have the lab's packages yet.
+    import psutil
+
     try:
         return psutil.Process(pid).create_time()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError):
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
 
 
@@ -265,14 +266,9 @@ def this_process() -> dict:
 
 
 def _pid_exists(pid: int) -> bool:
-    try:
-        import psutil
-    except ImportError:
-        try:
-            os.kill(pid, 0)
-        except OSError as error:  # EPERM: someone else's process has that pid
-            return isinstance(error, PermissionError)
-        return True
+    """psutil, not os.kill(pid, 0): on Windows signal 0 is CTRL_C_EVENT, which would interrupt the run."""
+    import psutil
+
     return psutil.pid_exists(pid)
 
 

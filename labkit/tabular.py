@@ -132,7 +132,7 @@ def sklearn_data_home() -> Path:
 
     Worked out as scikit-learn's get_data_home does, minus the mkdir it does too: looking (a
     `--check`, a run that falls back to diabetes) must not write anything."""
-    return Path(os.path.expanduser(os.environ.get(SKLEARN_DATA_ENV) or os.path.join("~", "scikit_learn_data")))
+    return Path(os.environ.get(SKLEARN_DATA_ENV) or Path("~", "scikit_learn_data")).expanduser()
 
 
 def read_housing(folder: Path):

@@ -14,7 +14,10 @@ A mirror folder has the caches' layout (mnist.npz, fashion-mnist/*.gz, cal_housi
 top), so students can also use it directly with LAB_DATA_MIRROR=DIR. scikit-learn's digits and
 diabetes sets ship with scikit-learn.
 
-Exit codes: 0 all datasets ready, 1 some missing (each with a hint), 2 bad usage.
+Exit codes: 0 all datasets ready, 1 some missing (each with a hint), 2 bad usage. A download that
+fails because this Python cannot verify the server's certificate (a python.org Python on macOS
+before its "Install Certificates.command" ran) is one MISSING line with the fix, and no further
+download is tried: each would fail the same way.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from pathlib import Path
 import labkit  # noqa: F401  (quiets TensorFlow if a download needs it)
 from labkit import LabError
 from labkit.data_files import (
+    BAD_FILE_NOTE,
+    CertificateUnverified,
     DataUnavailable,
     copy_dataset_files,
     dataset_files,
@@ -60,18 +65,18 @@ def copy_files(name: str, source: Path, target: Path) -> list[Path]:
     return copy_housing(source, target) if name == HOUSING else copy_dataset_files(name, source, target)
 
 
-def find(name: str, *, allow_download: bool):
+def find(name: str, *, allow_download: bool, write: bool):
     """(source, notes) of the first good copy of `name`; DataUnavailable (with its notes) if none.
 
     Found in the mirror only, housing is also copied into scikit-learn's data home, as the image
-    sets are into the Keras cache, unless this is a --check."""
+    sets are into the Keras cache, when `write` (not a --check)."""
     if name != HOUSING:
-        found = find_raw(name, allow_download=allow_download, seed_cache=allow_download)
+        found = find_raw(name, allow_download=allow_download, seed_cache=write)
         return found.verified_summary, found.notes
     _, source, notes = find_housing(allow_download=allow_download)
     home, mirror = sklearn_data_home(), mirror_dir()
     # The chain reads the data home first and downloads into it, so a good copy that is not there came from the mirror.
-    if allow_download and mirror is not None and not (home / HOUSING_FILE).exists():
+    if write and mirror is not None and not (home / HOUSING_FILE).exists():
         try:
             if copy_housing(mirror, home):
                 notes.append(f"copied {HOUSING_FILE} into scikit-learn's data home at {home}")
@@ -82,10 +87,23 @@ def find(name: str, *, allow_download: bool):
 
 def fetch(names, *, allow_download: bool) -> int:
     missing = 0
+    certificate_failed = False
     for name in names:
         try:
-            source, notes = find(name, allow_download=allow_download)
+            source, notes = find(name, allow_download=allow_download and not certificate_failed, write=allow_download)
+        except CertificateUnverified as error:
+            print(f"MISSING {name}: {error}")
+            for note in error.notes:
+                if note.startswith(BAD_FILE_NOTE):
+                    print(f"        {note}")
+            certificate_failed = True
+            missing += 1
+            continue
         except DataUnavailable as error:
+            if certificate_failed:
+                print(f"MISSING {name}: no download tried after the certificate failure above")
+                missing += 1
+                continue
             print(f"MISSING {name}: {error}")
             # find_raw folds its notes into the message; the housing chain keeps them apart.
             for note in error.notes if name == HOUSING else ():

@@ -16,7 +16,6 @@ is installed yet. TensorFlow is imported once, in a child process with a timeout
 again, with --tf-probe), so a broken or hanging TensorFlow becomes a FAIL row instead of a crash.
 """
 
-import os
 import sys
 
 # This file must still parse and run on a Python too old for the package, to say so: hence the
@@ -30,7 +29,9 @@ if sys.version_info < (3, 8):  # noqa: UP036
 
 # `python scripts/test_stack.py` puts this folder on sys.path by itself; a wrapper that runs this
 # file with runpy (lesson_1/activity_1/test_stack.py) does not.
-HERE = os.path.dirname(os.path.abspath(__file__))
+from pathlib import Path  # noqa: E402  (after the version test, which must run on any Python)
+
+HERE = str(Path(__file__).resolve().parent)
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 

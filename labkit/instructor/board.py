@@ -31,6 +31,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from labkit import LabError
 from labkit.cli import OneLineParser, port_number
 from labkit.runs import runs_root
@@ -93,25 +95,21 @@ def resolve_logdir(raw: str | None) -> Path:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    # Not os.kill(pid, 0): on Windows signal 0 is CTRL_C_EVENT, which would stop that TensorBoard.
+    return psutil.pid_exists(pid)
 
 
 def _absolute_logdir(info) -> str:
-    """TensorBoard records the logdir as typed; its cache key holds the folder it was typed in."""
-    logdir = info.logdir or ""
-    if os.path.isabs(logdir):
-        return os.path.normpath(logdir)
+    """TensorBoard records the logdir as typed; its cache key holds the folder it was typed in.
+    Resolved the way resolve_logdir resolves this command's own, so that the two compare."""
+    logdir = Path(info.logdir or "")
+    if logdir.is_absolute():
+        return str(logdir.resolve())
     try:
         key = json.loads(base64.b64decode(info.cache_key))
-        return os.path.normpath(os.path.join(key["working_directory"], logdir))
+        return str(Path(key["working_directory"], logdir).resolve())
     except (ValueError, KeyError, TypeError):
-        return logdir
+        return info.logdir or ""
 
 
 def running_instances() -> list[Instance]:

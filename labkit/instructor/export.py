@@ -54,8 +54,8 @@ def walk_runs(root: Path, locked: list | None = None) -> list[Path]:
 
     found = []
     for folder, subfolders, files in os.walk(root, onerror=note, followlinks=False):
-        subfolders[:] = sorted(d for d in subfolders if not os.path.islink(os.path.join(folder, d)))
-        if RUN_JSON in files and not os.path.islink(os.path.join(folder, RUN_JSON)):
+        subfolders[:] = sorted(d for d in subfolders if not Path(folder, d).is_symlink())
+        if RUN_JSON in files and not Path(folder, RUN_JSON).is_symlink():
             found.append(Path(folder))
     return found
 
@@ -65,7 +65,7 @@ def run_files(run_dir: Path, nested: set[Path] | frozenset[Path] = frozenset()):
     (which may hold every run folder: only those inside `run_dir` matter, found by set lookup)."""
     for folder, subfolders, files in os.walk(run_dir, followlinks=False):
         subfolders[:] = sorted(
-            d for d in subfolders if not os.path.islink(os.path.join(folder, d)) and Path(folder, d) not in nested
+            d for d in subfolders if not Path(folder, d).is_symlink() and Path(folder, d) not in nested
         )
         for name in sorted(files):
             path = Path(folder, name)

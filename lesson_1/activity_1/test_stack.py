@@ -8,14 +8,14 @@ It runs scripts/test_stack.py itself, so the checks, the flags and the exit code
 instructors and the other lessons use it too.
 """
 
-import os
 import runpy
 import sys
+from pathlib import Path
 
-DOCTOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir, "scripts", "test_stack.py")
+DOCTOR = Path(__file__).resolve().parent.parent.parent / "scripts" / "test_stack.py"
 
 if __name__ == "__main__":
     # runpy runs the file as if it were the main script, Python-version guard first, and its
     # sys.exit carries the doctor's exit code out of this process.
-    sys.argv[0] = os.path.normpath(DOCTOR)
+    sys.argv[0] = str(DOCTOR)
     runpy.run_path(sys.argv[0], run_name="__main__")

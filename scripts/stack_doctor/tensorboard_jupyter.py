@@ -86,7 +86,7 @@ def check_tensorboard_command(
             required,
             activate,
         )
-    if not same_folder(os.path.dirname(on_path), os.path.dirname(own)):
+    if not same_folder(Path(on_path).parent, Path(own).parent):
         return Check(
             "tensorboard",
             WARN,
@@ -101,15 +101,22 @@ def check_tensorboard_command(
 
 
 def pid_alive(pid: int) -> bool:
-    if os.name == "nt":
-        return True  # no cheap portable test; TensorBoard removes its file when it exits cleanly
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, but another user's
+        import psutil
+    except ImportError:  # the doctor also checks environments the lab's packages are not in yet
+        if os.name == "nt":
+            # No signal here: on Windows os.kill(pid, 0) sends CTRL_C_EVENT, which would stop that
+            # TensorBoard. Without psutil there is no cheap test, so the process counts as alive
+            # (TensorBoard removes its info file when it exits cleanly).
+            return True
+        try:
+            os.kill(pid, 0)  # on POSIX, signal 0 only asks whether the pid exists
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # alive, but another user's
+            return True
         return True
-    return True
+    return psutil.pid_exists(pid)
 
 
 def running_tensorboards() -> tuple[list[dict], str | None]:
@@ -201,12 +208,12 @@ def list_kernel_specs(kernel_dirs: list[str] | None = None) -> list[KernelSpec] 
 def kernel_uses_this_python(kernel: KernelSpec, executable: str, prefix: str) -> bool:
     if not kernel.argv:
         return False
-    program = kernel.argv[0]
-    if re.fullmatch(r"python(\d(\.\d+)?)?(\.exe)?", os.path.basename(program)) and not os.path.dirname(program):
+    program = Path(kernel.argv[0])
+    if re.fullmatch(r"python(\d(\.\d+)?)?(\.exe)?", program.name) and program.name == kernel.argv[0]:
         # Jupyter runs a bare "python" with its own interpreter, and only this environment's
         # Jupyter sees the kernels under this environment's prefix.
         return is_inside(kernel.folder, Path(prefix))
-    return same_folder(os.path.dirname(program), os.path.dirname(executable))
+    return same_folder(program.parent, Path(executable).parent)
 
 
 def check_jupyter_kernel(kernels: list[KernelSpec] | None, executable: str, prefix: str, has_ipykernel: bool) -> Check:

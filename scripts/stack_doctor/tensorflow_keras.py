@@ -9,13 +9,13 @@ comes back to the parent as one JSON line after PROBE_MARKER.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 import threading
 import time
 import traceback
 from collections.abc import Mapping
+from pathlib import Path
 
 from . import data, gpu, gpu_probe
 from .core import (
@@ -233,7 +233,7 @@ def check_tf_import(probe: dict, packages: Mapping[str, DistInfo], timeout: floa
     location = probe.get("tf_file") or ""
     found = (
         f"TensorFlow {probe.get('tf_version')} imported in {probe.get('import_seconds') or 0.0:.1f} s "
-        f"from {os.path.dirname(location)}"
+        f"from {Path(location).parent}"
     )
     if location and not re.search(r"[\\/](site|dist)-packages[\\/]", location):
         return Check(
