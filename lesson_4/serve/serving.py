@@ -25,6 +25,24 @@
 # address where you can draw digits with the mouse.
 
 # %%
+# extra code: lets this page run outside the lab's environment (scripts/lab_bootstrap.py). With the
+# lab installed it does nothing. In Colab, which opens a notebook alone, it clones the lab and installs
+# it (a few minutes, once per session); anywhere else it says in one line how to run this page.
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+if importlib.util.find_spec("labkit") is None:
+    if "google.colab" in sys.modules and not os.path.isdir("keras-course-lab"):
+        os.system("git clone -q https://github.com/keras-course-lab/keras-course-lab")
+    # A script knows its own file; a notebook runs in its own folder.
+    sys.path += [str(Path(globals().get("__file__", ".")).parent / "../../scripts"), "keras-course-lab/scripts"]
+    import lab_bootstrap
+
+    lab_bootstrap.main()
+
+# %%
 import httpx
 import keras
 import matplotlib.pyplot as plt
