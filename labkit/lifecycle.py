@@ -74,8 +74,14 @@ def interrupted_exit_code(error: BaseException) -> int:
     return 143 if isinstance(error, Terminated) else 130
 
 
+# Set by `lab.py start`, `run` and `notebook` (its value is how to call lab.py): their runs' own
+# `tensorboard` is not on the student's PATH, so a run names the lab's command instead.
+LAUNCHER_ENV = "LAB_COMMAND"
+
+
 def tensorboard_command(logdir: Path) -> str:
-    return f'tensorboard --logdir "{logdir}"'
+    launcher = os.environ.get(LAUNCHER_ENV)
+    return f'{launcher} tensorboard "{logdir}"' if launcher else f'tensorboard --logdir "{logdir}"'
 
 
 class RunLifecycle:
@@ -254,7 +260,7 @@ def report_uncaught(error: BaseException) -> int | None:
         print("\n" + "\n".join(lines), flush=True)
         return interrupted_exit_code(error)
     if isinstance(error, LabError) or lines:
-        prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
+        prog = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
         print(f"{prog}: error: {lines[0] if lines else error}", file=sys.stderr, flush=True)
         return RunWriteError.exit_code if lines else error.exit_code
     return None

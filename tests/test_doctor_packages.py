@@ -11,7 +11,7 @@ from test_test_stack import (
 )
 
 from stack_doctor import python_packages
-from stack_doctor.core import REPO_ROOT, CommandResult, DistInfo
+from stack_doctor.core import REPO_ROOT, CommandResult, DistInfo, project_requirements
 
 NO_PACKAGING = "ModuleNotFoundError: No module named 'packaging'"
 
@@ -88,7 +88,7 @@ def test_versions_compare_as_numbers(version, specifier, expected):
     assert python_packages.satisfies(version, specifier) is expected
 
 
-def test_the_bounds_come_from_requirements_txt(world):
+def test_the_bounds_come_from_the_requirement_lines(world):
     world.requirements_text = lambda: "# a comment\n-e .\nnumpy>=3.0  # future\n--index-url x\n"
     code, rows, _ = run_doctor(world)
     assert code == 1
@@ -105,7 +105,23 @@ def test_an_unreadable_requirements_file_is_one_fail_row(world):
     world.requirements_text = unreadable
     code, rows, _ = run_doctor(world)
     assert code == 1
-    assert_row(rows, "pkg.requirements", "FAIL", "cannot read requirements.txt", "PermissionError")
+    assert_row(rows, "pkg.requirements", "FAIL", "cannot read pyproject.toml's dependencies", "PermissionError")
+
+
+def test_the_requirement_lines_are_pyprojects_runtime_dependencies():
+    text = (REPO_ROOT / "pyproject.toml").read_text()
+    lines = python_packages.parse_requirements(project_requirements(text))
+    names = [line.name for line in lines]
+    assert ("tensorflow", ">=2.16") in lines and "keras" in names and "jupyterlab" in names
+    # The dev extra is the developers', not a student's: the doctor does not ask for it.
+    assert not {"pytest", "selenium", "ruff", "uv"} & set(names)
+
+
+def test_a_pyproject_without_dependencies_is_one_fail_row(world):
+    world.requirements_text = lambda: project_requirements('[project]\nname = "x"\n')
+    code, rows, _ = run_doctor(world)
+    assert code == 1
+    assert_row(rows, "pkg.requirements", "FAIL", "no [project] dependencies list", "KeyError")
 
 
 def test_requirement_lines_skip_options_comments_and_other_platforms():

@@ -17,7 +17,7 @@ from test_test_stack import CORE_IDS, PACKAGE_IDS, healthy_probe, verdict_of
 
 from labtest import mirror_holds_full_mnist
 from stack_doctor import gpu
-from stack_doctor.core import CommandResult
+from stack_doctor.core import INSTALL_EVERYTHING, CommandResult
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "test_stack.py"
@@ -160,7 +160,7 @@ def test_a_venv_without_tensorflow_gets_fail_rows_with_install_hints(tmp_path):
     assert "version checks skipped" in packaging_row["found"]
     assert [row_id for row_id, row in rows.items() if "skipped" in row["found"]] == ["pkg.packaging"]
     assert rows["tf.import"]["status"] == "FAIL" and "not installed in this Python" in rows["tf.import"]["found"]
-    assert rows["tf.import"]["hint"] == "from the repository root, run: pip install -r requirements.txt"
+    assert rows["tf.import"]["hint"] == INSTALL_EVERYTHING
     assert rows["labkit"]["status"] == "FAIL"
     assert rows["pip_check"]["status"] == "WARN"  # --without-pip
     assert rows["runs_dir"]["status"] == "OK"
@@ -173,7 +173,7 @@ def test_a_venv_without_tensorflow_gets_fail_rows_with_install_hints(tmp_path):
     assert table.returncode == 1
     verdict = verdict_of(table.stdout)
     assert verdict.startswith("Verdict: NOT READY.")
-    assert "Several packages are missing or too old" in verdict and "pip install -r requirements.txt" in verdict
+    assert "Several packages are missing or too old" in verdict and "python3 scripts/lab.py setup" in verdict
     assert "Traceback" not in table.stdout + table.stderr
 
 

@@ -1,6 +1,7 @@
 """`lab.py`'s own setup of .venv: a creation cut short is found and rebuilt, and two commands
 started together do not build over each other. Each test works on a copy of `scripts/lab.py` in
-its own folder, with a requirements.txt that pip satisfies offline (pip itself)."""
+its own folder, beside a pyproject.toml of a probe project with no dependencies (or one that no
+package index serves)."""
 
 import shutil
 import signal
@@ -17,9 +18,15 @@ from labtest import REPO
 def repo_copy(tmp_path):
     (tmp_path / "scripts").mkdir()
     shutil.copy(REPO / "scripts" / "lab.py", tmp_path / "scripts" / "lab.py")
-    (tmp_path / "requirements.txt").write_text("pip\n")
-    (tmp_path / "pyproject.toml").write_text('[project]\nname = "probe"\n')
+    write_probe_project(tmp_path, dependencies=[])
     return tmp_path
+
+
+def write_probe_project(repo, dependencies: list) -> None:
+    listed = ", ".join(f'"{name}"' for name in dependencies)
+    (repo / "pyproject.toml").write_text(
+        f'[project]\nname = "probe"\nversion = "0"\ndependencies = [{listed}]\n\n[tool.setuptools]\npackages = []\n'
+    )
 
 
 def setup_command(repo):
@@ -55,7 +62,7 @@ def test_ctrl_c_during_the_first_setup_leaves_a_venv_the_next_command_repairs(re
     import socket
 
     silent_index = socket.create_server(("127.0.0.1", 0))
-    (repo_copy / "requirements.txt").write_text("lab-probe-that-no-index-serves\n")
+    write_probe_project(repo_copy, dependencies=["lab-probe-that-no-index-serves"])
     hanging = dict(os.environ, PIP_INDEX_URL=f"http://127.0.0.1:{silent_index.getsockname()[1]}/simple")
     # Its own process group, signalled as a whole: a terminal's Ctrl-C reaches every process in the
     # foreground group, `python -m venv` and its ensurepip child included. Signalling lab.py alone
@@ -79,7 +86,7 @@ def test_ctrl_c_during_the_first_setup_leaves_a_venv_the_next_command_repairs(re
     silent_index.close()
     assert first.returncode != 0
     assert not (repo_copy / ".venv" / ".lab-venv-complete").exists()
-    (repo_copy / "requirements.txt").write_text("pip\n")
+    write_probe_project(repo_copy, dependencies=[])
     result = run_setup(repo_copy)
     assert result.returncode == 0, result.stderr
     assert_pip_runs(repo_copy)

@@ -2,6 +2,7 @@
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -149,24 +150,21 @@ def test_readme_quickstart_matches_ci():
     assert "exec python3 scripts/lab.py test" in ci
 
 
-def test_requirements_have_lower_bounds():
-    lines = [line.strip() for line in (REPO / "requirements.txt").read_text().splitlines()]
-    packages = [line for line in lines if line and not line.startswith(("#", "-"))]
-    assert packages and all(">=" in line for line in packages), packages
-    names = {re.split(r"[<>=\[]", line)[0].lower() for line in packages}
-    for needed in (
-        "tensorflow",
-        "tensorboard",
-        "numpy",
-        "pandas",
-        "matplotlib",
-        "scikit-learn",
-        "notebook",
-        "ipykernel",
-        "pytest",
-        "nbclient",
-    ):
-        assert needed in names
+def test_pyproject_declares_the_runtime_set_with_lower_bounds_and_a_dev_extra():
+    tomllib = pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
+
+    from stack_doctor.core import project_requirements
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    runtime = [line for line in project_requirements((REPO / "pyproject.toml").read_text()).splitlines() if line]
+    assert runtime and all(">=" in line or "<" in line for line in runtime), runtime
+    names = {re.split(r"[<>=\[;]", line)[0].strip().lower() for line in runtime}
+    assert {"tensorflow", "keras", "tensorboard", "numpy", "pandas", "matplotlib", "scikit-learn"} <= names
+    assert {"jupyterlab", "notebook", "ipykernel", "jupytext", "psutil"} <= names
+    dev = {re.split(r"[<>=\[;]", line)[0].strip().lower() for line in project["optional-dependencies"]["dev"]}
+    assert {"pytest", "pytest-xdist", "nbclient", "selenium", "ruff", "uv"} <= dev
+    assert not dev & names, "a package is either a student's or a developer's"
+    assert not (REPO / "requirements.txt").exists(), "pyproject.toml is the one list of dependencies"
 
 
 @pytest.mark.slow
@@ -180,7 +178,16 @@ def test_command_one_checks_the_machine_trains_and_prints_the_tensorboard_comman
     assert "Verdict: READY" in result.stdout
     run = only_run(runs_dir)
     assert run_json(run)["status"] == "finished"
-    assert f'tensorboard --logdir "{run}"' in result.stdout
+    # Started through lab.py, the run names lab.py's TensorBoard command (nothing to activate),
+    # and `start` ends with the commands that work as printed (tests/test_lab_commands.py runs them).
+    assert f'python3 scripts/lab.py tensorboard "{run}"' in result.stdout
+    closing = result.stderr.splitlines()[-4:]
+    assert closing[0] == "[lab] what next, with nothing to activate:", closing
+    assert [line.split("#")[0].split()[1:] for line in closing[1:]] == [
+        ["python3", "scripts/lab.py", "tensorboard"],
+        ["python3", "scripts/lab.py", "notebook"],
+        ["python3", "scripts/lab.py", "run", "lesson_1/activity_2/train_mnist.py"],
+    ]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import pytest
 from packaging.specifiers import SpecifierSet
 
 from stack_doctor import python_packages, report, runner
-from stack_doctor.core import BUG_HINT, Check, CommandResult, DistInfo
+from stack_doctor.core import BUG_HINT, Check, CommandResult, DistInfo, project_requirements
 from stack_doctor.world import World
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,7 +56,8 @@ HEALTHY_PACKAGES = {
 
 
 def _requirement_lines():
-    return python_packages.parse_requirements((REPO / "requirements.txt").read_text())
+    pyproject = (REPO / "pyproject.toml").read_text()
+    return python_packages.parse_requirements(project_requirements(pyproject))
 
 
 def _lowest_allowed(specifier: str) -> str:
@@ -65,7 +66,7 @@ def _lowest_allowed(specifier: str) -> str:
     return bounds[0] if bounds else "1.0"
 
 
-# Whatever else requirements.txt lists is installed too, at its lowest allowed version, so that
+# Whatever else pyproject.toml's dependencies list is installed too, at its lowest allowed version, so that
 # a package added there does not turn the healthy machine into a broken one.
 for _line in _requirement_lines():
     HEALTHY_PACKAGES.setdefault(_line.name, DistInfo(_line.name, _lowest_allowed(_line.specifier)))
@@ -253,7 +254,7 @@ CORE_IDS = {
     "data.digits",
     "gpu.driver",
 }
-# One row per course package and per line of requirements.txt.
+# One row per course package and per runtime dependency in pyproject.toml.
 PACKAGE_IDS = {"pkg." + name for name in python_packages.COURSE_PACKAGES} | {
     "pkg." + line.name for line in _requirement_lines()
 }
@@ -267,7 +268,7 @@ def test_a_healthy_cpu_machine_is_ready_with_only_the_gpu_warning(world):
     code, rows, document = run_doctor(world)
     assert code == 0
     assert set(rows) == CORE_IDS | PACKAGE_IDS
-    assert {"pkg.tensorflow", "pkg.keras", "pkg.mlxtend", "pkg.packaging", "pkg.nbclient"} <= PACKAGE_IDS
+    assert {"pkg.tensorflow", "pkg.keras", "pkg.mlxtend", "pkg.packaging", "pkg.jupyterlab"} <= PACKAGE_IDS
     assert {key for key, status in statuses(rows).items() if status != "OK"} == {"gpu.driver"}
     assert_row(rows, "gpu.driver", "WARN", "nvidia-smi not found", hint="the CPU is enough")
     assert document["verdict"] == "ready" and document["exit_code"] == 0
@@ -332,7 +333,7 @@ def test_several_missing_packages_point_to_the_one_install_command(world):
     assert code == 1
     verdict = verdict_of(text)
     assert verdict.startswith("Verdict: NOT READY. 2 check(s) failed: pkg.pandas, pkg.matplotlib.")
-    assert "pip install -r requirements.txt" in verdict
+    assert "python3 scripts/lab.py setup" in verdict
 
 
 def test_a_check_that_crashes_becomes_a_fail_row(world):

@@ -17,13 +17,16 @@ from typing import NamedTuple
 SCRIPTS_DIR = Path(__file__).resolve().parents[1]
 REPO_ROOT = SCRIPTS_DIR.parent
 ENTRY_SCRIPT = SCRIPTS_DIR / "test_stack.py"
-REQUIREMENTS = REPO_ROOT / "requirements.txt"
+# The course's runtime dependencies and their lower bounds: [project] dependencies.
+PYPROJECT = REPO_ROOT / "pyproject.toml"
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 STATUSES = (OK, WARN, FAIL)
 
 COMMAND_TIMEOUT_S = 60.0
-INSTALL_EVERYTHING = "from the repository root, run: pip install -r requirements.txt"
+INSTALL_EVERYTHING = (
+    "from the repository root, run: python3 scripts/lab.py setup (in an environment of your own: pip install -e .)"
+)
 BUG_HINT = (
     "this is a bug in scripts/test_stack.py; send the output of "
     "`python scripts/test_stack.py --json` to your instructor"
@@ -136,3 +139,20 @@ def first_rule(rules, text: str):
         if match:
             return match, cause, fix
     return None
+
+
+def project_requirements(pyproject_text: str) -> str:
+    """pyproject.toml's [project] dependencies as requirement lines: the runtime set a student
+    installs (the dev extra is the developers')."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: the lab installs tomli there
+        try:
+            import tomli as tomllib
+        except ModuleNotFoundError:
+            raise ValueError("Python 3.10 reads TOML with tomli, which is not installed here") from None
+    try:
+        dependencies = tomllib.loads(pyproject_text)["project"]["dependencies"]
+    except (tomllib.TOMLDecodeError, KeyError) as error:
+        raise ValueError(f"no [project] dependencies list: {one_line(error)}") from None
+    return "\n".join(dependencies) + "\n"

@@ -49,7 +49,6 @@ COURSE_PACKAGES = (
     "notebook",
     "ipykernel",
     "scikit-learn",
-    "pytest",
 )
 # TensorFlow ships under several names. Two of the first group in one environment overwrite
 # each other's files; the second group are per-platform halves that the first ones pull in.
@@ -293,7 +292,7 @@ def check_packages(
                 "pkg.requirements",
                 FAIL,
                 requirements_problem,
-                "requirements.txt at the repository root",
+                "pyproject.toml at the repository root, read with tomllib (or tomli on 3.10)",
                 "run this script from a complete copy of the course repository",
             )
         )

@@ -97,8 +97,8 @@ def run_checks(world: World, options: Options) -> list[Check]:
     requirements, requirements_problem = [], None
     try:
         requirements = python_packages.parse_requirements(world.requirements_text())
-    except OSError as error:
-        requirements_problem = f"cannot read requirements.txt ({one_line(error)})"
+    except (OSError, ValueError) as error:  # unreadable, not TOML, or no TOML reader in this Python
+        requirements_problem = f"cannot read pyproject.toml's dependencies ({one_line(error)})"
     tf_specifier = next((r.specifier for r in requirements if r.name == "tensorflow"), "")
 
     def port_row() -> Check:

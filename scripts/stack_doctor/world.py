@@ -24,13 +24,14 @@ from . import data, tensorboard_jupyter
 from .core import (
     COMMAND_TIMEOUT_S,
     ENTRY_SCRIPT,
+    PYPROJECT,
     REPO_ROOT,
-    REQUIREMENTS,
     CommandResult,
     DistInfo,
     canonical,
     one_line,
     probe_section,
+    project_requirements,
 )
 from .gpu import NVIDIA_SMI_QUERY
 from .tensorflow_keras import PROBE_FLAG, parse_probe_output
@@ -93,7 +94,7 @@ class World:
         return self._packages
 
     def requirements_text(self) -> str:
-        return REQUIREMENTS.read_text(encoding="utf-8")
+        return project_requirements(PYPROJECT.read_text(encoding="utf-8"))
 
     def which(self, name: str, path: str | None = None) -> str | None:
         return shutil.which(name, path=path if path is not None else self.env.get("PATH"))
