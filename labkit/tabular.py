@@ -194,7 +194,9 @@ def housing_sources() -> list[tuple[str, Path]]:
 
 def find_housing(*, allow_download: bool = True):
     """(bunch, source, notes) from the first source that has a good copy; DataUnavailable if none."""
+    from labkit.certificates import certificate_failure, certificate_problem
     from labkit.data import CorruptDataFile
+    from labkit.data_files import CertificateUnverified
 
     notes: list[str] = []
     for label, folder in housing_sources():
@@ -212,6 +214,9 @@ def find_housing(*, allow_download: bool = True):
             _download_housing(sklearn_data_home())
             return read_housing(sklearn_data_home()), f"downloaded to {sklearn_data_home() / HOUSING_FILE}", notes
         except Exception as error:
+            if (failure := certificate_failure(error)) is not None:  # the network is there: say how to fix it
+                problem = certificate_problem(failure, "https://ndownloader.figshare.com/")
+                raise CertificateUnverified(f"California housing could not be downloaded: {problem}", notes) from None
             notes.append(f"download failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
     raise DataUnavailable(f"California housing is not on this machine; {HOUSING_HINT}", notes)
 

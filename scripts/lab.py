@@ -51,7 +51,9 @@ LOCK = REPO / "requirements-lock.txt"
 README = REPO / "README.md"
 UNLOCKED_ENV = "LAB_UNLOCKED"
 # The versions README.md names in its "Tested with" line, in this order.
-HEADLINE_PACKAGES = ("tensorflow", "keras", "tensorboard", "numpy", "pandas", "scikit-learn", "mlxtend", "jupytext")
+HEADLINE_PACKAGES = {
+    shown.lower(): shown for shown in "TensorFlow Keras TensorBoard NumPy pandas scikit-learn mlxtend jupytext".split()
+}
 INSTALL_STAMP = VENV / ".lab-installed.sha256"
 # Written last by a venv creation that ran to the end: a venv without it may lack pip.
 VENV_COMPLETE = VENV / ".lab-venv-complete"
@@ -356,17 +358,7 @@ def lock_lines(frozen: str) -> list[str]:
 
 def tested_with_line(pins: list[str]) -> str:
     versions = {line.split("==")[0].lower().replace("_", "-"): line.split("==")[1] for line in pins}
-    names = {
-        "tensorflow": "TensorFlow",
-        "keras": "Keras",
-        "tensorboard": "TensorBoard",
-        "numpy": "NumPy",
-        "pandas": "pandas",
-        "scikit-learn": "scikit-learn",
-        "mlxtend": "mlxtend",
-        "jupytext": "jupytext",
-    }
-    parts = [f"{names[name]} {versions[name]}" for name in HEADLINE_PACKAGES if name in versions]
+    parts = [f"{shown} {versions[name]}" for name, shown in HEADLINE_PACKAGES.items() if name in versions]
     python = ".".join(map(str, sys.version_info[:3]))
     return f"Tested with Python {python}, " + ", ".join(parts) + f" (all pins: `{LOCK.name}`)."
 

@@ -46,7 +46,7 @@ import sys
 from pathlib import Path
 
 if importlib.util.find_spec("labkit") is None:
-    if "google.colab" in sys.modules and not os.path.isdir("{folder}"):
+    if "google.colab" in sys.modules and not Path("{folder}").is_dir():
         os.system("git clone -q {repository}")
     # A script knows its own file; a notebook runs in its own folder.
     sys.path += [str(Path(globals().get("__file__", ".")).parent / "../../scripts"), "{folder}/scripts"]

@@ -51,7 +51,7 @@ import sys
 from pathlib import Path
 
 if importlib.util.find_spec("labkit") is None:
-    if "google.colab" in sys.modules and not os.path.isdir("keras-course-lab"):
+    if "google.colab" in sys.modules and not Path("keras-course-lab").is_dir():
         os.system("git clone -q https://github.com/keras-course-lab/keras-course-lab")
     # A script knows its own file; a notebook runs in its own folder.
     sys.path += [str(Path(globals().get("__file__", ".")).parent / "../../scripts"), "keras-course-lab/scripts"]

@@ -112,14 +112,14 @@ def probe_section(function, *args) -> dict:
 
 def same_folder(a, b) -> bool:
     try:
-        return os.path.realpath(str(a)) == os.path.realpath(str(b))
+        return Path(a).resolve() == Path(b).resolve()
     except (OSError, ValueError):
         return False
 
 
 def is_inside(path, parent) -> bool:
     try:
-        Path(os.path.realpath(str(path))).relative_to(os.path.realpath(str(parent)))
+        Path(path).resolve().relative_to(Path(parent).resolve())
         return True
     except ValueError:
         return False

@@ -43,8 +43,9 @@ def activation_hint(prefix: str, in_virtualenv: bool, system: str, scripts_dir: 
     if not in_virtualenv:
         return f"add {scripts_dir} to PATH (or activate the environment this Python belongs to)"
     if system == "Windows":
-        return f"activate the environment first: {prefix}\\Scripts\\activate"
-    return f"activate the environment first: source {quote(prefix)}/bin/activate"
+        return f"activate the environment first: {prefix}\\Scripts\\activate (or use py scripts\\lab.py tensorboard)"
+    activate = f"source {quote(prefix)}/bin/activate"
+    return f"activate the environment first: {activate} (or use python3 scripts/lab.py tensorboard)"
 
 
 def check_tensorboard_command(

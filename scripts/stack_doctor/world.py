@@ -124,7 +124,7 @@ class World:
     def nvidia_smi(self) -> CommandResult:
         command = self.which("nvidia-smi")
         wsl_copy = "/usr/lib/wsl/lib/nvidia-smi"  # WSL2 keeps it off the default PATH
-        if command is None and self.is_wsl() and os.path.exists(wsl_copy):
+        if command is None and self.is_wsl() and Path(wsl_copy).exists():
             command = wsl_copy
         if command is None:
             return CommandResult(None, error="not found")
