@@ -197,3 +197,42 @@ def open_chart_group(driver, tag: str, timeout: float = 30) -> None:
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", card)
     # The chart draws its lines on a canvas (WebGL or 2D) or as SVG paths, depending on the browser.
     wait_for(driver, lambda d: card.find_elements(By.CSS_SELECTOR, "canvas, svg path"), timeout, what=f"{tag}'s lines")
+
+
+# A child that registers itself in tensorboard.manager's info folder exactly as a TensorBoard does,
+# then either exits without cleaning up (as a killed TensorBoard does) or stays alive until its
+# stdin closes. Arguments: port, logdir as typed, the folder it was typed in, "stay" or "exit".
+REGISTER_AS_TENSORBOARD = """
+import os, sys, time
+from tensorboard import manager, version
+port, logdir, folder, mode = sys.argv[1:]
+key = manager.cache_key(working_directory=folder, arguments=["--logdir", logdir], configure_kwargs={})
+manager.write_info_file(manager.TensorBoardInfo(
+    version=version.VERSION, start_time=int(time.time()), pid=os.getpid(), port=int(port), path_prefix="",
+    logdir=logdir, db="", cache_key=key))
+print("registered", flush=True)
+if mode == "stay":
+    sys.stdin.read()
+"""
+
+
+def private_tensorboard_info(tmp_path: Path, monkeypatch) -> Path:
+    """A temp folder of the test's own, so tensorboard.manager sees only the TensorBoards it registers."""
+    import tempfile
+
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setenv("TMPDIR", str(folder))
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))  # gettempdir() caches its first answer
+    return folder
+
+
+def register_as_tensorboard(port: int, logdir: str, folder: Path, stay: bool) -> subprocess.Popen:
+    """The registered child, running (stay) or already exited and reaped; TMPDIR picks the info folder."""
+    arguments = [str(port), logdir, str(folder), "stay" if stay else "exit"]
+    command = [sys.executable, "-c", REGISTER_AS_TENSORBOARD, *arguments]
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "registered"
+    if not stay:
+        process.wait(timeout=60)
+    return process

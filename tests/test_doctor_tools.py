@@ -9,9 +9,9 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from importlib import metadata
+from pathlib import Path
 
 import pytest
 from test_test_stack import (
@@ -28,6 +28,7 @@ from test_test_stack import (
 from stack_doctor import tensorboard_jupyter
 from stack_doctor.core import INSTALL_EVERYTHING, CommandResult
 from stack_doctor.world import World
+from tbtest import private_tensorboard_info, register_as_tensorboard
 
 PORT = tensorboard_jupyter.TENSORBOARD_PORT
 
@@ -131,38 +132,14 @@ def test_a_tensorboard_holding_the_port_is_named(world):
     assert_row(rows, "tensorboard.port", "WARN", "by TensorBoard pid 4242 (logdir runs)", hint="kill 4242")
 
 
-# A process that registers itself as a TensorBoard exactly as TensorBoard does, through
-# tensorboard.manager, and then either exits without cleaning up (as a killed TensorBoard does)
-# or stays alive until the test ends.
-REGISTER_AS_TENSORBOARD = """
-import os, sys, time
-from tensorboard import manager, version
-manager.write_info_file(manager.TensorBoardInfo(
-    version=version.VERSION, start_time=int(time.time()), pid=os.getpid(), port=int(sys.argv[1]),
-    path_prefix="", logdir=sys.argv[2], db="", cache_key="test_doctor_tools"))
-print("registered", flush=True)
-if sys.argv[3] == "stay":
-    sys.stdin.read()
-"""
-
-
 @pytest.fixture
 def tensorboard_info_dir(tmp_path, monkeypatch):
     """A private temp folder, so tensorboard.manager sees only the TensorBoards a test registers."""
-    folder = tmp_path / "tmp"
-    folder.mkdir()
-    monkeypatch.setenv("TMPDIR", str(folder))
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))  # gettempdir() caches its first answer
-    return folder
+    return private_tensorboard_info(tmp_path, monkeypatch)
 
 
 def _register(port, logdir, stay):
-    command = [sys.executable, "-c", REGISTER_AS_TENSORBOARD, str(port), logdir, "stay" if stay else "exit"]
-    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert process.stdout.readline().strip() == "registered"
-    if not stay:
-        process.wait(timeout=60)
-    return process
+    return register_as_tensorboard(port, logdir, Path.cwd(), stay)
 
 
 def test_running_tensorboards_come_from_tensorboard_manager_without_the_stale_ones(tensorboard_info_dir):

@@ -21,7 +21,6 @@ import ssl
 import subprocess
 import sys
 import sysconfig
-import tempfile
 import threading
 import types
 from pathlib import Path
@@ -35,6 +34,7 @@ from labkit.certificates import certificate_hint
 from labkit.instructor import board
 from labtest import REPO
 from stack_doctor import tensorboard_jupyter
+from tbtest import private_tensorboard_info, register_as_tensorboard
 
 
 def windows_view() -> types.ModuleType:
@@ -95,32 +95,12 @@ def test_a_run_is_running_while_its_process_lives_and_crashed_once_that_process_
     assert runs.read_run(tmp_path)["status"] == runs.CRASHED
 
 
-# A process that registers itself as a TensorBoard the way TensorBoard does (tensorboard.manager),
-# with a logdir typed relative to argv[1], then waits; it exits without removing its info file, as
-# a killed TensorBoard does.
-REGISTER_AS_TENSORBOARD = """
-import os, sys, time
-from tensorboard import manager, version
-typed = ["--logdir", "runs/lesson_1"]
-manager.write_info_file(manager.TensorBoardInfo(
-    version=version.VERSION, start_time=int(time.time()), pid=os.getpid(), port=6006, path_prefix="",
-    logdir="runs/lesson_1", db="",
-    cache_key=manager.cache_key(working_directory=sys.argv[1], arguments=typed, configure_kwargs={})))
-print("registered", flush=True)
-sys.stdin.read()
-"""
-
-
 @pytest.fixture
 def registered_tensorboard(tmp_path, monkeypatch):
     """A real child registered as a TensorBoard in a private info folder (TMPDIR, as TensorBoard reads it)."""
-    private_tmp = tmp_path / "tmp"
-    private_tmp.mkdir()
-    monkeypatch.setenv("TMPDIR", str(private_tmp))
-    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))  # gettempdir() caches its first answer
-    child = start_child(REGISTER_AS_TENSORBOARD, str(tmp_path), stdout=subprocess.PIPE)
+    private_tmp = private_tensorboard_info(tmp_path, monkeypatch)
+    child = register_as_tensorboard(6006, "runs/lesson_1", tmp_path, stay=True)
     try:
-        assert child.stdout.readline().strip() == "registered"
         yield child
     finally:
         if child.poll() is None:
