@@ -98,6 +98,15 @@ def test_the_bounds_come_from_the_requirement_lines(world):
     assert rows["pkg.pandas"]["required"] == "installed"
 
 
+def test_a_platform_cap_joins_the_bound_every_platform_has(world):
+    """pyproject.toml caps TensorFlow on Intel Macs in a line of its own; here the marker holds."""
+    world.requirements_text = lambda: "tensorflow>=2.16\ntensorflow<2.17; python_version >= '3'\n"
+    code, rows, _ = run_doctor(world)
+    assert code == 1
+    row = assert_row(rows, "pkg.tensorflow", "FAIL", HEALTHY_PACKAGES["tensorflow"].version)
+    assert row["required"] == "tensorflow>=2.16,<2.17"
+
+
 def test_an_unreadable_requirements_file_is_one_fail_row(world):
     def unreadable():
         raise PermissionError("permission denied")

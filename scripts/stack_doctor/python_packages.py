@@ -283,7 +283,9 @@ def _packaging_row(bound: str, installed: bool, required_by_course: bool) -> Che
 def check_packages(
     requirements: list[RequirementLine], packages: Mapping[str, DistInfo], requirements_problem: str | None = None
 ) -> list[Check]:
-    bounds = {req.name: req.specifier for req in requirements}
+    bounds = {}
+    for req in requirements:  # a package may have a line for every platform plus a cap for one
+        bounds[req.name] = ",".join(filter(None, (bounds.get(req.name), req.specifier)))
     names = list(COURSE_PACKAGES) + [name for name in bounds if name not in COURSE_PACKAGES]
     rows = []
     if requirements_problem:
