@@ -44,6 +44,15 @@ UNREADABLE = "unreadable"
 # -- run folders ---------------------------------------------------------------------------------
 
 
+def _is_link(path: Path) -> bool:
+    """Path.is_symlink, but False where the path cannot even be looked at (a folder without execute
+    permission): os.path.islink's answer, which Python 3.11's pathlib raises PermissionError for."""
+    try:
+        return path.is_symlink()
+    except OSError:
+        return False
+
+
 def walk_runs(root: Path, locked: list | None = None) -> list[Path]:
     """Run folders under `root`, without following a symlink anywhere (one could lead out of it).
     Folders it cannot open go into `locked` as (folder, why): they may hold runs too."""
@@ -54,8 +63,8 @@ def walk_runs(root: Path, locked: list | None = None) -> list[Path]:
 
     found = []
     for folder, subfolders, files in os.walk(root, onerror=note, followlinks=False):
-        subfolders[:] = sorted(d for d in subfolders if not Path(folder, d).is_symlink())
-        if RUN_JSON in files and not Path(folder, RUN_JSON).is_symlink():
+        subfolders[:] = sorted(d for d in subfolders if not _is_link(Path(folder, d)))
+        if RUN_JSON in files and not _is_link(Path(folder, RUN_JSON)):
             found.append(Path(folder))
     return found
 
@@ -64,9 +73,7 @@ def run_files(run_dir: Path, nested: set[Path] | frozenset[Path] = frozenset()):
     """(path, bytes) of every plain file of a run, leaving out symlinks and the runs in `nested`
     (which may hold every run folder: only those inside `run_dir` matter, found by set lookup)."""
     for folder, subfolders, files in os.walk(run_dir, followlinks=False):
-        subfolders[:] = sorted(
-            d for d in subfolders if not Path(folder, d).is_symlink() and Path(folder, d) not in nested
-        )
+        subfolders[:] = sorted(d for d in subfolders if not _is_link(Path(folder, d)) and Path(folder, d) not in nested)
         for name in sorted(files):
             path = Path(folder, name)
             try:
