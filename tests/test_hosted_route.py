@@ -130,6 +130,9 @@ def run_page_outside_the_lab(python: Path, page: str, flags: list[str], tmp_path
             ["--logdir", "my runs"],
             "lesson_4/save_restore/save_restore.py --logdir 'my runs'",
         ),
+        # Lesson 4's server and load check are scripts, not pages: the same line, from their guard.
+        ("lesson_4/serve/serve.py", ["--port", "8000"], "lesson_4/serve/serve.py --port 8000"),
+        ("lesson_4/serve/load_check.py", [], "lesson_4/serve/load_check.py"),
     ],
 )
 def test_a_page_run_by_a_python_without_the_lab_names_the_command_that_runs_it(page, flags, typed, tmp_path):

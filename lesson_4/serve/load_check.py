@@ -12,6 +12,7 @@ pointed at someone else's server.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import io
 import ipaddress
 import socket
@@ -19,7 +20,15 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from urllib.parse import urlsplit
+
+# Outside the lab's environment, one line saying how to run this, instead of a traceback.
+if importlib.util.find_spec("labkit") is None:
+    sys.path.append(str(Path(__file__).resolve().parents[2] / "scripts"))
+    import lab_bootstrap
+
+    lab_bootstrap.main()
 
 import httpx
 import numpy as np

@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
+import importlib.util
 import json
 import math
 import socket
@@ -40,6 +41,13 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+# Outside the lab's environment, one line saying how to run this, instead of a traceback.
+if importlib.util.find_spec("labkit") is None:
+    sys.path.append(str(Path(__file__).resolve().parents[2] / "scripts"))
+    import lab_bootstrap
+
+    lab_bootstrap.main()
 
 import anyio
 import numpy as np
