@@ -177,7 +177,7 @@ def test_without_packaging_one_row_says_so_and_versions_are_not_compared(world, 
     del world.fake_packages["packaging"]
     world.fake_packages["numpy"] = DistInfo("numpy", "1.9.0")  # far too old, but not compared now
     code, rows, _ = run_doctor(world)
-    assert code == 1  # requirements.txt lists packaging, so the course needs it
+    assert code == 1  # pyproject.toml lists packaging, so the course needs it
     assert_row(
         rows, "pkg.packaging", "FAIL", "not installed", "version checks skipped", hint='pip install "packaging>=23.0"'
     )
