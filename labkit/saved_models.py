@@ -20,6 +20,7 @@ import os
 import shlex
 import stat
 import sys
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -168,14 +169,20 @@ def _regular_file_text(path: Path) -> str:
 
 
 def save_keras_model(model, path, run_dir, *, record: dict | None = None) -> dict:
-    """Save `model` as a `.keras` file with its card; returns the card.
+    """Save `model` as a `.keras` file with its card, leaving the optimizer's state out; returns
+    the card.
+
+    A finished run is loaded to predict, evaluate, serve or train further, none of which needs
+    the optimizer's slots, and Adam's two per weight would be two thirds of the file (51 of Lesson
+    1's 77 MB). Resuming an unfinished run reads `<run>/backup`, which keeps them.
 
     Keras writes the zip in place, so a kill mid-save would leave a torn file under the final name.
     It is written beside and renamed over instead: `model.keras` is always whole or absent."""
     path = Path(path)
     partial = path.with_name("partial-" + path.name)
     try:
-        model.save(partial)
+        with without_optimizer_state(model):
+            model.save(partial)
         os.replace(partial, path)
     except BaseException:
         # Ctrl-C or a full disk mid-save: a torn copy is worth nothing, and it is as big as a model.
@@ -184,6 +191,24 @@ def save_keras_model(model, path, run_dir, *, record: dict | None = None) -> dic
     card = model_card(path, run_dir, model=model, saved_as="keras", record=record)
     write_card(path, card)
     return card
+
+
+@contextmanager
+def without_optimizer_state(model):
+    """While inside, `model.save` writes no optimizer variables but keeps the compile settings:
+    `load_model` hands back a model compiled with a fresh optimizer of the same kind and learning
+    rate (Keras warns that it skipped the optimizer's variables). Keras 3's `.keras` format has no
+    `include_optimizer` switch; its saver walks the model's attributes, so the optimizer is taken
+    off the model for the length of the save."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        yield
+        return
+    model.optimizer = None
+    try:
+        yield
+    finally:
+        model.optimizer = optimizer
 
 
 def is_keras_model(candidate) -> bool:

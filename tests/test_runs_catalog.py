@@ -353,6 +353,63 @@ def test_clean_asks_on_a_terminal(real_runs, tmp_path, capsys, monkeypatch, answ
         assert out.splitlines()[-1].endswith("Nothing removed.")
 
 
+def fatten(model_path: Path):
+    """Save the run's model again the way the lab saved every run before issue 26: compiled, with
+    its optimizer's variables. The hard link is broken first, so the shared run stays as it was.
+    Returns the model Keras loaded from the slim file, for its predictions."""
+    import keras
+
+    from labkit.saved_models import fingerprint, read_card, size_on_disk, write_card
+
+    model = keras.models.load_model(model_path)  # compiled again, with a built, fresh optimizer
+    model_path.unlink()
+    model.save(model_path)
+    card = read_card(model_path)
+    card.update(sha256=fingerprint(model_path), size_bytes=size_on_disk(model_path))
+    write_card(model_path, card)
+    return model
+
+
+@pytest.mark.slow
+def test_clean_slims_a_kept_model_file_saved_with_its_optimizer(real_runs, tmp_path, capsys):
+    import keras
+    import numpy as np
+
+    from labkit.saved_models import fingerprint, read_card, size_on_disk, stored_bytes
+
+    root, copies = linked_copy(real_runs, tmp_path)
+    shared = real_runs["finished-full"] / "model.keras"
+    assert "optimizer" not in stored_bytes(shared), "the lab saves a finished run without its optimizer"
+    shared_digest = fingerprint(shared)
+    model_path = copies["finished-full"] / "model.keras"
+    model = fatten(model_path)
+    fat = stored_bytes(model_path)
+    assert fat["optimizer"] > fat["layers"]  # Adam: two slots per weight
+    fat_size = size_on_disk(model_path)
+
+    # Without an answer, nothing changes: the question is asked after the removals' own.
+    before = fingerprint(model_path)
+    code, out, _ = lab_runs(capsys, root, "--clean")
+    assert code == 1 and "1 kept run(s) save their optimizer's state in model.keras" in out
+    assert out.splitlines()[-1] == "Model files left as they are." and fingerprint(model_path) == before
+
+    code, out, err = lab_runs(capsys, root, "--clean", "--yes")
+    assert code == 0 and err == "", err
+    freed = fat_size - size_on_disk(model_path)
+    assert out.splitlines()[-1] == f"Slimmed 1 model file(s), {expected_size(freed)} freed."
+    assert set(stored_bytes(model_path)) == {"layers"} and freed >= fat["optimizer"]
+    card = read_card(model_path)
+    assert card["sha256"] == fingerprint(model_path) and card["size_bytes"] == size_on_disk(model_path)
+    assert card["identity"].endswith("#" + card["sha256"][:12])
+    slim = keras.models.load_model(model_path)
+    images = np.random.default_rng(0).random((32, *model.inputs[0].shape[1:]), dtype=np.float32)
+    np.testing.assert_array_equal(slim.predict(images, verbose=0), model.predict(images, verbose=0))
+    assert type(slim.optimizer) is type(model.optimizer)  # the compile settings stay
+    assert fingerprint(shared) == shared_digest, "the hard-linked original is untouched"
+    code, out, _ = lab_runs(capsys, root, "--clean", "--yes")  # nothing left to slim: no question
+    assert code == 0 and "optimizer" not in out
+
+
 @pytest.mark.slow
 def test_clean_named_runs_removes_only_those_finished_full_included(real_runs, tmp_path, capsys):
     root, copies = linked_copy(real_runs, tmp_path)

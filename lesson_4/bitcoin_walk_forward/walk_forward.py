@@ -152,9 +152,10 @@ from labkit.bitcoin import (
 from labkit.training import start_run
 
 # %% [markdown]
-# `keras.models.load_model` rebuilds the model and, since it was saved compiled, its optimizer
-# too, with the optimizer's state: the retrained model continues exactly where Lesson 2 stopped.
-# We load it twice: one copy learns every week, the other stays frozen as a reference.
+# `keras.models.load_model` rebuilds the model with Lesson 2's weights and, since it was saved
+# compiled, compiles it again: the same optimizer and learning rate. The lab saves a finished run
+# without the optimizer's running averages, so they start afresh here (Keras warns that it
+# skipped them). We load it twice: one copy learns every week, the other stays frozen as a reference.
 
 # %%
 try:  # extra code: a damaged file raises anything from zipfile, h5py or Keras; say so in one line

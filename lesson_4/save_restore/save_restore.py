@@ -17,8 +17,9 @@
 #
 # A trained network is only useful if you can keep it. Keras 3 gives three ways to save one:
 #
-# * `model.keras` holds the architecture, the weights and the optimizer's state. Load it with
-#   `keras.models.load_model`; use it to carry on training or to share a model with Keras users.
+# * `model.keras` holds the architecture, the weights, the compile settings and, if you save a
+#   compiled model, the optimizer's state. Load it with `keras.models.load_model`; use it to carry
+#   on training or to share a model with Keras users.
 # * `model.weights.h5` holds the weights alone. Rebuild the model from its code, then call
 #   `model.load_weights`; use it for checkpoints and transfer learning.
 # * `export/` is a TensorFlow SavedModel: a graph of the forward pass with its weights. Load it with
@@ -151,8 +152,11 @@ print("images:", images.shape, images.dtype, "| labels:", labels.shape)
 # %% [markdown]
 # ## Load the trained model
 #
-# `keras.models.load_model` reads a `.keras` file back: the architecture, the weights, and the
-# compiled optimizer with its state. Its predictions are the reference every copy must match.
+# `keras.models.load_model` reads a `.keras` file back: the architecture, the weights and the
+# compile settings. The lab saved Lesson 1's run without its optimizer's state, which only training
+# needs (while the run trained, its `backup/` folder kept it), so Keras compiles a fresh Adam and
+# warns that it skipped the optimizer's variables. Its predictions are the reference every copy
+# must match.
 
 # %%
 model = keras.models.load_model(source_path)
@@ -192,8 +196,9 @@ run.say(f"Run folder: {run_dir}")
 # %% [markdown]
 # ## Save it three ways
 #
-# **1. The whole model**: architecture, weights and the optimizer's state in one zip, enough to
-# resume training.
+# **1. The whole model**: architecture, weights, compile settings and the optimizer's state in one
+# zip, enough to resume training. `model.save` on a compiled model keeps all of it: here Adam's
+# slots are new (step 0), since Lesson 1's file left them out.
 
 # %%
 model.save(run_dir / "model.keras")
@@ -367,11 +372,12 @@ print(f"Every copy predicts the same labels. Model cards: {run_dir}/*.card.json"
 # %% [markdown]
 # ## Train further from each copy
 #
-# The colleague's question: can I go on training it? Both Keras copies can, and `fit` shows the
-# difference. The `.keras` copy comes back compiled, its Adam where the original run left it: the
-# step counter and the two moments per weight. The weights file holds no optimizer, so the
-# rebuilt model must be compiled again, and its Adam starts from step 0 with empty moments.
-# (The same optimizer settings as Lesson 1's `compile`: rate from the saved copy's optimizer.)
+# The colleague's question: can I go on training it? Both Keras copies can. The `.keras` copy
+# comes back compiled, with the Adam it was saved with (at step 0 here). The weights file holds no
+# optimizer, so the rebuilt model must be compiled again. (The same optimizer settings as Lesson
+# 1's `compile`: rate from the saved copy's optimizer.) Then we save the trained `.keras` copy and
+# load it once more: its Adam comes back exactly where `fit` left it, the step counter and the two
+# moments per weight, which is what resuming needs.
 
 # %%
 x_more, y_more = data.x_train[:fine_tune_images], data.y_train[:fine_tune_images]
@@ -399,7 +405,21 @@ further = {
     "keras_loss": float(resumed_history.history["loss"][0]),
     "weights_loss": float(rebuilt_history.history["loss"][0]),
 }
+with tempfile.TemporaryDirectory() as scratch:
+    resumed.save(Path(scratch) / "trained_further.keras")
+    reloaded = keras.models.load_model(Path(scratch) / "trained_further.keras")
+further["keras_steps_reloaded"] = int(reloaded.optimizer.iterations)
+further["adam_state_reloaded"] = all(  # extra code: every slot, value for value
+    np.array_equal(saved_slot, loaded_slot)
+    for saved_slot, loaded_slot in zip(resumed.optimizer.variables, reloaded.optimizer.variables, strict=True)
+)
 print("Adam's step counter, .keras copy:", steps_before, "->", further["keras_steps_after"])
+print(
+    "after saving and loading it again:",
+    further["keras_steps_reloaded"],
+    "| moments equal:",
+    further["adam_state_reloaded"],
+)
 print("Adam's step counter, weights copy: 0 ->", further["weights_steps_after"])
 print(f"loss over the epoch: .keras copy {further['keras_loss']:.4f}, weights copy {further['weights_loss']:.4f}")
 record.add_extra("train_further", further)  # extra code
@@ -409,12 +429,17 @@ record.add_extra("train_further", further)  # extra code
 #
 # A `.keras` file is a zip. Inside, next to a small `config.json`, is a weights file with two groups:
 # the layers' weights, and the optimizer's state. Adam keeps two running averages for every weight
-# (the moments `m` and `v`), so its state is twice the weights.
+# (the moments `m` and `v`), so its state is twice the weights. That is why the lab saves a
+# finished run's `model.keras` without it: Lesson 1's file holds the layers alone.
 
 # %%
 for group, size in contents["keras"].items():
     print(f"{group:<10} {size / 1e6:6.1f} MB in model.keras")
 print(f"{'layers':<10} {contents['weights']['layers'] / 1e6:6.1f} MB in model.weights.h5")
+source_contents = stored_bytes(source_path)
+record.add_extra("source_stored_bytes", source_contents)  # extra code
+for group, size in source_contents.items():
+    print(f"{group:<10} {size / 1e6:6.1f} MB in Lesson 1's model.keras")
 
 # %% [markdown]
 # The trap again: `save_weights` on the compiled model we loaded writes its optimizer state too.
