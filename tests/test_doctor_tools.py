@@ -1,4 +1,4 @@
-"""The doctor's TensorBoard, runs folder, Jupyter and data rows.
+"""The doctor's TensorBoard, runs folder, Jupyter, data and CPU rows.
 
 TensorBoard instances and kernelspecs are found by the real tensorboard.manager and
 jupyter_client, reading files written the way TensorBoard and ipykernel write them.
@@ -376,3 +376,36 @@ def test_pid_alive_tells_a_running_process_from_a_finished_one():
     time.sleep(0.05)
     assert tensorboard_jupyter.pid_alive(os.getpid()) is True
     assert tensorboard_jupyter.pid_alive(finished.pid) is False
+
+
+# ---------------------------------------------------------------------------------------------
+# The CPU's bfloat16 units
+
+
+@pytest.mark.parametrize(
+    "flags, fragments",
+    [
+        ({"avx2", "avx512f", "avx512_bf16", "amx_bf16"}, ["bfloat16 units: AVX512_BF16, AMX-BF16", "may train faster"]),
+        ({"fp", "asimd", "bf16"}, ["bfloat16 units: Arm BF16"]),
+        ({"avx", "avx2", "fma"}, ["no bfloat16 units (widest vector unit: AVX2)", "keep float32", "emulated"]),
+        ({"avx512f"}, ["no bfloat16 units (widest vector unit: AVX512F)"]),
+        (None, ["cannot tell on this system", "--precision mixed_bfloat16"]),
+    ],
+    ids=["intel-amx", "arm", "avx2-laptop", "avx512-without-bf16", "windows"],
+)
+def test_the_bfloat16_row_names_the_units_or_says_to_keep_float32(world, flags, fragments):
+    world.flags = flags
+    code, rows, _ = run_doctor(world)
+    assert code == 0, "float32 runs anywhere: the row never fails a machine"
+    assert_row(rows, "cpu.bfloat16", "OK", *fragments)
+    assert rows["cpu.bfloat16"]["required"] == "optional: only --precision mixed_bfloat16 uses them"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads Linux's /proc/cpuinfo")
+def test_this_machines_flags_come_from_proc_cpuinfo():
+    flags = World().cpu_flags()
+    listed = subprocess.run(["grep", "-m1", "-E", "^(flags|Features)", "/proc/cpuinfo"], capture_output=True, text=True)
+    assert flags == set(listed.stdout.partition(":")[2].split()) and flags
+    windows = World()
+    windows.system = "Windows"
+    assert windows.cpu_flags() is None

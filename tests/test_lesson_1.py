@@ -149,6 +149,40 @@ def test_full_exercise_a_run_reproduces_the_lessons_figures(exercise_a_full_run)
     assert edge["0"] > edge["2"] > edge["4"] > edge["10"], "the drop: the further the shift, the worse"
 
 
+def test_exercise_a_saves_a_model_file_without_adams_state(exercise_a):
+    """model.keras holds the architecture and the 6,434,634 float32 weights, not Adam's two slots
+    per weight (which made it 77 MB); the backup that kept them for --resume is gone."""
+    import keras
+
+    from labkit.saved_models import size_on_disk, stored_bytes
+
+    run = only_run(exercise_a.runs_dir)
+    weights = 6_434_634 * 4
+    assert stored_bytes(run / "model.keras") == {"layers": weights}
+    assert weights < size_on_disk(run / "model.keras") < 1.01 * weights
+    assert not (run / "backup").exists()
+    model = keras.models.load_model(run / "model.keras")  # compiled again, with a fresh Adam
+    assert type(model.optimizer).__name__ == "Adam" and int(model.optimizer.iterations) == 0
+    assert run_json(run)["hparams"]["precision"] == "float32"
+    assert {layer.dtype_policy.name for layer in model.layers if layer.weights} == {"float32"}
+
+
+def test_exercise_a_trains_under_mixed_bfloat16_when_asked(quick_run):
+    """--precision mixed_bfloat16: the layers compute in bfloat16 over float32 weights, the softmax
+    output stays float32, and the network learns as well as in float32 (the same 70% floor)."""
+    import keras
+
+    finished = quick_run(EXERCISE_A, "--quick", "--precision", "mixed_bfloat16")
+    assert finished.result.returncode == 0, finished.result.stderr[-3000:]
+    run = only_run(finished.runs_dir)
+    record = assert_finished_above(run, {"validation.accuracy": 0.7, "test.accuracy": 0.7})
+    assert record["hparams"]["precision"] == "mixed_bfloat16"
+    model = keras.models.load_model(run / "model.keras")
+    policies = {layer.name: layer.dtype_policy.name for layer in model.layers if layer.weights}
+    assert policies == {"conv": "mixed_bfloat16", "fc1": "mixed_bfloat16", "fc2": "float32"}
+    assert {weight.dtype for weight in model.weights} == {"float32"}
+
+
 def test_exercise_a_writes_step_level_curve_and_edge_scalars(exercise_a):
     from labkit.tblogs import read_scalars, steps_of
 

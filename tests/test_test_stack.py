@@ -147,6 +147,7 @@ class FakeWorld(World):
         self.instances = []
         self.datasets = DATASETS
         self.download = "URLError: offline"
+        self.flags = {"fpu", "sse2", "avx", "avx2", "fma"}  # a laptop without bfloat16 units
         self.kernels = tmp_path / "kernels"
         write_kernel(self.kernels, "course", [FAKE_PYTHON, "-m", "ipykernel_launcher", "-f", "{connection_file}"])
 
@@ -163,6 +164,9 @@ class FakeWorld(World):
 
     def nvidia_smi(self):
         return self.smi
+
+    def cpu_flags(self):
+        return self.flags
 
     def tensorboard_version(self):
         return self.tensorboard_result
@@ -252,6 +256,7 @@ CORE_IDS = {
     "data.mnist_5k",
     "data.fashion_mnist",
     "data.digits",
+    "cpu.bfloat16",
     "gpu.driver",
 }
 # One row per course package and per runtime dependency in pyproject.toml.

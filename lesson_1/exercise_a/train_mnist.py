@@ -68,6 +68,13 @@ parser = cli.build_parser(
     batch_size=100,
     steps_per_epoch=200,
 )
+parser.add_argument(
+    "--precision",
+    choices=["float32", "mixed_bfloat16"],
+    default="float32",
+    help="Keras's dtype policy (default float32). mixed_bfloat16 computes in bfloat16 and keeps float32 weights: "
+    "faster only where the CPU or GPU has bfloat16 units (scripts/test_stack.py's cpu.bfloat16 row says)",
+)
 config = cli.parse(parser)
 print(config.plan)
 
@@ -109,7 +116,7 @@ plt.show()
 # results, and at the end the trained model.
 
 # %%
-run = start_run(config, data)  # extra code: a new run folder; seeds every random generator
+run = start_run(config, data, hparams={"precision": config.precision})  # extra code: a new run folder, seeded
 
 # %% [markdown]
 # ## The model
@@ -120,6 +127,12 @@ run = start_run(config, data)  # extra code: a new run folder; seeds every rando
 # normal (standard deviation 0.1) and sets every bias to 0.1, so that the ReLUs start switched on;
 # we keep those to reproduce its learning curve. The 32 filters, the 1,024 units with their ReLU
 # and the softmax output are the lab's choices: the lesson's text does not give them.
+#
+# Keras computes in float32 unless a dtype policy says otherwise. `--precision mixed_bfloat16`
+# sets the `mixed_bfloat16` policy: the layers compute in bfloat16, half the bytes, and keep their
+# weights in float32. It pays only on hardware with bfloat16 units. The softmax output stays in
+# float32 (`dtype="float32"`), as Keras advises for the last layer, so that the probabilities and
+# the loss keep their precision.
 
 
 # %%
@@ -143,11 +156,17 @@ def lesson1_cnn(num_classes=10):
         1024, activation="relu", kernel_initializer=weights(), bias_initializer=biases(), name="fc1"
     )(x)
     outputs = keras.layers.Dense(
-        num_classes, activation="softmax", kernel_initializer=weights(), bias_initializer=biases(), name="fc2"
+        num_classes,
+        activation="softmax",
+        kernel_initializer=weights(),
+        bias_initializer=biases(),
+        dtype="float32",
+        name="fc2",
     )(x)
     return keras.Model(inputs, outputs, name="lesson1_cnn")
 
 
+keras.mixed_precision.set_global_policy(config.precision)  # "float32" unless --precision says otherwise
 model = lesson1_cnn(data.num_classes)
 
 # %%

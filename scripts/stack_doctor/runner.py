@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 from typing import NamedTuple
 
-from . import data, gpu, python_packages, report, tensorboard_jupyter, tensorflow_keras
+from . import cpu, data, gpu, python_packages, report, tensorboard_jupyter, tensorflow_keras
 from .core import BUG_HINT, FAIL, Check, one_line
 from .world import World
 
@@ -160,6 +160,7 @@ def run_checks(world: World, options: Options) -> list[Check]:
             ),
         ),
         ("data", data_rows),
+        ("cpu.bfloat16", lambda: cpu.check_bfloat16(world.cpu_flags())),
         ("gpu", gpu_rows),
     ]
     rows: list[Check] = []

@@ -93,6 +93,25 @@ class World:
             self._packages = found
         return self._packages
 
+    def cpu_flags(self) -> set[str] | None:
+        """The CPU's feature flags as Linux names them (x86 `flags`, Arm `Features` in
+        /proc/cpuinfo); on a Mac, `bf16` when sysctl reports FEAT_BF16. None where neither can be
+        read (Windows, a locked-down container)."""
+        if self.system == "Linux":
+            try:
+                text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                return None
+            for line in text.splitlines():
+                name, _, value = line.partition(":")
+                if name.strip() in ("flags", "Features"):
+                    return set(value.split())
+            return None
+        if self.system == "Darwin":
+            answer = self.run(["sysctl", "-n", "hw.optional.arm.FEAT_BF16"])
+            return {"bf16"} if answer.returncode == 0 and answer.stdout.strip() == "1" else set()
+        return None
+
     def requirements_text(self) -> str:
         return project_requirements(PYPROJECT.read_text(encoding="utf-8"))
 
