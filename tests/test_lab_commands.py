@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import shlex
 import signal
@@ -176,15 +177,20 @@ def read_until(process: subprocess.Popen, marker: str, timeout: float) -> str:
     """What the process printed until `marker`; fails if it exits or stays silent past `timeout`."""
     import selectors
 
-    output, deadline = "", time.monotonic() + timeout
+    # Read the pipe's bytes as they come: a readline() would pull every line that arrived together
+    # into the file object's buffer, where the selector, which watches the descriptor, never sees
+    # them (TensorBoard prints its address in the same write as the line before it).
+    output, deadline, descriptor = "", time.monotonic() + timeout, process.stdout.fileno()
     selector = selectors.DefaultSelector()
-    selector.register(process.stdout, selectors.EVENT_READ)
+    selector.register(descriptor, selectors.EVENT_READ)
     while marker not in output:
         if time.monotonic() > deadline or (process.poll() is not None and not selector.select(0)):
             raise AssertionError(f"no {marker!r} within {timeout} s (exit {process.poll()}): {output[-3000:]}")
         if selector.select(0.5):
-            line = process.stdout.readline()
-            output += line
+            chunk = os.read(descriptor, 65536)
+            if not chunk:
+                raise AssertionError(f"no {marker!r} before the output ended (exit {process.poll()}): {output[-3000:]}")
+            output += chunk.decode("utf-8", errors="replace")
     return output
 
 
@@ -216,3 +222,26 @@ def test_notebook_serves_the_lessons_and_a_browser_sees_the_first_heading(tmp_pa
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "words, full_tests_selected",
+    [((), False), (("--full",), True), (("-m", "full"), True)],
+    ids=["default", "--full", "-m full"],
+)
+def test_command_two_leaves_the_full_length_runs_out_unless_asked(words, full_tests_selected):
+    """README's command two runs every test but the `full` marker's; `--full` adds them, and an
+    explicit `-m` is the caller's own. Collected by the real command, through the real venv."""
+    result = subprocess.run(
+        [sys.executable, str(LAB), "test", *words, "--collect-only", "-q", "-p", "no:xdist", "tests/test_lesson_1.py"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    collected = [line for line in result.stdout.splitlines() if line.startswith("tests/test_lesson_1.py::")]
+    full = [line for line in collected if "::test_full_" in line]
+    assert collected and bool(full) == full_tests_selected
+    assert all("::test_full_" in line for line in collected) == (words == ("-m", "full"))
