@@ -1,7 +1,7 @@
 """The two commands of the course lab, for any OS with Python 3.10 to 3.13 (standard library only).
 
     python3 scripts/lab.py start [train_mnist.py options]   # set up, check, train Lesson 1
-    python3 scripts/lab.py test  [pytest options]           # set up with the dev tools, run every test
+    python3 scripts/lab.py test  [--full] [pytest options]  # set up with the dev tools, run the tests
     python3 scripts/lab.py setup [--dev]                    # only create or repair .venv
     python3 scripts/lab.py lock                             # regenerate requirements-lock.txt (uv)
 
@@ -288,7 +288,13 @@ def parallel_options(extra: list[str]) -> list[str]:
 
 
 def test(extra: list[str]) -> int:
+    """Every test but the full-length figure checks (marker `full`, about 40 minutes on two cores),
+    unless `--full` asks for those too or `-m` picks a marker expression of its own."""
     python = ensure_venv(install_set=DEV)
+    if "--full" in extra:
+        extra = [arg for arg in extra if arg != "--full"]
+    elif not any(arg.startswith("-m") for arg in extra):
+        extra = ["-m", "not full", *extra]
     return run([python, "-m", "pytest", *parallel_options(extra), *extra])
 
 
