@@ -4,6 +4,7 @@ the HParams summary, a validation point every N steps, and the backup `--resume`
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import keras
@@ -84,8 +85,10 @@ class FlushThenBackup(keras.callbacks.BackupAndRestore):
         self._on_disk: backups.BackupState | None = None  # what the folder holds, once known
 
     def on_epoch_end(self, epoch, logs=None):
+        started = time.perf_counter()
         self.run.flush_event_writers()
         super().on_epoch_end(epoch, logs)
+        self.run.backup_seconds.append(time.perf_counter() - started)  # its cost, in run.json at the end
 
     def _save_model(self):
         # Keras writes both files in place, so a kill mid-write leaves an empty metadata file or a

@@ -149,6 +149,7 @@ class KerasRun:
             "seed": config.seed,
         }
         self.epoch_seconds: list[float] = []
+        self.backup_seconds: list[float] = []  # each backup's flush and write, after its epoch
         self.resumed_from_epoch: int | None = None
         for line in distribution.lines() if distribution and not quiet else ():
             print(line, flush=True)
@@ -270,6 +271,10 @@ class KerasRun:
         """Save `<run>/model.keras` with its card (for a Keras model), mark the run finished and
         print where to see it. Ctrl-C during the save leaves the run `interrupted`, not running."""
         self._check_open()
+        if self.backup_seconds:  # what --resume's safety cost this run, beside its training time
+            spent = sum(self.backup_seconds)
+            share = spent / (spent + sum(self.epoch_seconds))
+            self.record.add_extra("backup", {"saves": len(self.backup_seconds), "seconds": spent, "share": share})
         if model is not None:
             self.save_model(model)
         self.life.end("finished")
