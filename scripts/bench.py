@@ -4,13 +4,15 @@
     python scripts/bench.py                          # every section but the budget, a few minutes
     python scripts/bench.py --quick                  # the same code paths on small slices, seconds
     python scripts/bench.py --only overhead input    # some sections
+    python scripts/bench.py --only defaults          # three default commands, lab loop against bare: long
     python scripts/bench.py --only budget            # every activity's full command: long
     python scripts/bench.py --write docs/benchmarks.md
 
 Sections: overhead (the lab's training loop against a bare model.fit, per activity), roofline
-(achieved training GFLOP/s against a float32 matmul), startup (time to a quick run's first step,
+(achieved training GFLOP/s against a float32 and a bfloat16 matmul), startup (time to a quick run's first step,
 in fresh processes), input (tf.data against arrays against the toolkit's pipeline), options (XLA,
-mixed precision) and budget (the wall time of the whole course). Every comparison is measured side
+mixed precision), defaults (the lab's loop against a bare model.fit over three default commands at
+full length) and budget (the wall time of the whole course). Every comparison is measured side
 by side in one run, in rounds whose order rotates, and reported as a median; every result line
 that compares two timings reads `ratio NAME VALUE`.
 
@@ -39,8 +41,8 @@ os.environ.setdefault("LAB_OFFLINE", "1")  # a benchmark must not wait on the ne
 
 from bench_common import Section, load_average  # noqa: E402
 
-SECTIONS = ("overhead", "roofline", "startup", "input", "options", "budget")
-DEFAULT_SECTIONS = SECTIONS[:-1]  # the budget trains the whole course: asked for by name only
+SECTIONS = ("overhead", "roofline", "startup", "input", "options", "defaults", "budget")
+DEFAULT_SECTIONS = SECTIONS[:-2]  # the last two train at full length, for many minutes: asked for by name only
 ROUNDS = {False: 3, True: 1}
 IN_FRESH_PROCESSES = {"startup", "budget"}  # sections that measure in child processes only
 ANALYSIS = "analysis"
@@ -154,6 +156,10 @@ def run_section(name: str, args, runs_root: Path) -> Section:
         from bench_overhead import overhead
 
         return overhead(args.quick, args.rounds, runs_root)
+    if name == "defaults":
+        from bench_overhead import defaults
+
+        return defaults(args.rounds, runs_root)
     if name == "startup":
         from bench_startup import startup
 

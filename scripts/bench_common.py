@@ -146,7 +146,23 @@ def run_record(run_dir: Path) -> dict:
     return json.loads((Path(run_dir) / "run.json").read_text())
 
 
-def fresh_model(run_dir: Path):
+def under_policy(saved: dict, policy: str) -> dict:
+    """A saved functional or Sequential config with every layer but the input and the outputs set
+    to compute under the dtype `policy`; the outputs stay float32, as Lesson 1's page keeps its
+    softmax under --precision mixed_bfloat16."""
+    inner = saved["config"]
+    layers = inner["layers"]
+    named = inner.get("output_layers") or []
+    if named and not isinstance(named[0], list):  # one output: ["fc2", 0, 0]; several: [["a", 0, 0], ...]
+        named = [named]
+    outputs = {entry[0] for entry in named} or {layers[-1]["config"]["name"]}
+    for layer in layers:
+        if layer["class_name"] != "InputLayer" and layer["config"].get("name") not in outputs:
+            layer["config"]["dtype"] = policy
+    return saved
+
+
+def fresh_model(run_dir: Path, policy: str | None = None):
     """The model a run saved, built again from its architecture with new weights and compiled as
     the activity compiled it (the optimizer's settings, loss and metrics; `.keras` files keep them).
     Keras records the jit_compile it settled on; a fresh compile lets it choose again, as the
@@ -159,7 +175,7 @@ def fresh_model(run_dir: Path):
     with zipfile.ZipFile(Path(run_dir) / "model.keras") as archive:
         saved = json.loads(archive.read("config.json"))
     compile_config = saved.pop("compile_config", None)
-    model = keras.saving.deserialize_keras_object(saved)
+    model = keras.saving.deserialize_keras_object(under_policy(saved, policy) if policy else saved)
     if compile_config:
         compile_config.pop("jit_compile", None)
         model.compile_from_config(compile_config)
@@ -208,18 +224,18 @@ def image_data(quick: bool):
     return lab_data.load_dataset(None, limits=dict(QUICK_SLICE) if quick else None, announce=silent)
 
 
-def reference_model(command: tuple[str, ...]):
+def reference_model(command: tuple[str, ...], policy: str | None = None):
     run_dir = source_run(*command)
-    model = fresh_model(run_dir)
+    model = fresh_model(run_dir, policy)
     return model, run_record(run_dir)["hparams"]["batch_size"], lambda images: model_inputs(model, images)
 
 
-def lesson_1_cnn():
-    return reference_model(EXERCISE_A)
+def lesson_1_cnn(policy: str | None = None):
+    return reference_model(EXERCISE_A, policy)
 
 
-def lesson_2_mlp():
-    return reference_model(HELLO_KERAS)
+def lesson_2_mlp(policy: str | None = None):
+    return reference_model(HELLO_KERAS, policy)
 
 
 REFERENCE_MODELS = {"Lesson 1 CNN": lesson_1_cnn, "Lesson 2 MLP": lesson_2_mlp}

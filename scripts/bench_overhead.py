@@ -44,7 +44,7 @@ from bench_common import (
     training_pipeline,
 )
 
-GOAL = 1.05
+GOAL = 1.10  # on these 2-epoch slices; a default command's full run should stay within 1.03x
 EPOCHS = 2
 STEP_CAP = {False: 100, True: 3}  # steps per epoch at most, full and quick
 ONE_EPOCH = ("--epochs", "1")
@@ -189,15 +189,19 @@ def lab_fit(p: Prepared, config, parent: Path, validate_every: int | None) -> fl
     return seconds
 
 
-def measure(spec: Spec, quick: bool, rounds: int, runs_root: Path):
-    p = set_up(spec, quick, runs_root)
-    config, steps = p.config, p.config.steps_per_epoch
+def measure(spec: Spec, quick: bool, rounds: int, runs_root: Path, prepared=None):
+    p, config = prepared or (None, None)
+    p = p or set_up(spec, quick, runs_root)
+    config = config or p.config
+    steps = config.steps_per_epoch
     parent = runs_root / spec.activity.split(" ")[0]
     pipeline = training_pipeline(p.x_train, p.y_train, config.batch_size, seed=config.seed)
 
     def bare() -> float:
         started = time.perf_counter()
-        p.model.fit(pipeline, epochs=EPOCHS, steps_per_epoch=steps, validation_data=(p.x_val, p.y_val), verbose=0)
+        p.model.fit(
+            pipeline, epochs=config.epochs, steps_per_epoch=steps, validation_data=(p.x_val, p.y_val), verbose=0
+        )
         return time.perf_counter() - started
 
     # One short lab run first: it traces every function and loads the callbacks' modules.
@@ -205,10 +209,12 @@ def measure(spec: Spec, quick: bool, rounds: int, runs_root: Path):
     lab_fit(p, warm, parent, spec.validate_every)
     seconds = interleaved({"lab": lambda: lab_fit(p, config, parent, spec.validate_every), "bare": bare}, rounds)
     ratio = paired_ratio(seconds["lab"], seconds["bare"])
-    row = [spec.activity, p.data.name, str(config.batch_size), f"{EPOCHS} x {steps} (a pass: {p.real_steps})",
-           str(spec.validate_every or "-"), fmt(median(seconds["lab"]), 3), fmt(median(seconds["bare"]), 3),
-           f"{ratio:.3f}"]  # fmt: skip
-    return row, ratio
+    # The fastest rounds beside the medians: a round slowed by the machine makes a side slower, never faster.
+    fastest = min(seconds["lab"]) / min(seconds["bare"])
+    lab, bare = (f"{fmt(median(seconds[side]), 3)} ({fmt(min(seconds[side]), 3)})" for side in ("lab", "bare"))
+    row = [spec.activity, p.data.name, str(config.batch_size), f"{config.epochs} x {steps} (a pass: {p.real_steps})",
+           str(spec.validate_every or "-"), lab, bare, f"{ratio:.3f}", f"{fastest:.3f}"]  # fmt: skip
+    return row, ratio, fastest
 
 
 CALLBACKS = {  # the lab's callbacks, by class name, as run.callbacks() makes them (TensorBoard is the page's)
@@ -265,24 +271,28 @@ def overhead(quick: bool, rounds: int, runs_root: Path, only: list[str] | None =
     section = Section(
         "overhead", "Toolkit overhead: model.fit with the lab's callbacks against a bare model.fit, per activity"
     )
-    section.headers = ["activity", "data", "batch", "epochs x steps", "validate every", "lab s", "bare s", "lab / bare"]
+    section.headers = [
+        "activity", "data", "batch", "epochs x steps", "validate every",
+        "lab s, median (fastest)", "bare s, median (fastest)", "lab / bare", "fastest / fastest",
+    ]  # fmt: skip
     worst, failed = [], []
     for spec in SPECS:
         if only and not any(spec.activity.startswith(name) for name in only):
             continue
         keras.backend.clear_session()
         try:
-            row, ratio = measure(spec, quick, rounds, runs_root)
+            row, ratio, fastest = measure(spec, quick, rounds, runs_root)
         except Exception as error:  # one activity that cannot be measured does not hide the others
             failed.append(spec.activity)
-            section.rows.append([spec.activity, "-", "-", "-", "-", "-", "-", "failed"])
+            section.rows.append([spec.activity, "-", "-", "-", "-", "-", "-", "failed", "-"])
             section.notes.append(f"{spec.activity}: failed: {str(error).strip().splitlines()[-1]}")
             print(f"  {spec.activity}: failed: {error}", flush=True)
             continue
         section.rows.append(row)
         section.ratio(f"overhead.{slug(spec.activity)}", ratio, "lab seconds / bare seconds")
-        worst.append((ratio, spec.activity))
-        print(f"  {spec.activity}: {ratio:.3f}x", flush=True)
+        section.ratio(f"overhead_fastest.{slug(spec.activity)}", fastest, "fastest lab round / fastest bare round")
+        worst.append((ratio, fastest, spec.activity))
+        print(f"  {spec.activity}: {ratio:.3f}x (fastest rounds {fastest:.3f}x)", flush=True)
     if not only:
         for activity in ("lesson_3/regression", "lesson_1/exercise_a"):
             if activity in failed:
@@ -291,12 +301,16 @@ def overhead(quick: bool, rounds: int, runs_root: Path, only: list[str] | None =
             section.notes.append(callback_costs(activity, quick, rounds, runs_root))
             print(f"  {section.notes[-1]}", flush=True)
     for activity, why in NOT_MEASURED.items():
-        section.rows.append([activity, "-", "-", "-", "-", "-", "-", "not measured"])
+        section.rows.append([activity, "-", "-", "-", "-", "-", "-", "not measured", "-"])
         section.notes.append(f"{activity}: not measured: {why}.")
     if worst:
-        top, name = max(worst)
+        top, top_fastest, name = max(worst)
         section.goals.append(
-            (f"the lab's loop costs at most {GOAL:.2f}x a bare model.fit", top <= GOAL, f"worst {top:.3f}x ({name})")
+            (
+                f"the lab's loop costs at most {GOAL:.2f}x a bare model.fit",
+                top <= GOAL,
+                f"worst {top:.3f}x ({name}; its fastest rounds {top_fastest:.3f}x)",
+            )
         )
     if failed:
         section.goals.append(("every Keras activity measured", False, "failed: " + ", ".join(failed)))
@@ -310,4 +324,49 @@ def overhead(quick: bool, rounds: int, runs_root: Path, only: list[str] | None =
         " fresh weights and compiled as the activity compiled it; no activity file is imported.",
         "Every start_run seeds the random generators and turns op determinism on, which then holds for both sides.",
     ]
+    return section
+
+
+# The default commands measured at full length: (epochs, steps per epoch or None for one pass).
+DEFAULT_LENGTHS = {
+    "lesson_1/exercise_a": (10, 200),
+    "lesson_3/fashion_classifier": (30, None),
+    "lesson_3/regression": (20, None),
+}
+DEFAULT_GOAL = 1.03
+
+
+def defaults(rounds: int, runs_root: Path) -> Section:
+    """The lab's loop against a bare model.fit over a default command's whole length (its epochs
+    and steps, its full data), one activity at a time: what a student's run pays, fixed costs
+    and per-epoch costs together."""
+    import keras
+
+    section = Section("defaults", "Toolkit overhead over a default command's full length: lab loop against bare")
+    section.headers = ["activity", "data", "epochs x steps", "lab s, median (fastest)", "bare s, median (fastest)",
+                       "lab / bare", "fastest / fastest"]  # fmt: skip
+    worst = []
+    for activity, (epochs, steps) in DEFAULT_LENGTHS.items():
+        keras.backend.clear_session()
+        spec = next(spec for spec in SPECS if spec.activity == activity)
+        p = set_up(spec, False, runs_root)
+        config = dataclasses.replace(p.config, epochs=epochs, steps_per_epoch=steps or p.real_steps)
+        full = dataclasses.replace(spec, activity=activity)
+        row, ratio, fastest = measure(full, False, rounds, runs_root, prepared=(p, config))
+        section.rows.append([row[0], row[1], f"{epochs} x {config.steps_per_epoch}", *row[5:]])
+        section.ratio(f"defaults.{slug(activity)}", ratio, "lab seconds / bare seconds")
+        worst.append((ratio, fastest, activity))
+        print(f"  {activity}: {ratio:.3f}x (fastest rounds {fastest:.3f}x)", flush=True)
+    top, top_fastest, name = max(worst)
+    section.goals.append(
+        (
+            f"a default command's lab loop costs at most {DEFAULT_GOAL:.2f}x a bare model.fit",
+            top <= DEFAULT_GOAL,
+            f"worst {top:.3f}x ({name}; its fastest rounds {top_fastest:.3f}x)",
+        )
+    )
+    section.notes.append(
+        "Each side trains the default command's epochs and steps on its full data, with its per-epoch validation;"
+        " the lab side adds its TensorBoard callback, run.json, HParams, the backup and any step validation."
+    )
     return section

@@ -3,6 +3,7 @@ the compiler and precision options. Each measures inside this one process, side 
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
@@ -23,12 +24,20 @@ from bench_common import (
 ROOFLINE_GOAL = 0.5
 
 
-def matmul_seconds(m: int, k: int, n: int, reps: int):
-    """A callable timing `reps` float32 (m x k) @ (k x n) matmuls, 2 m k n FLOPs each."""
+def cpu_bfloat16_units() -> str:
+    """What the doctor's cpu.bfloat16 row says about this CPU, as a sentence."""
+    from stack_doctor.cpu import check_bfloat16
+    from stack_doctor.world import World
+
+    return "This CPU: " + check_bfloat16(World().cpu_flags()).found + "."
+
+
+def matmul_seconds(m: int, k: int, n: int, reps: int, dtype: str = "float32"):
+    """A callable timing `reps` (m x k) @ (k x n) matmuls in `dtype`, 2 m k n FLOPs each."""
     import tensorflow as tf
 
-    a = tf.random.stateless_normal((m, k), seed=(1, 2), dtype=tf.float32)
-    b = tf.random.stateless_normal((k, n), seed=(3, 4), dtype=tf.float32)
+    a = tf.cast(tf.random.stateless_normal((m, k), seed=(1, 2)), dtype)
+    b = tf.cast(tf.random.stateless_normal((k, n), seed=(3, 4)), dtype)
     tf.matmul(a, b).numpy()  # the first call picks its kernels; not timed
 
     def run() -> float:
@@ -44,11 +53,12 @@ def matmul_seconds(m: int, k: int, n: int, reps: int):
 # The roofline is the best square matmul; the MLP's own first-layer shape shows what its sizes allow.
 SQUARE = {False: {1024: 20, 2048: 4}, True: {256: 20}}
 MLP_LAYER = "matmul 128x784x512 (the MLP's first layer)"
+BF16 = "mixed_bfloat16"  # Keras's policy; the matmul rows name the dtype itself, bfloat16
 
 
 def roofline(quick: bool, rounds: int) -> Section:
     section = Section("roofline", "Distance from the hardware: achieved training GFLOP/s against a float32 matmul")
-    section.headers = ["workload", "batch", "GFLOP per call or step", "median s", "GFLOP/s", "of roofline"]
+    section.headers = ["workload", "batch", "GFLOP per call or step", "median s (fastest)", "GFLOP/s", "of roofline"]
     data = image_data(quick)
     steps = {"Lesson 1 CNN": 6 if quick else 60, "Lesson 2 MLP": 20 if quick else 300}
     variants, flops, calls = {}, {}, {}
@@ -58,6 +68,13 @@ def roofline(quick: bool, rounds: int) -> Section:
             2.0 * n**3 * reps,
             reps,
         )
+    largest, largest_reps = max(SQUARE[quick].items())
+    bf16_peak_name = f"matmul {largest} bfloat16"
+    variants[bf16_peak_name], flops[bf16_peak_name], calls[bf16_peak_name] = (
+        matmul_seconds(largest, largest, largest, largest_reps, "bfloat16"),
+        2.0 * largest**3 * largest_reps,
+        largest_reps,
+    )
     reps = 20 if quick else 200
     variants[MLP_LAYER], flops[MLP_LAYER], calls[MLP_LAYER] = (
         matmul_seconds(128, 784, 512, reps),
@@ -65,26 +82,31 @@ def roofline(quick: bool, rounds: int) -> Section:
         reps,
     )
     batches = {}
-    for name, factory in REFERENCE_MODELS.items():
-        model, batch_size, prepare = factory()
+    for (name, factory), policy in itertools.product(REFERENCE_MODELS.items(), (None, BF16)):
+        model, batch_size, prepare = factory(policy)
         pipeline = training_pipeline(prepare(data.x_train), data.y_train, batch_size, cache=True)
         fit_seconds(model, pipeline, 3)  # traces the training step; not timed
-        variants[name] = lambda model=model, pipeline=pipeline, n=steps[name]: fit_seconds(model, pipeline, n)
-        flops[name], calls[name] = training_flops_per_step(model, batch_size) * steps[name], steps[name]
-        batches[name] = batch_size
+        label = f"{name}, {policy}" if policy else name
+        variants[label] = lambda model=model, pipeline=pipeline, n=steps[name]: fit_seconds(model, pipeline, n)
+        flops[label], calls[label] = training_flops_per_step(model, batch_size) * steps[name], steps[name]
+        batches[label] = batch_size
     seconds = interleaved(variants, rounds)
     rates = {name: flops[name] / median(values) / 1e9 for name, values in seconds.items()}
     peak_name = max((f"matmul {n}" for n in SQUARE[quick]), key=rates.get)
-    peak = rates[peak_name]
+    peak, bf16_peak = rates[peak_name], rates[bf16_peak_name]
+
+    def own_peak(name: str) -> float:  # a bfloat16 workload against the bfloat16 matmul
+        return bf16_peak if name.endswith((BF16, "bfloat16")) else peak
+
     for name, values in seconds.items():
         section.rows.append(
             [
                 name,
                 str(batches.get(name, "-")),
                 fmt(flops[name] / 1e9 / calls[name], 3),
-                fmt(median(values), 3),
+                f"{fmt(median(values), 3)} ({fmt(min(values), 3)})",
                 fmt(rates[name], 1),
-                f"{rates[name] / peak:.0%}",
+                f"{rates[name] / own_peak(name):.0%}",
             ]
         )
     for name in REFERENCE_MODELS:
@@ -98,8 +120,15 @@ def roofline(quick: bool, rounds: int) -> Section:
             )
         )
     section.ratio("roofline.mlp_layer_matmul", rates[MLP_LAYER] / peak, "a matmul of the MLP's shape / the roofline")
+    section.ratio("roofline.bfloat16_matmul", bf16_peak / peak, f"{bf16_peak_name} / {peak_name}")
+    for name in REFERENCE_MODELS:
+        key, label = name.replace(" ", "_"), f"{name}, {BF16}"
+        section.ratio(f"roofline_bf16.{key}", rates[label] / bf16_peak, f"{rates[label]:.1f} / {bf16_peak:.1f} GFLOP/s")
+        section.ratio(f"{BF16}.{key}", paired_ratio(seconds[label], seconds[name]), f"seconds {BF16} / float32")
     section.notes += [
-        f"Roofline: the fastest square float32 matmul measured in this run ({peak_name}: {peak:.1f} GFLOP/s).",
+        f"Roofline: the fastest square float32 matmul measured in this run ({peak_name}: {peak:.1f} GFLOP/s); "
+        f"for the {BF16} rows, the same matmul in bfloat16 ({bf16_peak:.1f} GFLOP/s). {cpu_bfloat16_units()}",
+        "Seconds are medians, the fastest round in brackets.",
         "FLOPs counted, not profiled: forward = 2 x the multiply-accumulates of the Conv2D and Dense layers, "
         "a training step = 3 x forward. Pooling, activations and the optimizer's update are not counted, "
         "so the achieved rates are slight underestimates.",

@@ -24,6 +24,11 @@ EXPECTED_RATIOS = {
     "roofline.Lesson_1_CNN",
     "roofline.Lesson_2_MLP",
     "roofline.mlp_layer_matmul",
+    "roofline.bfloat16_matmul",
+    "roofline_bf16.Lesson_1_CNN",
+    "roofline_bf16.Lesson_2_MLP",
+    "mixed_bfloat16.Lesson_1_CNN",
+    "mixed_bfloat16.Lesson_2_MLP",
     "input.Lesson_2_MLP.arrays",
     "input.Lesson_2_MLP.tf_data",
     "input.Lesson_2_MLP.toolkit",
@@ -83,7 +88,8 @@ def test_write_holds_the_machine_and_the_tables(quick_bench):
     assert re.search(r"^- libraries: tensorflow \d", text, re.M)
     blocks = re.findall(r"^<!-- bench:(\w+) -->$", text, re.M)
     assert blocks == list(QUICK_SECTIONS)
-    assert "| workload | batch | GFLOP per call or step | median s | GFLOP/s | of roofline |" in text
+    assert "| workload | batch | GFLOP per call or step | median s (fastest) | GFLOP/s | of roofline |" in text
+    assert "| Lesson 1 CNN, mixed_bfloat16 | 100 |" in text and "This CPU: " in text
     assert "| model | XLA | op determinism | steps | median s | steps/s |" in text
     for name in EXPECTED_RATIOS:
         assert f"`ratio {name} " in text, name
@@ -157,7 +163,11 @@ def test_quick_overhead_of_one_activity_times_both_loops_and_saves_no_model(tmp_
     assert ratio and math.isfinite(float(ratio.group(1))) and float(ratio.group(1)) > 0, result.stdout
     imported, row = (json.loads(line) for line in result.stdout.strip().splitlines()[-2:])
     assert imported == [], f"the bench imported activity modules: {imported}"
-    assert row[0] == "lesson_3/regression" and float(row[5]) > 0 and float(row[6]) > 0
+    assert row[0] == "lesson_3/regression"
+    for column in (5, 6):  # "median (fastest)" seconds: the fastest round is never slower than the median
+        median, fastest = (float(value) for value in re.fullmatch(r"(\S+) \((\S+)\)", row[column]).groups())
+        assert 0 < fastest <= median
+    assert float(row[7]) > 0 and float(row[8]) > 0  # the paired ratio and the ratio of fastest rounds
     records = [json.loads(p.read_text()) for p in runs.rglob("run.json")]
     assert records and all(r["status"] == "finished" for r in records), [r["status"] for r in records]
     assert not list(runs.rglob("model.keras"))
