@@ -6,5 +6,5 @@ start:            ## set up .venv, check the environment, train Lesson 1 in full
 	$(PYTHON) scripts/lab.py start
 quick:            ## the same, on a small slice (seconds)
 	$(PYTHON) scripts/lab.py start --quick
-test:             ## set up .venv and run the tests but the full-length ones (what CI runs)
+test:             ## set up .venv and run the tests but the full-length and long ones (what CI runs)
 	$(PYTHON) scripts/lab.py test

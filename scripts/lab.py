@@ -288,13 +288,14 @@ def parallel_options(extra: list[str]) -> list[str]:
 
 
 def test(extra: list[str]) -> int:
-    """Every test but the full-length figure checks (marker `full`, about 40 minutes on two cores),
-    unless `--full` asks for those too or `-m` picks a marker expression of its own."""
+    """Every test but the full-length figure checks and the minutes-long ones (markers `full` and
+    `long`, about 40 minutes more on two cores), unless `--full` asks for those too or `-m` picks a
+    marker expression of its own."""
     python = ensure_venv(install_set=DEV)
     if "--full" in extra:
         extra = [arg for arg in extra if arg != "--full"]
     elif not any(arg.startswith("-m") for arg in extra):
-        extra = ["-m", "not full", *extra]
+        extra = ["-m", "not full and not long", *extra]
     return run([python, "-m", "pytest", *parallel_options(extra), *extra])
 
 

@@ -87,6 +87,7 @@ def assert_mirrored_runs(root, tags: list) -> None:
         assert steps_of(scalars, "train", "epoch_loss") == list(range(epochs)), run
 
 
+@pytest.mark.long  # one quick run per Keras activity on two replicas: about 7 minutes
 @pytest.mark.parametrize(
     "script, flags, tags", KERAS_ACTIVITIES, ids=[f"{s.split('/')[1]}{''.join(f[2:])}" for s, f, _ in KERAS_ACTIVITIES]
 )

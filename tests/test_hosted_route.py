@@ -230,6 +230,7 @@ def pip_list(python: Path) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.long  # pip downloads and installs TensorFlow (572 MB) into a scratch venv: 2-3 minutes
 def test_a_hosted_kernel_installs_the_runtime_set_and_imports_the_lab_without_a_restart(tmp_path):
     import nbclient.exceptions
     import nbformat

@@ -50,6 +50,7 @@ def resolve_quickly(target: tuple) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
+@pytest.mark.long  # 19 resolutions against the package index: about 2 minutes from a cold cache
 def test_the_lock_resolves_on_every_platform_and_python_from_wheels():
     targets = [(platform, python) for platform, pythons in PLATFORMS.items() for python in pythons]
     # One online resolution per platform fills uv's cache with that platform's wheels.
