@@ -83,12 +83,13 @@ class FlushThenBackup(keras.callbacks.BackupAndRestore):
         super().__init__(backup_dir)
         self.run = run
         self._on_disk: backups.BackupState | None = None  # what the folder holds, once known
+        self.seconds: list[float] = []  # each backup's flush and write: run.json reports their cost
 
     def on_epoch_end(self, epoch, logs=None):
         started = time.perf_counter()
         self.run.flush_event_writers()
         super().on_epoch_end(epoch, logs)
-        self.run.backup_seconds.append(time.perf_counter() - started)  # its cost, in run.json at the end
+        self.seconds.append(time.perf_counter() - started)
 
     def _save_model(self):
         # Keras writes both files in place, so a kill mid-write leaves an empty metadata file or a

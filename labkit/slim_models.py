@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -82,30 +81,3 @@ def slim_keras_file(model_path: Path) -> int:
         card["identity"] = card.get("identity", "").split("#")[0] + "#" + card["sha256"][:12]
         write_card(model_path, card)
     return before - size_on_disk(model_path)
-
-
-def offer_slimming(run_dirs: list[Path], root: Path, *, yes: bool, ask) -> int:
-    """`lab.py runs --clean`'s second question: slim the kept runs' model files that still carry
-    optimizer state. `ask(question)` answers it unless `yes`. Returns 0, or 1 when declined or
-    when a file could not be rewritten (a full disk, say: the old file is then untouched)."""
-    from labkit.instructor.export import human_size
-
-    found = slimmable(run_dirs)
-    if not found:
-        return 0
-    total = sum(extra for _, extra in found)
-    print(f"{len(found)} kept run(s) save their optimizer's state in model.keras, which predicting does not need:")
-    for model_path, extra in found:
-        print(f"  {model_path.parent.relative_to(root)}  {human_size(extra)} of optimizer state")
-    if not yes and not ask(f"Slim them to weights and architecture ({human_size(total)})? [y/N]"):
-        print("Model files left as they are.")
-        return 1
-    freed, failed = 0, 0
-    for model_path, _ in found:
-        try:
-            freed += slim_keras_file(model_path)
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
-            print(f"  could not slim {model_path.parent.relative_to(root)}: {error}", file=sys.stderr)
-            failed += 1
-    print(f"Slimmed {len(found) - failed} model file(s), {human_size(freed)} freed.")
-    return 1 if failed else 0

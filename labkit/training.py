@@ -149,7 +149,7 @@ class KerasRun:
             "seed": config.seed,
         }
         self.epoch_seconds: list[float] = []
-        self.backup_seconds: list[float] = []  # each backup's flush and write, after its epoch
+        self.backup_callbacks: list = []  # each fit's FlushThenBackup, which times its saves
         self.resumed_from_epoch: int | None = None
         for line in distribution.lines() if distribution and not quiet else ():
             print(line, flush=True)
@@ -247,6 +247,7 @@ class KerasRun:
             x_val, y_val = validation_data if validation_data is not None else (self.data.x_val, self.data.y_val)
             chosen.append(StepValidation(self, x_val, y_val, validate_every, first_step=steps_done))
         chosen.append(FlushThenBackup(self, str(self.backup_dir)))
+        self.backup_callbacks.append(chosen[-1])
         return chosen
 
     def record_test(self, metrics: dict) -> dict:
@@ -271,10 +272,10 @@ class KerasRun:
         """Save `<run>/model.keras` with its card (for a Keras model), mark the run finished and
         print where to see it. Ctrl-C during the save leaves the run `interrupted`, not running."""
         self._check_open()
-        if self.backup_seconds:  # what --resume's safety cost this run, beside its training time
-            spent = sum(self.backup_seconds)
+        if saves := [seconds for callback in self.backup_callbacks for seconds in callback.seconds]:
+            spent = sum(saves)  # what --resume's safety cost this run, beside its training time
             share = spent / (spent + sum(self.epoch_seconds))
-            self.record.add_extra("backup", {"saves": len(self.backup_seconds), "seconds": spent, "share": share})
+            self.record.add_extra("backup", {"saves": len(saves), "seconds": spent, "share": share})
         if model is not None:
             self.save_model(model)
         self.life.end("finished")

@@ -22,9 +22,9 @@ from pathlib import Path
 from labkit import LabError
 from labkit.cli import OneLineParser
 from labkit.instructor.export import UNREADABLE, export_runs, human_size, run_files, walk_runs
+from labkit.instructor.slimming import slim_kept
 from labkit.run_checks import RunRecordError, check_name_lengths
 from labkit.runs import CRASHED, RUN_JSON, read_run, runs_root
-from labkit.slim_models import offer_slimming
 
 PROG = "lab.py runs"
 HINT = "train one with `python scripts/lab.py start` or any lesson's train script"
@@ -257,7 +257,7 @@ def clean(root: Path, rows: list[dict], named: list[str], yes: bool, all_rows: l
         print(
             f"nothing to clean under {root}: no failed, crashed or quick runs (name a finished full run to remove it)"
         )
-        return slim_kept(root, rows, chosen, named, yes)
+        return slim_kept(root, rows, chosen, named, yes, ask)
     total = sum(r["size_bytes"] for r in chosen)
     print(f"Would remove {len(chosen)} run{'s' if len(chosen) != 1 else ''} under {root}:")
     for row in chosen:
@@ -268,7 +268,7 @@ def clean(root: Path, rows: list[dict], named: list[str], yes: bool, all_rows: l
             "" if sys.stdin and sys.stdin.isatty() else " (stdin is not a terminal: add --yes to remove without asking)"
         )
         print(f"Nothing removed{how}.")
-        return max(1, slim_kept(root, rows, chosen, named, yes))
+        return max(1, slim_kept(root, rows, chosen, named, yes, ask))
     removed, freed, failed = 0, 0, 0
     for row in chosen:
         folder = root / row["path"]
@@ -287,16 +287,7 @@ def clean(root: Path, rows: list[dict], named: list[str], yes: bool, all_rows: l
         removed, freed = removed + 1, freed + row["size_bytes"]
         prune_empty_parents(folder.parent, root)
     print(f"Removed {removed} run{'s' if removed != 1 else ''}, {human_size(freed)} freed.")
-    return max(1 if failed else 0, slim_kept(root, rows, chosen, named, yes))
-
-
-def slim_kept(root: Path, rows: list[dict], chosen: list[dict], named: list[str], yes: bool) -> int:
-    """Unless runs were named, offer to slim the model files of the runs that stay."""
-    if named:
-        return 0
-    gone = {row["path"] for row in chosen}
-    kept = [root / r["path"] for r in rows if r["path"] not in gone and r["status"] not in ("running", UNREADABLE)]
-    return offer_slimming(kept, root, yes=yes, ask=ask)
+    return max(1 if failed else 0, slim_kept(root, rows, chosen, named, yes, ask))
 
 
 def prune_empty_parents(folder: Path, root: Path) -> None:
