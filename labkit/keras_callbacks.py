@@ -73,23 +73,57 @@ class StepValidation(keras.callbacks.Callback):
         self.writer.flush()
 
 
+# Saving a backup costs a tiny model 25-50 ms, mostly Keras walking the model's attributes, so
+# saving after every epoch of a fifth of a second spent 15% of the training on it. A save is
+# written only once it costs at most this share of the training since the previous one: a killed
+# run then repeats its last epoch plus at most 49 saves' worth of training (seconds on a small
+# model; Lesson 1's epochs are long enough that it still saves after every one).
+BACKUP_SHARE = 0.02
+# Before the first save no cost is known: a run whose first epochs end sooner writes its first
+# backup after this much training, and a run shorter than it writes none.
+FIRST_BACKUP_AFTER_S = 2.0
+
+
 class FlushThenBackup(keras.callbacks.BackupAndRestore):
     """Keras's BackupAndRestore in `<run>/backup`, flushing every event writer first, writing
     each backup whole, with a manifest that a resume checks it against (labkit.backups). It comes
     last among the callbacks, so that everything an epoch logged is on disk before the epoch
-    counts as saved: a run killed in between repeats that epoch, never skips it."""
+    counts as saved: a run killed in between repeats that epoch, never skips it.
 
-    def __init__(self, run, backup_dir: str):
+    An epoch's end is saved when the save is due under `max_share` (see BACKUP_SHARE); None saves
+    after every epoch."""
+
+    def __init__(self, run, backup_dir: str, max_share: float | None = BACKUP_SHARE):
         super().__init__(backup_dir)
         self.run = run
+        self.max_share = max_share
         self._on_disk: backups.BackupState | None = None  # what the folder holds, once known
         self.seconds: list[float] = []  # each backup's flush and write: run.json reports their cost
+        self.skipped = 0  # epoch ends left unsaved because a save was not yet due
+        self._last_saved_at = time.perf_counter()
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self._last_saved_at = time.perf_counter()
+
+    def save_due(self) -> bool:
+        if self.max_share is None:
+            return True
+        trained = time.perf_counter() - self._last_saved_at
+        if not self.seconds:
+            return trained >= FIRST_BACKUP_AFTER_S
+        cost = self.seconds[-1]
+        return cost <= self.max_share * (trained + cost)
 
     def on_epoch_end(self, epoch, logs=None):
+        if not self.save_due():
+            self.skipped += 1
+            return
         started = time.perf_counter()
         self.run.flush_event_writers()
         super().on_epoch_end(epoch, logs)
-        self.seconds.append(time.perf_counter() - started)
+        self._last_saved_at = time.perf_counter()
+        self.seconds.append(self._last_saved_at - started)
 
     def _save_model(self):
         # Keras writes both files in place, so a kill mid-write leaves an empty metadata file or a

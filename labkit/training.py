@@ -272,10 +272,12 @@ class KerasRun:
         """Save `<run>/model.keras` with its card (for a Keras model), mark the run finished and
         print where to see it. Ctrl-C during the save leaves the run `interrupted`, not running."""
         self._check_open()
-        if saves := [seconds for callback in self.backup_callbacks for seconds in callback.seconds]:
+        if self.backup_callbacks:
+            saves = [seconds for callback in self.backup_callbacks for seconds in callback.seconds]
             spent = sum(saves)  # what --resume's safety cost this run, beside its training time
-            share = spent / (spent + sum(self.epoch_seconds))
-            self.record.add_extra("backup", {"saves": len(saves), "seconds": spent, "share": share})
+            share = spent / (spent + sum(self.epoch_seconds)) if self.epoch_seconds else 0.0
+            skipped = sum(callback.skipped for callback in self.backup_callbacks)
+            self.record.add_extra("backup", {"saves": len(saves), "skipped": skipped, "seconds": spent, "share": share})
         if model is not None:
             self.save_model(model)
         self.life.end("finished")

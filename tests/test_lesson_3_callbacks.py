@@ -112,7 +112,15 @@ def test_a_killed_run_resumes_with_its_callbacks(runs_dir, no_housing, monkeypat
 
     for name, value in no_housing.items():  # the diabetes substitute: 40 epochs of 8 steps
         monkeypatch.setenv(name, value)
-    killed = interrupt_run(SCRIPT, *LONG_RUN, runs_dir=runs_dir, after_epochs=3, signal_number=signal.SIGKILL)
+    # The first backup comes after 2 s of training (labkit.keras_callbacks): the kill waits for it.
+    killed = interrupt_run(
+        SCRIPT,
+        *LONG_RUN,
+        runs_dir=runs_dir,
+        after_epochs=3,
+        signal_number=signal.SIGKILL,
+        ready=lambda run: (run / "backup" / "training_metadata.json").is_file(),
+    )
     assert killed.returncode == -signal.SIGKILL
     run = only_run(runs_dir)
     assert run_json(run)["status"] == "running" and (run / "backup").is_dir()

@@ -204,7 +204,7 @@ runs_folder = run.dir.parent
 # %% [markdown]
 # The TensorBoard callback writes the curves. Keras scores `validation_data` once per epoch, that
 # is every 200 steps: 10 points. The lab's callbacks come after it: they keep `run.json` up to
-# date, save a backup after each epoch for `--resume`, and here (`validate_every=20`) also score
+# date, save a backup at the end of an epoch for `--resume`, and here (`validate_every=20`) also score
 # the validation set every 20 steps, 100 points in `accuracy_by_step`, since 10 points would hide
 # the early climb.
 

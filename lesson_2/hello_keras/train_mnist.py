@@ -200,7 +200,8 @@ runs_folder = run.dir.parent
 
 # %% [markdown]
 # The TensorBoard callback writes the curves. The lab's callbacks come after it: they keep
-# `run.json` up to date and save a backup after each epoch for `--resume`.
+# `run.json` up to date and save a backup for `--resume` at the end of an epoch (of every few, when
+# epochs are short, so that saving costs at most 2% of the training).
 
 # %%
 tensorboard = keras.callbacks.TensorBoard(log_dir=run.dir)

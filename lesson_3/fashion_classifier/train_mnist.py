@@ -298,7 +298,7 @@ runs_folder = run.dir.parent
 # %% [markdown]
 # The chapter's line is `history = model.fit(x_train, y_train, epochs=30, validation_data=(x_valid, y_valid))`.
 # Here the batches come from the run (shuffled with the seed), and the lab's callbacks come after
-# TensorBoard's: they keep `run.json` up to date and save a backup after each epoch for `--resume`.
+# TensorBoard's: they keep `run.json` up to date and save a backup at an epoch's end for `--resume`.
 
 # %%
 tensorboard = keras.callbacks.TensorBoard(log_dir=run.dir)
