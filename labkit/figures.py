@@ -4,7 +4,8 @@ In a notebook, `plt.show()` draws a figure under its cell. A script has no cell 
 with a desktop backend `plt.show()` would stop the run until its window is closed. So in a script
 the lab switches matplotlib to its file backend (unless MPLBACKEND says otherwise) and each
 `plt.show()` saves the open figures into the newest open run's `figures/` folder instead, naming
-each file.
+each file. A figure shown before the run's folder exists (the data, drawn before training) stays
+open and is saved, first, by the next `plt.show()`.
 """
 
 from __future__ import annotations
@@ -38,14 +39,15 @@ def save_figures_on_show() -> None:
 
     def show(*args, **kwargs):
         runs = open_runs()
+        if not runs:  # a figure drawn before the run's folder exists waits, open, for the next show
+            return
         for number in plt.get_fignums():
             figure = plt.figure(number)
-            if runs:
-                folder = runs[-1].dir / "figures"
-                folder.mkdir(exist_ok=True)
-                path = folder / f"figure_{len(list(folder.glob('figure_*.png'))) + 1}.png"
-                figure.savefig(path, dpi=100, bbox_inches="tight")
-                print(f"Figure saved: {path}", flush=True)
+            folder = runs[-1].dir / "figures"
+            folder.mkdir(exist_ok=True)
+            path = folder / f"figure_{len(list(folder.glob('figure_*.png'))) + 1}.png"
+            figure.savefig(path, dpi=100, bbox_inches="tight")
+            print(f"Figure saved: {path}", flush=True)
             plt.close(figure)
 
     show.saves_to_run = True
