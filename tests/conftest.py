@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from labtest import only_run, run_script
+from labtest import execute_notebook, notebook_as_process, only_run, run_script
 
 
 def share_the_cores_between_workers() -> None:
@@ -88,10 +88,12 @@ def runs_dir(tmp_path):
 
 @dataclass(frozen=True)
 class FinishedRun:
-    """One real run of an activity script: what it printed, and the runs root it wrote into."""
+    """One real run of an activity, as a script or as its notebook: what it printed, the runs root
+    it wrote into, and for a notebook the executed cells with their outputs."""
 
     result: subprocess.CompletedProcess
     runs_dir: Path
+    notebook: object = None
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +102,29 @@ def no_housing(tmp_path_factory):
     default regression run takes the diabetes substitute. One folder per module, so that a shared
     quick run is keyed by the same environment each time."""
     return {"SCIKIT_LEARN_DATA": str(tmp_path_factory.mktemp("sklearn_home") / "empty"), "LAB_DATA_MIRROR": ""}
+
+
+@pytest.fixture(scope="session")
+def quick_notebook(tmp_path_factory):
+    """Execute an activity's notebook in quick mode (LAB_QUICK=1, through a real Jupyter kernel)
+    once per test session for each environment, and hand the same finished run to every test that
+    asks for it. This is each page's one quick training: the tests of its run folder, of what it
+    printed and of its cells' figures all read it, rather than the page training once as a script
+    and again as a notebook. The script's command line keeps tests of its own: its flags
+    in-process, its other modes (other flags, the offline fallbacks, --resume, the full length)
+    as real subprocess runs."""
+    finished: dict[tuple, FinishedRun] = {}
+
+    def run(notebook: str, **env: str) -> FinishedRun:
+        key = (notebook, tuple(sorted(env.items())))
+        if key not in finished:
+            root = tmp_path_factory.mktemp(Path(notebook).parent.name + "_notebook") / "runs"
+            root.mkdir()
+            executed = execute_notebook(notebook, root, **env)
+            finished[key] = FinishedRun(notebook_as_process(notebook, executed), root, executed)
+        return finished[key]
+
+    return run
 
 
 @pytest.fixture(scope="session")
@@ -113,11 +138,10 @@ def exercise_a_full_run(tmp_path_factory) -> FinishedRun:
 
 
 @pytest.fixture(scope="session")
-def exercise_a_quick_run(quick_run) -> Path:
-    """The folder of Lesson 1 Exercise A's quick run: the model Lesson 4 saves, serves and retrains."""
-    finished = quick_run("lesson_1/exercise_a/train_mnist.py", "--quick")
-    assert finished.result.returncode == 0, finished.result.stderr
-    return only_run(finished.runs_dir)
+def exercise_a_quick_run(quick_notebook) -> Path:
+    """The folder of Lesson 1 Exercise A's quick run (its notebook's, which Lesson 1's tests read
+    too): the model Lesson 4 saves, serves and retrains."""
+    return only_run(quick_notebook("lesson_1/exercise_a/train_mnist.ipynb").runs_dir)
 
 
 @pytest.fixture(scope="session")

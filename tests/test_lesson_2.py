@@ -3,9 +3,12 @@
 Each activity is one page (`train_mnist.py`, paired with `train_mnist.ipynb`). The functions a
 page defines (the NumPy network's backprop, the anatomy's models and loss tables) are checked
 directly, read from the page with `page_definitions`; the lesson's own figures are checked in the
-run.json of a real quick run. Everything that trains or executes a notebook is marked slow and
-runs in quick mode on real data (the digits substitute where MNIST is not on the machine).
+run.json of a real quick run: each page's notebook, executed once through a Jupyter kernel.
+Everything that trains or executes a notebook is marked slow and runs in quick mode on real data
+(the digits substitute where MNIST is not on the machine).
 """
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +18,6 @@ from labtest import (
     assert_finished_above,
     assert_interrupted_but_readable,
     assert_refused,
-    execute_notebook,
     interrupt_run,
     mirror_holds_full_mnist,
     notebook_has_image,
@@ -45,10 +47,9 @@ def runs_by_tag(parent, quick=True):
     return found
 
 
-def finished_quick_run(quick_run, script):
-    finished = quick_run(script, "--quick")
-    assert finished.result.returncode == 0, finished.result.stderr
-    return finished
+def finished_quick_run(quick_notebook, script):
+    """A page's quick run: its notebook's, trained once for every test that reads it."""
+    return quick_notebook(str(Path(script).with_suffix(".ipynb")))
 
 
 @pytest.fixture(scope="module")
@@ -62,19 +63,19 @@ def anatomy_page():
 
 
 @pytest.fixture(scope="module")
-def numpy_quick(quick_run):
+def numpy_quick(quick_notebook):
     """The NumPy activity's quick run, trained once for every test that reads it."""
-    return finished_quick_run(quick_run, NUMPY_SCRIPT)
+    return finished_quick_run(quick_notebook, NUMPY_SCRIPT)
 
 
 @pytest.fixture(scope="module")
-def hello_quick(quick_run):
-    return finished_quick_run(quick_run, HELLO_SCRIPT)
+def hello_quick(quick_notebook):
+    return finished_quick_run(quick_notebook, HELLO_SCRIPT)
 
 
 @pytest.fixture(scope="module")
-def anatomy_quick(quick_run):
-    return finished_quick_run(quick_run, ANATOMY_SCRIPT)
+def anatomy_quick(quick_notebook):
+    return finished_quick_run(quick_notebook, ANATOMY_SCRIPT)
 
 
 def numpy_extra(numpy_quick) -> dict:
@@ -428,40 +429,37 @@ def test_scripts_exit_2_on_bad_flags_and_write_nothing(script, argv, message, ru
 
 
 @slow
-def test_numpy_from_scratch_notebook_executes(runs_dir):
-    notebook = execute_notebook("lesson_2/numpy_from_scratch/train_mnist.ipynb", runs_dir)
-    text = notebook_text_outputs(notebook)
+def test_numpy_from_scratch_notebook_shows_the_seeds_numbers_and_its_figures(numpy_quick):
+    text = notebook_text_outputs(numpy_quick.notebook)
     assert "output 1.2332, squared error 1.5208" in text
     assert "w = 2.99934" in text
     assert "backprop agrees with GradientTape and with finite differences" in text
     assert "times_slower" in text and "test_accuracy" in text
-    assert notebook_has_image(notebook)
-    runs = runs_by_tag(runs_dir / "lesson_2" / "numpy_from_scratch")
+    assert notebook_has_image(numpy_quick.notebook)
+    runs = runs_by_tag(numpy_quick.runs_dir / "lesson_2" / "numpy_from_scratch")
     assert set(runs) == {"numpy", "keras"}
     assert all(run_json(run)["status"] == "finished" for run in runs.values())
 
 
 @slow
-def test_hello_keras_notebook_executes(runs_dir):
-    notebook = execute_notebook("lesson_2/hello_keras/train_mnist.ipynb", runs_dir)
-    text = notebook_text_outputs(notebook)
+def test_hello_keras_notebook_shows_its_predictions_and_figures(hello_quick):
+    text = notebook_text_outputs(hello_quick.notebook)
     assert "of 10 predictions match their labels" in text
     assert "probability" in text and "gap" in text
-    assert notebook_has_image(notebook)
-    record = run_json(only_run(runs_dir))
+    assert notebook_has_image(hello_quick.notebook)
+    record = run_json(only_run(hello_quick.runs_dir))
     assert record["status"] == "finished" and record["quick"] is True
 
 
 @slow
-def test_anatomy_notebook_executes(runs_dir):
-    notebook = execute_notebook("lesson_2/anatomy/train_mnist.ipynb", runs_dir)
-    text = notebook_text_outputs(notebook)
+def test_anatomy_notebook_shows_the_layers_losses_and_errors(anatomy_quick):
+    text = notebook_text_outputs(anatomy_quick.notebook)
     assert "identical outputs once they share weights" in text
     assert "sparse_categorical_crossentropy" in text
     assert "expected min_ndim=4, found ndim=2" in text
     assert "All three in TensorBoard" in text
-    assert notebook_has_image(notebook)
-    assert len(run_dirs(runs_dir)) == 3
+    assert notebook_has_image(anatomy_quick.notebook)
+    assert len(run_dirs(anatomy_quick.runs_dir)) == 3
 
 
 # ---------------------------------------------------------------------------------------------

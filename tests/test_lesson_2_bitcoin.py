@@ -18,8 +18,8 @@ from labtest import (
     assert_finished_above,
     assert_refused,
     bitcoin_weeks_by_pandas,
-    execute_notebook,
     notebook_has_image,
+    notebook_image_count,
     notebook_text_outputs,
     only_run,
     run_dirs,
@@ -123,10 +123,9 @@ def test_the_refused_ranges_really_hold_that_many_weeks():
 
 
 @pytest.fixture(scope="module")
-def finished(quick_run):
-    run = quick_run(SCRIPT, "--quick")
-    assert run.result.returncode == 0, run.result.stdout[-3000:] + run.result.stderr[-3000:]
-    return run
+def finished(quick_notebook):
+    """The page's quick run: its notebook, executed once through a Jupyter kernel."""
+    return quick_notebook(NOTEBOOK)
 
 
 @slow
@@ -164,7 +163,7 @@ def test_quick_run_logs_two_epochs_and_records_the_data(finished):
         7,
         76,
     )
-    assert len(list((run / "figures").glob("figure_*.png"))) == 4
+    assert notebook_image_count(finished.notebook) == 4  # a script saves them in <run>/figures
 
 
 @slow
@@ -200,8 +199,8 @@ def test_the_saved_model_is_the_pages_v0_and_its_recorded_forecast_is_its_own(fi
 
 
 @slow
-def test_bitcoin_notebook_executes(runs_dir):
-    notebook = execute_notebook(NOTEBOOK, runs_dir)
+def test_bitcoin_notebook_shows_the_tensors_the_forecast_and_its_figure(finished):
+    notebook, runs_dir = finished.notebook, finished.runs_dir
     text = notebook_text_outputs(notebook)
     assert "x_train: (1, 76, 7) y_train: (1, 7)" in text and "476 weights" in text
     assert "the same tensors as weekly_split()" in text

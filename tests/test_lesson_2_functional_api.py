@@ -12,7 +12,6 @@ from labtest import (
     assert_epoch_curves,
     assert_finished_above,
     assert_refused,
-    execute_notebook,
     page_definitions,
     run_dirs,
     run_in_process,
@@ -100,10 +99,9 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(argv, message, runs_
 
 
 @pytest.fixture(scope="module")
-def quick(quick_run):
-    finished = quick_run(SCRIPT, "--quick")
-    assert finished.result.returncode == 0, finished.result.stdout[-3000:] + finished.result.stderr[-3000:]
-    return finished
+def quick(quick_notebook):
+    """The page's quick run: its notebook, executed once through a Jupyter kernel."""
+    return quick_notebook(NOTEBOOK)
 
 
 @slow
@@ -198,11 +196,11 @@ def test_part_flag_runs_that_part_alone(runs_dir, monkeypatch):
 
 
 @slow
-def test_notebook_executes(runs_dir):
+def test_notebook_shows_the_topologies_the_building_and_the_diagrams(quick):
     from labkit.figures import graphviz_available
     from labtest import notebook_has_image, notebook_text_outputs
 
-    notebook = execute_notebook(NOTEBOOK, runs_dir)
+    notebook, runs_dir = quick.notebook, quick.runs_dir
     text = notebook_text_outputs(notebook)
     if graphviz_available():  # the model diagrams, drawn under their cells
         assert notebook_has_image(notebook)

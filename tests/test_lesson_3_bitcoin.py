@@ -18,7 +18,6 @@ from labtest import (
     assert_epoch_curves,
     assert_refused,
     bitcoin_weeks_by_pandas,
-    execute_notebook,
     notebook_has_image,
     notebook_text_outputs,
     page_definitions,
@@ -104,10 +103,9 @@ def test_the_baseline_figures_on_the_card_and_the_page_are_the_ones_pandas_gives
 
 
 @pytest.fixture(scope="module")
-def quick(quick_run):
-    finished = quick_run(SCRIPT, "--quick")
-    assert finished.result.returncode == 0, finished.result.stdout[-3000:] + finished.result.stderr[-3000:]
-    return finished
+def quick(quick_notebook):
+    """The page's quick runs: its notebook, executed once through a Jupyter kernel."""
+    return quick_notebook(NOTEBOOK)
 
 
 @pytest.fixture(scope="module")
@@ -235,8 +233,8 @@ def test_bad_input_is_refused_in_one_line_before_anything_is_written(args, messa
 
 
 @slow
-def test_notebook_executes_and_shows_the_table(runs_dir):
-    notebook = execute_notebook(NOTEBOOK, runs_dir)
+def test_notebook_shows_the_table_and_the_figures(quick):
+    notebook, runs_dir = quick.notebook, quick.runs_dir
     text = notebook_text_outputs(notebook)
     assert "mape_mean" in text and "persistence_mape" in text
     assert len(VERDICT.findall(text)) == 2 * len(VARIANT_NAMES)

@@ -14,7 +14,6 @@ from labtest import (
     REPO,
     assert_epoch_curves,
     assert_refused,
-    execute_notebook,
     interrupt_run,
     notebook_text_outputs,
     only_run,
@@ -65,13 +64,17 @@ def test_the_ratio_callback_prints_and_remembers_val_over_train():
     assert callback.ratios == pytest.approx([1.2, 1.5])
 
 
+@pytest.fixture(scope="module")
+def finished(quick_notebook):
+    """The page's quick run: its notebook, executed once through a Jupyter kernel."""
+    return quick_notebook(NOTEBOOK)
+
+
 @slow
-def test_quick_run_saves_the_best_model_and_logs_the_ratio(quick_run):
+def test_quick_run_saves_the_best_model_and_logs_the_ratio(finished):
     from labkit.tblogs import read_scalars, steps_of
 
-    finished = quick_run(SCRIPT, "--quick")
     result, runs_dir = finished.result, finished.runs_dir
-    assert result.returncode == 0, result.stderr
     run = only_run(runs_dir)
     assert run.parent == runs_dir / "lesson_3" / "callbacks" and run.name.startswith("quick-")
     assert_epoch_curves(run, epochs=2, tags=("epoch_loss", "epoch_rmse"))
@@ -94,12 +97,11 @@ def test_quick_run_saves_the_best_model_and_logs_the_ratio(quick_run):
 
 
 @slow
-def test_notebook_trains_with_callbacks_and_shows_the_three_losses_agree(runs_dir):
-    notebook = execute_notebook(NOTEBOOK, runs_dir)
-    text = notebook_text_outputs(notebook)
+def test_notebook_shows_the_three_losses_agree(finished):
+    text = notebook_text_outputs(finished.notebook)
     for key in ("best_val_loss_logged", "restored_model_val_loss", "checkpoint_val_loss"):
         assert key in text
-    run = only_run(runs_dir)
+    run = only_run(finished.runs_dir)
     assert_callbacks_kept_their_promises(run, run_json(run))
 
 

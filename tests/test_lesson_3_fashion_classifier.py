@@ -19,9 +19,9 @@ from labtest import (
     assert_epoch_curves,
     assert_finished_above,
     assert_refused,
-    execute_notebook,
     mirror_holds_full_mnist,
     notebook_has_image,
+    notebook_image_count,
     notebook_text_outputs,
     only_run,
     run_dirs,
@@ -130,10 +130,9 @@ def test_a_linear_baseline_run_is_not_resumable(runs_dir, capsys, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def mlp_quick(quick_run):
-    finished = quick_run(SCRIPT, "--quick")
-    assert finished.result.returncode == 0, finished.result.stderr[-3000:]
-    return finished
+def mlp_quick(quick_notebook):
+    """The page's quick run: its notebook, executed once through a Jupyter kernel."""
+    return quick_notebook(NOTEBOOK)
 
 
 def fashion_is_here() -> bool:
@@ -202,8 +201,9 @@ def test_quick_run_shows_the_untrained_layer_and_keeps_its_figures(mlp_quick):
     assert "# @save\ndef fashion_mlp(" in (REPO / SCRIPT).read_text()  # defined on the page, reused by others
     assert "same_object_by_name: True" in stdout and "biases_all_zero: True" in stdout
     assert "weights_shape: (784, 300) | biases_shape: (300,)" in stdout
-    figures = sorted((only_run(mlp_quick.runs_dir) / "figures").glob("figure_*.png"))
-    assert len(figures) == 3  # the learning curves, shifted and not, and the three predicted images
+    # The first training images, the learning curves shifted and not, and the three predicted images
+    # (a script saves them in <run>/figures, the first one once the run's folder exists).
+    assert notebook_image_count(mlp_quick.notebook) == 4
 
 
 def class_weight_results(stdout: str):
@@ -283,8 +283,8 @@ def test_quick_linear_baseline_trains_two_tagged_sibling_runs(quick_run):
 
 
 @slow
-def test_notebook_executes(runs_dir):
-    notebook = execute_notebook(NOTEBOOK, runs_dir)
+def test_notebook_shows_the_layers_the_predictions_and_the_figures(mlp_quick):
+    notebook, runs_dir = mlp_quick.notebook, mlp_quick.runs_dir
     text = re.sub(r"\x1b\[[0-9;]*m", "", notebook_text_outputs(notebook))  # summary() colours its text
     assert "Total params: 266,610" in text
     assert "same_object_by_name: True" in text and "biases_all_zero: True" in text

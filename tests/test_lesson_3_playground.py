@@ -15,7 +15,6 @@ import pytest
 from labtest import (
     assert_epoch_curves,
     assert_refused,
-    execute_notebook,
     notebook_has_image,
     notebook_text_outputs,
     page_definitions,
@@ -183,10 +182,9 @@ def test_bad_flags_exit_2_with_one_line_and_write_nothing(argv, message, runs_di
 
 
 @pytest.fixture(scope="module")
-def quick(quick_run):
-    finished = quick_run(SCRIPT, "--quick")
-    assert finished.result.returncode == 0, finished.result.stdout[-3000:] + finished.result.stderr[-3000:]
-    return finished
+def quick(quick_notebook):
+    """The page's quick runs: its notebook, executed once through a Jupyter kernel."""
+    return quick_notebook(NOTEBOOK)
 
 
 @pytest.fixture(scope="module")
@@ -272,8 +270,8 @@ def test_quick_run_prints_a_comparison_and_the_answers(quick):
 
 
 @slow
-def test_playground_notebook_executes_and_shows_the_boundaries(runs_dir):
-    notebook = execute_notebook(NOTEBOOK, runs_dir)
+def test_playground_notebook_shows_the_boundaries(quick):
+    notebook, runs_dir = quick.notebook, quick.runs_dir
     text = notebook_text_outputs(notebook)
     assert notebook_has_image(notebook)
     assert "passes_to_solve" in text and "gradient norms before training" in text

@@ -17,7 +17,6 @@ import pytest
 from labtest import (
     assert_epoch_curves,
     assert_refused,
-    execute_notebook,
     notebook_has_image,
     notebook_text_outputs,
     only_run,
@@ -165,10 +164,9 @@ def test_help_hides_the_flags_that_do_not_apply(runs_dir, capsys, monkeypatch):
 
 
 @pytest.fixture
-def finished(quick_run, no_housing):
-    run = quick_run(SCRIPT, "--quick", **no_housing)
-    assert run.result.returncode == 0, run.result.stdout[-3000:] + run.result.stderr[-3000:]
-    return run
+def finished(quick_notebook, no_housing):
+    """The page's quick search: its notebook, executed once through a Jupyter kernel."""
+    return quick_notebook(NOTEBOOK, **no_housing)
 
 
 @slow
@@ -290,8 +288,8 @@ def test_quick_search_prints_the_table_and_the_seeds_result_beside_ours(finished
 
 
 @slow
-def test_random_search_notebook_executes(runs_dir):
-    notebook = execute_notebook(NOTEBOOK, runs_dir)
+def test_random_search_notebook_shows_the_search_and_its_figures(finished):
+    notebook, runs_dir = finished.notebook, finished.runs_dir
     text = notebook_text_outputs(notebook)
     record = run_json(only_run(runs_dir))
     assert record["status"] == "finished" and record["quick"] is True and len(record["extra"]["candidates"]) == 3

@@ -2,8 +2,9 @@
 
 California housing needs a download that this machine and CI cannot make, so the quick run and
 the data tests take it away on purpose (an empty scikit-learn data home, no mirror, offline) and
-check the labelled diabetes substitute, the notices and the errors. The full-length run and the
-notebook use whatever the machine has and assert the figure that matches the data they got.
+check the labelled diabetes substitute, the notices and the errors. The quick run is the notebook's,
+executed through a Jupyter kernel. The full-length run uses whatever the machine has and asserts
+the figure that matches the data it got.
 """
 
 import math
@@ -16,8 +17,8 @@ from labtest import (
     assert_epoch_curves,
     assert_finished_above,
     assert_refused,
-    execute_notebook,
     notebook_has_image,
+    notebook_image_count,
     notebook_text_outputs,
     only_run,
     run_in_process,
@@ -158,10 +159,10 @@ def test_a_readable_file_that_is_not_housing_is_rejected_by_its_shape(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def finished(quick_run, no_housing):
-    run = quick_run(SCRIPT, "--quick", **no_housing)
-    assert run.result.returncode == 0, run.result.stdout[-3000:] + run.result.stderr[-3000:]
-    return run
+def finished(quick_notebook, no_housing):
+    """The page's quick run, on the diabetes substitute: its notebook, executed once through a
+    Jupyter kernel."""
+    return quick_notebook(NOTEBOOK, **no_housing)
 
 
 @slow
@@ -239,12 +240,12 @@ def test_quick_run_saves_the_model_compiled_with_sgd_and_the_mse(finished):
     stdout = finished.result.stdout
     assert "# @save\ndef regression_mlp(" in (REPO / SCRIPT).read_text() and "361 weights for 10 features" in stdout
     assert "SGD(lr=0.01) -> ValueError" in stdout and "SGD(learning_rate=0.01) -> 0.01" in stdout
-    assert len(list((only_run(finished.runs_dir) / "figures").glob("figure_*.png"))) == 2  # curves, scatter
+    assert notebook_image_count(finished.notebook) == 2  # curves, scatter (a script saves them in <run>/figures)
 
 
 @slow
-def test_regression_notebook_executes(runs_dir):
-    notebook = execute_notebook(NOTEBOOK, runs_dir)
+def test_regression_notebook_shows_the_weights_the_errors_and_the_figures(finished):
+    notebook, runs_dir = finished.notebook, finished.runs_dir
     text = notebook_text_outputs(notebook)
     record = run_json(only_run(runs_dir))
     assert record["status"] == "finished" and record["quick"] is True

@@ -16,7 +16,6 @@ import pytest
 from labtest import (
     TensorBoardServer,
     assert_refused,
-    execute_notebook,
     notebook_has_image,
     notebook_text_outputs,
     run_dirs,
@@ -48,10 +47,9 @@ def runs_by_part(activity_folder: Path, quick: bool = True) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def quick(quick_run):
-    finished = quick_run(SCRIPT, "--quick")
-    assert finished.result.returncode == 0, finished.result.stdout[-3000:] + finished.result.stderr[-3000:]
-    return finished
+def quick(quick_notebook):
+    """The page's quick runs: its notebook, executed once through a Jupyter kernel."""
+    return quick_notebook(NOTEBOOK)
 
 
 @pytest.fixture(scope="module")
@@ -334,8 +332,8 @@ def test_ctrl_c_in_the_summaries_leaves_an_interrupted_readable_run_and_skips_th
 
 
 @slow
-def test_notebook_runs_the_three_parts_and_shows_their_logs(runs_dir):
-    notebook = execute_notebook(NOTEBOOK, runs_dir)
+def test_notebook_shows_the_three_parts_and_their_logs(quick):
+    notebook, runs_dir = quick.notebook, quick.runs_dir
     text = notebook_text_outputs(notebook)
     assert "1000 points, steps 1 to 1000" in text
     assert 'tensor_name: "embedding/.ATTRIBUTES/VARIABLE_VALUE"' in text and "class\tlabel" in text
