@@ -9,7 +9,8 @@
     python scripts/bench.py --write docs/benchmarks.md
 
 Sections: overhead (the lab's training loop against a bare model.fit, per activity), roofline
-(achieved training GFLOP/s against a float32 and a bfloat16 matmul), startup (time to a quick run's first step,
+(achieved training GFLOP/s against a float32 and a bfloat16 matmul), ops (one training step
+split by op type, from TensorFlow's profiler), startup (time to a quick run's first step,
 in fresh processes), input (tf.data against arrays against the toolkit's pipeline), options (XLA,
 mixed precision), defaults (the lab's loop against a bare model.fit over three default commands at
 full length) and budget (the wall time of the whole course). Every comparison is measured side
@@ -41,7 +42,7 @@ os.environ.setdefault("LAB_OFFLINE", "1")  # a benchmark must not wait on the ne
 
 from bench_common import Section, load_average  # noqa: E402
 
-SECTIONS = ("overhead", "roofline", "startup", "input", "options", "defaults", "budget")
+SECTIONS = ("overhead", "roofline", "ops", "startup", "input", "options", "defaults", "budget")
 DEFAULT_SECTIONS = SECTIONS[:-2]  # the last two train at full length, for many minutes: asked for by name only
 ROUNDS = {False: 3, True: 1}
 IN_FRESH_PROCESSES = {"startup", "budget"}  # sections that measure in child processes only
@@ -160,6 +161,10 @@ def run_section(name: str, args, runs_root: Path) -> Section:
         from bench_overhead import defaults
 
         return defaults(args.rounds, runs_root)
+    if name == "ops":
+        from bench_ops import ops
+
+        return ops(args.quick)
     if name == "startup":
         from bench_startup import startup
 

@@ -130,8 +130,8 @@ def roofline(quick: bool, rounds: int) -> Section:
         f"for the {BF16} rows, the same matmul in bfloat16 ({bf16_peak:.1f} GFLOP/s). {cpu_bfloat16_units()}",
         "Seconds are medians, the fastest round in brackets.",
         "FLOPs counted, not profiled: forward = 2 x the multiply-accumulates of the Conv2D and Dense layers, "
-        "a training step = 3 x forward. Pooling, activations and the optimizer's update are not counted, "
-        "so the achieved rates are slight underestimates.",
+        "a training step = 3 x forward. Pooling, activations, the loss and the optimizer's update are not counted: "
+        "the ops section (`--only ops`) shows what they cost a step.",
         f"Training: model.fit on cached, prefetched batches ({steps['Lesson 1 CNN']} and "
         f"{steps['Lesson 2 MLP']} steps per round), after a traced warm-up; data: {data.name}.",
     ]

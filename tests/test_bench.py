@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 BENCH = REPO / "scripts" / "bench.py"
 RATIO_LINE = re.compile(r"^ratio (\S+) (\S+)  \(.+\)$")
-QUICK_SECTIONS = ("roofline", "input", "options")
+QUICK_SECTIONS = ("roofline", "ops", "input", "options")
 EXPECTED_RATIOS = {
     "roofline.Lesson_1_CNN",
     "roofline.Lesson_2_MLP",
@@ -29,6 +29,11 @@ EXPECTED_RATIOS = {
     "roofline_bf16.Lesson_2_MLP",
     "mixed_bfloat16.Lesson_1_CNN",
     "mixed_bfloat16.Lesson_2_MLP",
+    *(
+        f"ops.{model}.{share}"
+        for model in ("Lesson_1_CNN", "Lesson_2_MLP", "Lesson_1_CNN_mixed_bfloat16", "Lesson_2_MLP_mixed_bfloat16")
+        for share in ("counted_share", "op_time_per_wall")
+    ),
     "input.Lesson_2_MLP.arrays",
     "input.Lesson_2_MLP.tf_data",
     "input.Lesson_2_MLP.toolkit",
@@ -70,6 +75,8 @@ def test_quick_sections_print_finite_positive_ratios(quick_bench):
             ratios[match[1]] = float(match[2])
     assert set(ratios) == EXPECTED_RATIOS
     assert all(math.isfinite(value) and value > 0 for value in ratios.values()), ratios
+    # The profiler's trace found the matmul and convolution kernels, and they are part of the op time.
+    assert all(value <= 1 for name, value in ratios.items() if name.endswith(".counted_share")), ratios
     headers = re.findall(r"^== (\w+): ", done.stdout, re.M)
     assert headers == list(QUICK_SECTIONS)
     # The budget is asked for by name only, and only the sections named ran.
@@ -91,6 +98,9 @@ def test_write_holds_the_machine_and_the_tables(quick_bench):
     assert "| workload | batch | GFLOP per call or step | median s (fastest) | GFLOP/s | of roofline |" in text
     assert "| Lesson 1 CNN, mixed_bfloat16 | 100 |" in text and "This CPU: " in text
     assert "| model | XLA | op determinism | steps | median s | steps/s |" in text
+    assert "| model | op type | ms per step | share of op time |" in text
+    assert re.search(r"^\| Lesson 1 CNN \| \w*(MatMul|Conv2D)\w* \| \d+\.\d\d \| \d+% \|$", text, re.M)
+    assert "| Lesson 2 MLP, mixed_bfloat16 | wall time of a step |" in text
     for name in EXPECTED_RATIOS:
         assert f"`ratio {name} " in text, name
     assert "`python scripts/bench.py --only roofline --quick`" in text
