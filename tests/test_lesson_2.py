@@ -8,8 +8,6 @@ Everything that trains or executes a notebook is marked slow and runs in quick m
 (the digits substitute where MNIST is not on the machine).
 """
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -33,6 +31,10 @@ from labtest import (
 NUMPY_SCRIPT = "lesson_2/numpy_from_scratch/train_mnist.py"
 HELLO_SCRIPT = "lesson_2/hello_keras/train_mnist.py"
 ANATOMY_SCRIPT = "lesson_2/anatomy/train_mnist.py"
+# Each page's quick run is its notebook's, executed once through a Jupyter kernel (quick_notebook).
+NUMPY_NOTEBOOK = "lesson_2/numpy_from_scratch/train_mnist.ipynb"
+HELLO_NOTEBOOK = "lesson_2/hello_keras/train_mnist.ipynb"
+ANATOMY_NOTEBOOK = "lesson_2/anatomy/train_mnist.ipynb"
 
 slow = pytest.mark.slow
 
@@ -45,11 +47,6 @@ def runs_by_tag(parent, quick=True):
         assert run.name.startswith(prefix), run.name
         found[run.name[len(prefix) :].split("-")[0]] = run
     return found
-
-
-def finished_quick_run(quick_notebook, script):
-    """A page's quick run: its notebook's, trained once for every test that reads it."""
-    return quick_notebook(str(Path(script).with_suffix(".ipynb")))
 
 
 @pytest.fixture(scope="module")
@@ -65,17 +62,17 @@ def anatomy_page():
 @pytest.fixture(scope="module")
 def numpy_quick(quick_notebook):
     """The NumPy activity's quick run, trained once for every test that reads it."""
-    return finished_quick_run(quick_notebook, NUMPY_SCRIPT)
+    return quick_notebook(NUMPY_NOTEBOOK)
 
 
 @pytest.fixture(scope="module")
 def hello_quick(quick_notebook):
-    return finished_quick_run(quick_notebook, HELLO_SCRIPT)
+    return quick_notebook(HELLO_NOTEBOOK)
 
 
 @pytest.fixture(scope="module")
 def anatomy_quick(quick_notebook):
-    return finished_quick_run(quick_notebook, ANATOMY_SCRIPT)
+    return quick_notebook(ANATOMY_NOTEBOOK)
 
 
 def numpy_extra(numpy_quick) -> dict:

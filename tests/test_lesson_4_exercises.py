@@ -240,7 +240,16 @@ def test_exercise_7_bad_requests_get_a_4xx_and_the_service_keeps_answering(execu
     for name, status in expected.items():
         assert found(rf"(?m)^{re.escape(name)} +(\d{{3}})  \S", text, int) == [status], name
     # What the network does with such input when nothing refuses it: no error, a label anyway.
-    assert "NaN pixels: no error, label 0, probabilities " + " ".join(["nan"] * 10) in text
+    # NaN in, NaN out (argmax 0) where the kernels keep NaNs; ten finite probabilities where the max
+    # pooling drops them (oneDNN on an AVX-512 Xeon, measured).
+    nan_line = re.search(r"NaN pixels: no error, label (\d), probabilities (.+)\n", text)
+    assert nan_line, text[-3000:]
+    values = [float(value) for value in nan_line[2].split()]
+    assert len(values) == 10
+    if all(np.isnan(values)):
+        assert nan_line[1] == "0"
+    else:
+        assert sum(values) == pytest.approx(1, abs=0.01) and values[int(nan_line[1])] == max(values)
     assert re.search(r"pixels of 300: no error, label \d, probabilities( \d\.\d{3}){10}\n", text)
     good_label, true_label = found(r"good request: 200 label (\d) \| the true label: (\d)", text, int)
     again, predicted = found(r"after all that, a good request: 200 label (\d) \| model\.predict: (\d)", text, int)

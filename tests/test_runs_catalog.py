@@ -3,8 +3,8 @@
 Three real processes make five runs, each status by the means that causes it for a student:
 Activity 2 sweeps of two variants on the small digits set, where the second variant is stopped
 by Ctrl-C (SIGINT: a finished and an interrupted full run) or killed (SIGKILL: a finished quick
-run and a crashed one), and Exercise A under a 1 MB file-size limit, whose first checkpoint
-write fails (EFBIG: a failed run). Tests that remove or change files work on hard-linked copies.
+run and a crashed one), and Exercise A under a 1 MB file-size limit, whose 26 MB model file
+cannot be written (EFBIG: a failed run). Tests that remove or change files work on hard-linked copies.
 """
 
 from __future__ import annotations
@@ -475,7 +475,10 @@ def test_export_packs_logs_and_manifest_but_no_models(real_runs, tmp_path, capsy
 
 @pytest.mark.slow
 def test_export_with_models_and_filters_through_lab_py(real_runs, tmp_path):
-    root, failed = root_of(real_runs), real_runs["failed"]
+    """Activity 2's four runs (Exercise A's failed run left out by the filter), with every file,
+    the finished runs' model.keras included."""
+    root = root_of(real_runs)
+    chosen = [run for name, run in real_runs.items() if name != "failed"]
     target = tmp_path / "bob.zip"
     result = subprocess.run(
         [
@@ -484,7 +487,7 @@ def test_export_with_models_and_filters_through_lab_py(real_runs, tmp_path):
             "runs",
             str(root),
             "--activity",
-            "exercise_a",
+            "activity_2",
             "--with-models",
             "--export",
             "bob.zip",
@@ -495,10 +498,12 @@ def test_export_with_models_and_filters_through_lab_py(real_runs, tmp_path):
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [f"Wrote {target}: 1 run, {expected_size(target.stat().st_size)}"]
+    assert result.stdout.splitlines() == [f"Wrote {target}: 4 runs, {expected_size(target.stat().st_size)}"]
+    crashed = real_runs["crashed"]
     with zipfile.ZipFile(target) as archive:
         names = set(archive.namelist())
-        assert archive.read(f"{failed.relative_to(root).as_posix()}/run.json") == (failed / "run.json").read_bytes()
-    files = {p.relative_to(root).as_posix() for p in failed.rglob("*") if p.is_file()}
+        assert archive.read(f"{crashed.relative_to(root).as_posix()}/run.json") == (crashed / "run.json").read_bytes()
+    files = {p.relative_to(root).as_posix() for run in chosen for p in run.rglob("*") if p.is_file()}
     assert names == files | {"lab-export.json"}
-    assert any(name.endswith(".weights.h5") for name in names)
+    models = {name for name in names if name.endswith("/model.keras")}
+    assert {name.split("/")[-2] for name in models} == {real_runs[k].name for k in ("finished-full", "finished-quick")}

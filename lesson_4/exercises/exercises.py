@@ -519,9 +519,12 @@ for name, image in garbage.items():
     print(f"{name}: no error, label {int(probabilities.argmax())}, probabilities {shown}")
 
 # %% [markdown]
-# NaN in, NaN out, and `argmax` of ten NaNs is 0: a client would read "the digit is 0". A canvas
-# brighter than any training image gets a label too, with whatever confidence the weights happen
-# to give it. The service must refuse such requests before they reach the model.
+# What NaN pixels give depends on the CPU's kernels. On many, NaN in is NaN out, and `argmax` of
+# ten NaNs is 0: a client would read "the digit is 0". On others the max pooling drops the NaNs
+# (oneDNN's on an AVX-512 Xeon returns the lowest float instead), and the network answers with
+# ordinary-looking probabilities. A canvas brighter than any training image gets a label too, with
+# whatever confidence the weights happen to give it. The service must refuse such requests before
+# they reach the model.
 #
 # Lesson 4's own server, `../serve/serve.py`, is such a service. We start it as a program, the way
 # you would, on the model above (saved with the model card the server reads first), and send it
