@@ -77,7 +77,7 @@ class StepValidation(keras.callbacks.Callback):
 # saving after every epoch of a fifth of a second spent 15% of the training on it. A save is
 # written only once it costs at most this share of the training since the previous one: a killed
 # run then repeats its last epoch plus at most 49 saves' worth of training (seconds on a small
-# model; Lesson 1's epochs are long enough that it still saves after every one).
+# model; Lesson 1, whose 77 MB save takes 0.4 s, saves after every epoch or every other one).
 BACKUP_SHARE = 0.02
 # Before the first save no cost is known: a run whose first epochs end sooner writes its first
 # backup after this much training, and a run shorter than it writes none.
