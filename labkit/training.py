@@ -335,10 +335,11 @@ class KerasRun:
         """Find the last saved epoch, and drop what the dead process logged after saving it.
 
         An epoch is saved only after its logs are flushed, so events newer than the backup belong
-        to the epoch that is about to run again: dropping them keeps every step list free of
-        duplicates, and keeping the rest leaves no gaps. The backup was verified before the run
-        was reopened; it is verified again here, just before Keras loads it, since a notebook may
-        leave any time between the two (a refusal now ends the run `failed`, saying why)."""
+        to the epochs that are about to run again (every one since the last save): dropping them
+        keeps every step list free of duplicates, and keeping the rest leaves no gaps. The backup
+        was verified before the run was reopened; it is verified again here, just before Keras
+        loads it, since a notebook may leave any time between the two (a refusal now ends the run
+        `failed`, saying why)."""
         from labkit.tblogs import drop_events_after
 
         backup = verified_backup(self.dir, self.plan.epochs, self.record.data)

@@ -316,7 +316,7 @@ def notebook_as_process(path: str | Path, notebook) -> subprocess.CompletedProce
 
 
 def notebook_has_image(notebook) -> bool:
-    return any("image/png" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", []))
+    return notebook_image_count(notebook) > 0
 
 
 def notebook_image_count(notebook) -> int:

@@ -16,6 +16,7 @@ from labtest import (
     assert_epoch_curves,
     assert_refused,
     notebook_has_image,
+    notebook_image_count,
     notebook_text_outputs,
     page_definitions,
     run_dirs,
@@ -278,7 +279,7 @@ def test_playground_notebook_shows_the_boundaries(quick):
     assert "width, 8 relu: " in text
     folder = runs_dir / "lesson_3" / "playground"
     assert {experiment: set(runs_by_tag(folder / experiment)) for experiment in QUICK_RUNS} == QUICK_RUNS
-    images = sum("image/png" in out.get("data", {}) for cell in notebook.cells for out in cell.get("outputs", []))
+    images = notebook_image_count(notebook)
     assert images >= 8, images  # datasets, 4 grids, 2 neuron maps, the accuracy curves
 
 

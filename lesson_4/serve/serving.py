@@ -64,11 +64,11 @@ from lesson_4.serve.serve import BackgroundServer
 # `python lesson_1/exercise_a/train_mnist.py` (add `--quick` for a run of seconds), then run it again.
 
 # %%
-model_path, trained = find_model(runs_root(), "lesson_1", "exercise_a")
+model_path, recorded = find_model(runs_root(), "lesson_1", "exercise_a")
 card = read_card(model_path)
 print(model_path)
 print({key: card[key] for key in ("identity", "size_bytes", "saved_at")})
-print("test metrics:", trained["metrics"]["test"], "on", trained["dataset"]["name"])
+print("test metrics:", recorded["metrics"]["test"], "on", recorded["dataset"]["name"])
 
 # %% [markdown]
 # ## 2. What the server does, in Keras
@@ -85,7 +85,7 @@ model.summary()
 # to [0, 1], one channel) and runs the network on it. Here on eight real test digits at once:
 
 # %%
-data = load_dataset(trained["dataset"]["name"])
+data = load_dataset(recorded["dataset"]["name"])
 x, y = data.x_test[:8], data.y_test[:8]
 print("input:", x.shape, x.dtype, x.min(), "to", x.max())
 probabilities = model.predict(x, verbose=0)
@@ -98,12 +98,12 @@ print("confidence:", probabilities.max(axis=1).round(3))
 # needed, since the server only ever calls `predict`.
 
 # %%
-n_test = trained["dataset"]["sizes"]["test"]  # a quick run scored the first 1,000 test digits only
+n_test = recorded["dataset"]["sizes"]["test"]  # a quick run scored the first 1,000 test digits only
 x_test, y_test = data.x_test[:n_test], data.y_test[:n_test]
 predicted = model.predict(x_test, batch_size=256, verbose=0).argmax(axis=1)
 accuracy = float((predicted == y_test).mean())
 print("test accuracy of the file to serve:", round(accuracy, 4), "on", len(x_test), "images")
-print("test accuracy its run recorded:   ", round(trained["metrics"]["test"]["accuracy"], 4))
+print("test accuracy its run recorded:   ", round(recorded["metrics"]["test"]["accuracy"], 4))
 
 # %% [markdown]
 # ## 3. Start the server
